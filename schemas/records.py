@@ -1,0 +1,29 @@
+"""The versioned form record: what a save produces, a message carries, Redis and MySQL store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STATUS_SAVED = "saved"
+
+
+@dataclass(frozen=True, slots=True)
+class FormKey:
+    candidate_id: str
+    batch: str
+
+
+@dataclass(frozen=True, slots=True)
+class FormRecord:
+    """One version of a form. ``payload`` is the gzip-compressed JSON list of choices."""
+
+    candidate_id: str
+    batch: str
+    version: int
+    updated_us: int
+    status: str
+    payload: bytes
+
+    @property
+    def key(self) -> FormKey:
+        return FormKey(self.candidate_id, self.batch)

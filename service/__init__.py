@@ -1,0 +1,1 @@
+"""volreg: the save path of a provincial college-application registration service."""

@@ -1,0 +1,131 @@
+"""Redis adapter: forms as version-guarded hashes (split into parts when big), exam info."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any, TypeVar
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from schemas.records import FormKey, FormRecord
+from service.domain import codec
+from service.errors import StoreUnavailable
+from service.names import Names
+from service.ports import Replay, Reserved
+from service.settings import Settings
+
+T = TypeVar("T")
+_PENDING_TTL_S = 60
+
+
+def _lua(name: str) -> str:
+    return resources.files("service").joinpath(f"lua/{name}.lua").read_text()
+
+
+class RedisCache:
+    def __init__(self, client: redis.Redis, names: Names, settings: Settings) -> None:
+        self._r = client
+        self._names = names
+        self._settings = settings
+        self._stage = client.register_script(_lua("stage"))
+        self._commit = client.register_script(_lua("commit"))
+        self._read = client.register_script(_lua("read"))
+
+    async def _call(self, aw: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(self._settings.redis_timeout_s):
+                return await aw
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable from exc
+
+    async def stage(self, key: FormKey, idem: str | None, fingerprint: str) -> Reserved | Replay:
+        keys = [self._names.form_key(key), self._idem_key(key.candidate_id, idem)]
+        args = ["1" if idem else "0", fingerprint, _PENDING_TTL_S]
+        reply = await self._call(self._stage(keys=keys, args=args))
+        if reply[0] == b"idem":
+            return Replay(reply[1].decode())
+        return Reserved(version=int(reply[1]), now_us=int(reply[2]))
+
+    async def commit(self, record: FormRecord, idem: str | None, idem_result: str) -> bool:
+        return await self._apply(record, idem, idem_result if idem else "")
+
+    async def fill(self, record: FormRecord) -> bool:
+        return await self._apply(record, None, "")
+
+    async def _apply(self, record: FormRecord, idem: str | None, idem_result: str) -> bool:
+        parts = codec.split(record.payload, self._settings.chunk_bytes)
+        keys = [self._names.form_key(record.key), self._idem_key(record.candidate_id, idem)]
+        args: list[Any] = [
+            record.version,
+            record.updated_us,
+            record.status,
+            len(parts),
+            idem_result,
+            self._settings.idempotency_ttl_s,
+            *parts,
+        ]
+        reply = await self._call(self._commit(keys=keys, args=args))
+        return bool(reply[0])
+
+    async def release_idempotency(self, candidate_id: str, idem: str) -> None:
+        await self._call(self._r.delete(self._names.idempotency_key(candidate_id, idem)))
+
+    async def read(self, key: FormKey) -> FormRecord | None:
+        reply = await self._call(self._read(keys=[self._names.form_key(key)]))
+        if not reply:
+            return None
+        return FormRecord(
+            candidate_id=key.candidate_id,
+            batch=key.batch,
+            version=int(reply[0]),
+            updated_us=int(reply[1]),
+            status=reply[2].decode(),
+            payload=codec.join(reply[3:]),
+        )
+
+    async def get_exam(self, candidate_id: str) -> dict[str, Any] | None:
+        blob = await self._call(self._r.get(self._names.exam_key(candidate_id)))
+        return None if blob is None else dict(codec.unpack(blob))
+
+    async def put_exam(self, candidate_id: str, exam: dict[str, Any]) -> None:
+        await self._call(self._r.set(self._names.exam_key(candidate_id), codec.pack(exam)))
+
+    async def put_exams(self, exams: dict[str, dict[str, Any]]) -> None:
+        """Pipelined bulk load (imports, demo data)."""
+        async with self._r.pipeline(transaction=False) as pipe:
+            for candidate_id, exam in exams.items():
+                pipe.set(self._names.exam_key(candidate_id), codec.pack(exam))
+            await self._call(pipe.execute())
+
+    async def ping(self) -> None:
+        await self._call(self._r.ping())
+
+    def _idem_key(self, candidate_id: str, idem: str | None) -> str:
+        # Scripts always get two keys; without an Idempotency-Key the second is never touched.
+        return self._names.idempotency_key(candidate_id, idem or "-")
+
+
+@asynccontextmanager
+async def open_cache(settings: Settings, names: Names) -> AsyncIterator[RedisCache]:
+    """A cache on a blocking pool (waits for a free connection instead of failing at once).
+
+    It does not ping: the service starts while Redis is down and reports it in /health/ready.
+    """
+    pool = redis.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_pool_size,
+        timeout=settings.redis_timeout_s,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+    )
+    client = redis.Redis(connection_pool=pool)
+    try:
+        cache = RedisCache(client, names, settings)
+        yield cache
+    finally:
+        await client.aclose()
+

@@ -1,0 +1,38 @@
+"""Compact JSON + gzip for values kept in Redis and sent in messages, and splitting of big values."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from typing import Any
+
+import orjson
+
+# Level 5: most of level 9's ratio on short JSON at a fraction of the CPU.
+_LEVEL = 5
+_MAX_INFLATED = 4 * 1024 * 1024
+
+
+def pack(value: Any) -> bytes:
+    """JSON-encode and gzip a value."""
+    return gzip.compress(orjson.dumps(value), compresslevel=_LEVEL, mtime=0)
+
+
+def unpack(blob: bytes) -> Any:
+    """Inverse of :func:`pack`; refuses to inflate beyond a sane bound."""
+    inflater = zlib.decompressobj(wbits=31)
+    raw = inflater.decompress(blob, _MAX_INFLATED)
+    if inflater.unconsumed_tail:
+        raise ValueError("compressed value inflates beyond the limit")
+    return orjson.loads(raw)
+
+
+def split(blob: bytes, chunk: int) -> list[bytes]:
+    """Cut a blob into parts of at most ``chunk`` bytes (at least one part)."""
+    if chunk <= 0:
+        raise ValueError("chunk size must be positive")
+    return [blob[i : i + chunk] for i in range(0, len(blob), chunk)] or [b""]
+
+
+def join(parts: list[bytes]) -> bytes:
+    return b"".join(parts)

@@ -1,0 +1,114 @@
+"""The one exception tree; the HTTP middleware maps it to status codes and JSON bodies."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class VolregError(Exception):
+    """Something went wrong."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal"
+
+    def __init__(self, message: str | None = None, *, details: Any = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+        self.details = details
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class BadRequest(VolregError):
+    """The request body is not valid JSON."""
+
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(VolregError):
+    """Missing, invalid or expired credentials."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(VolregError):
+    """This account may not reach that record."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(VolregError):
+    """No such record."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(VolregError):
+    """The request conflicts with the current state."""
+
+    status = 409
+    code = "conflict"
+
+
+class WindowClosed(Conflict):
+    """The filing window of this batch is not open."""
+
+    code = "window_closed"
+
+
+class RequestInProgress(Conflict):
+    """A request with this Idempotency-Key is still being processed."""
+
+    code = "idempotency_in_progress"
+
+
+class PayloadTooLarge(VolregError):
+    """The request body is larger than allowed."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class ValidationFailed(VolregError):
+    """The request does not match the schema."""
+
+    status = 422
+    code = "validation_failed"
+
+
+class Unavailable(VolregError):
+    """A dependency is unavailable; retry later."""
+
+    status = 503
+    code = "unavailable"
+
+
+class StoreUnavailable(Unavailable):
+    """Redis is unavailable; retry later."""
+
+    code = "redis_unavailable"
+
+
+class BrokerUnavailable(Unavailable):
+    """The message broker is unavailable or did not confirm; retry later."""
+
+    code = "broker_unavailable"
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database is unavailable; retry later."""
+
+    code = "database_unavailable"
+
+
+class PoisonMessage(VolregError):
+    """A broker message that can never be applied."""
+
+
+class RecordRejected(VolregError):
+    """MySQL refused these rows for a reason retrying will not fix."""

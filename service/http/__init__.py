@@ -1,0 +1,1 @@
+"""The aiohttp API: handlers parse, call a use case, serialize."""

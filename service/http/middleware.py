@@ -1,0 +1,84 @@
+"""One middleware: request id, error mapping to ``{"error": {...}}``, metrics, access log."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from service import logs
+from service.errors import Unavailable, VolregError
+from service.metrics import Metrics
+
+log = logging.getLogger("volreg.http")
+_REQUEST_ID = re.compile(r"^[\w.-]{1,64}$")
+_SLOW_S = 0.5
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
+
+
+def _from_volreg(exc: VolregError, retry_after_s: int) -> web.Response:
+    response = web.json_response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+    if isinstance(exc, Unavailable):
+        response.headers["Retry-After"] = str(retry_after_s)
+    return response
+
+
+def _from_http(exc: web.HTTPException) -> web.Response:
+    code = exc.reason.lower().replace(" ", "_")
+    response = web.json_response(error_body(code, exc.text or exc.reason), status=exc.status)
+    allow = exc.headers.get("Allow")
+    if allow:
+        response.headers["Allow"] = allow
+    return response
+
+
+def make_middleware(metrics: Metrics, retry_after_s: int) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        incoming = request.headers.get("X-Request-Id", "")
+        rid = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex[:16]
+        token = logs.request_id.set(rid)
+        started = time.perf_counter()
+        try:
+            response = await handler(request)
+        except VolregError as exc:
+            response = _from_volreg(exc, retry_after_s)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = _from_http(exc)
+        except Exception:
+            log.exception("unhandled error")
+            response = web.json_response(
+                error_body("internal", "internal error; see the server log", {"request_id": rid}),
+                status=500,
+            )
+        elapsed = time.perf_counter() - started
+        route = request.match_info.route.resource
+        name = route.canonical if route is not None else "unmatched"
+        metrics.requests.labels(name, request.method, str(response.status)).inc()
+        metrics.latency.labels(name).observe(elapsed)
+        if response.status >= 400 or elapsed > _SLOW_S:
+            log.info(
+                "request",
+                extra={"fields": {"method": request.method, "path": request.path,
+                                  "status": response.status, "ms": round(elapsed * 1000, 2)}},
+            )
+        response.headers["X-Request-Id"] = rid
+        logs.request_id.reset(token)
+        return response
+
+    return middleware

@@ -1,0 +1,64 @@
+"""Every name that crosses a process boundary: Redis keys, queues and exchanges, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.records import FormKey
+from service.domain.ids import shard_of
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    key_prefix: str
+    queue_prefix: str
+    shards: int
+    queues: int
+
+    # --- Redis. All keys of one candidate share the hash tag of its shard (one cluster slot).
+    def tag(self, candidate_id: str) -> str:
+        return f"{{{self.key_prefix}:{shard_of(candidate_id, self.shards):03d}}}"
+
+    def form_key(self, key: FormKey) -> str:
+        """Hash with the form's version, metadata and first part; parts 1.. are ``<key>:p<i>``."""
+        return f"{self.tag(key.candidate_id)}:form:{key.candidate_id}:{key.batch}"
+
+    def idempotency_key(self, candidate_id: str, idem: str) -> str:
+        return f"{self.tag(candidate_id)}:idem:{candidate_id}:{idem}"
+
+    def exam_key(self, candidate_id: str) -> str:
+        return f"{self.tag(candidate_id)}:exam:{candidate_id}"
+
+    # --- RabbitMQ. One quorum queue per shard group, a direct exchange routes by group index.
+    def queue_index(self, candidate_id: str) -> int:
+        return shard_of(candidate_id, self.shards) % self.queues
+
+    @property
+    def exchange(self) -> str:
+        return f"{self.queue_prefix}.forms"
+
+    def queue(self, index: int) -> str:
+        return f"{self.queue_prefix}.forms.q{index}"
+
+    @property
+    def all_queues(self) -> list[str]:
+        return [self.queue(i) for i in range(self.queues)]
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.queue_prefix}.forms.dlx"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.queue_prefix}.forms.dead"
+
+
+# --- Prometheus metric names.
+METRIC_REQUESTS = "volreg_http_requests_total"
+METRIC_LATENCY = "volreg_http_request_seconds"
+METRIC_SAVES = "volreg_saves_total"
+METRIC_SAVE_STAGE = "volreg_save_stage_seconds"
+METRIC_CONSUMED = "volreg_consumed_messages_total"
+METRIC_DEAD_LETTERED = "volreg_dead_lettered_total"
+METRIC_CONSUME_BATCH = "volreg_consume_batch_rows"
+METRIC_FALLBACK_READS = "volreg_form_reads_from_mysql_total"

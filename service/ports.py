@@ -1,0 +1,107 @@
+"""The small interfaces use cases depend on; adapters implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from schemas.records import FormKey, FormRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    """A version reserved for a save."""
+
+    version: int
+    now_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """The Idempotency-Key was seen before; ``stored`` is what was recorded for it."""
+
+    stored: str
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    candidate_id: str
+    name: str
+    school_code: str
+    password_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    code: str
+    name: str
+    opens_at: datetime
+    closes_at: datetime
+
+    def is_open(self, now: datetime) -> bool:
+        return self.opens_at <= now < self.closes_at
+
+
+class FormCache(Protocol):
+    """Redis: the live copy of every form, and the version counter."""
+
+    async def stage(self, key: FormKey, idem: str | None, fingerprint: str) -> Reserved | Replay: ...
+
+    async def commit(self, record: FormRecord, idem: str | None, idem_result: str) -> bool: ...
+
+    async def release_idempotency(self, candidate_id: str, idem: str) -> None: ...
+
+    async def read(self, key: FormKey) -> FormRecord | None: ...
+
+    async def fill(self, record: FormRecord) -> bool: ...
+
+    async def get_exam(self, candidate_id: str) -> dict[str, Any] | None: ...
+
+    async def put_exam(self, candidate_id: str, exam: dict[str, Any]) -> None: ...
+
+    async def ping(self) -> None: ...
+
+
+class Publisher(Protocol):
+    """The broker: returns only once the message is confirmed (fsynced)."""
+
+    async def publish(self, record: FormRecord) -> None: ...
+
+    async def ping(self) -> None: ...
+
+
+class Database(Protocol):
+    """MySQL: the durable copy, written by consumers, read on cache misses."""
+
+    async def get_form(self, key: FormKey) -> FormRecord | None: ...
+
+    async def upsert_forms(self, records: Sequence[FormRecord]) -> None: ...
+
+    async def get_candidate(self, candidate_id: str) -> Candidate | None: ...
+
+    async def get_exam(self, candidate_id: str) -> dict[str, Any] | None: ...
+
+    async def list_batches(self) -> list[Batch]: ...
+
+    async def ping(self) -> None: ...
+
+
+class Inbound(Protocol):
+    """A message delivered to a consumer."""
+
+    @property
+    def headers(self) -> Mapping[str, Any]: ...
+
+    @property
+    def body(self) -> bytes: ...
+
+    async def ack(self) -> None: ...
+
+    async def dead_letter(self, reason: str) -> None:
+        """Park it in the dead-letter queue with ``reason``, then ack it."""
+
+
+class Subscriber(Protocol):
+    async def consume(self, handler: Callable[[Inbound], Awaitable[None]]) -> None: ...

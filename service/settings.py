@@ -1,0 +1,69 @@
+"""Typed settings, built once at start-up from ``VOLREG_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+_DEV_SECRET = "volreg-dev-secret-change-me"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a volreg process needs; tests construct it directly."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    mysql_dsn: str = "mysql://volreg:volreg@127.0.0.1:3306/volreg"
+    token_secret: str = _DEV_SECRET
+    token_ttl_s: int = 8 * 3600
+    # Names that cross process boundaries get these prefixes so test runs can share servers.
+    key_prefix: str = "vr"
+    queue_prefix: str = "volreg"
+    shards: int = 256
+    queues: int = 4
+    # A gzip-compressed form larger than this many bytes is split across several Redis keys.
+    chunk_bytes: int = 4096
+    max_body_bytes: int = 64 * 1024
+    idempotency_ttl_s: int = 24 * 3600
+    # Timeouts for every network await, in seconds.
+    redis_timeout_s: float = 2.0
+    broker_timeout_s: float = 5.0
+    mysql_timeout_s: float = 5.0
+    retry_after_s: int = 2
+    redis_pool_size: int = 64
+    mysql_pool_size: int = 10
+    # Consumer batching: a batch closes at this many messages or after this many ms.
+    consume_batch: int = 500
+    consume_wait_ms: int = 20
+    consume_prefetch: int = 2000
+    # Quorum-queue redeliveries before the broker dead-letters a message (crash loops).
+    delivery_limit: int = 20
+    # Published catalogue (batches) is re-read from MySQL at most this often.
+    catalogue_ttl_s: float = 5.0
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19 * 1024
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"VOLREG_{f.name.upper()}")
+            if raw is None:
+                continue
+            kind = type(getattr(defaults, f.name))
+            try:
+                values[f.name] = kind(raw)
+            except ValueError as exc:
+                raise ValueError(f"VOLREG_{f.name.upper()}={raw!r}: expected {kind.__name__}") from exc
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        return self.token_secret == _DEV_SECRET
