@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Create .venv with Python 3.11 if needed and install the project (editable, with dev
+# extras) whenever pyproject.toml changed since the last successful install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+VENV=.venv
+STAMP=$VENV/.installed
+
+is_py311() {
+	"$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' >/dev/null 2>&1
+}
+
+find_python() {
+	local c
+	for c in python3.11 python3; do
+		if have "$c" && is_py311 "$c"; then
+			printf '%s\n' "$c"
+			return 0
+		fi
+	done
+	return 1
+}
+
+venv_ok() { [ -x "$VENV/bin/pip" ] && is_py311 "$VENV/bin/python"; }
+
+if venv_ok; then
+	log "venv: $VENV exists"
+else
+	if [ -e "$VENV" ]; then
+		log "venv: $VENV is incomplete or not Python 3.11, recreating it"
+		rm -rf "$VENV"
+	fi
+	if ! py=$(find_python); then
+		# Debian 12 ships Python 3.11 as python3.
+		apt_install python3 python3-venv
+		hash -r
+		py=$(find_python) || die "Python 3.11 is required (python3.11 or a python3 that is 3.11)"
+	fi
+	if ! "$py" -m venv "$VENV"; then
+		# Without python3-venv, Debian's python creates a venv without pip and fails.
+		rm -rf "$VENV"
+		apt_install python3-venv
+		"$py" -m venv "$VENV" || {
+			rm -rf "$VENV"
+			die "could not create $VENV with $py"
+		}
+	fi
+	rm -f "$STAMP"
+	log "venv: created $VENV with $("$VENV/bin/python" --version 2>&1)"
+fi
+
+if [ pyproject.toml -nt "$STAMP" ]; then
+	log "venv: installing the project and its dev dependencies"
+	# The stamp takes pyproject.toml's time from before the install, so an edit made
+	# while pip runs still triggers the next install.
+	touch -r pyproject.toml "$STAMP.new"
+	"$VENV/bin/pip" install -q -e '.[dev]'
+	mv -f "$STAMP.new" "$STAMP"
+	log "venv: installed"
+else
+	log "venv: dependencies up to date"
+fi
