@@ -1,4 +1,4 @@
-"""HTTP request bodies and their validation; errors carry field paths like ``choices[2].majors[0]``."""
+"""HTTP request bodies and their validation; errors name paths like ``choices[2].majors[0]``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pydantic import ValidationError as PydanticValidationError
 MAX_CHOICES = 96
 MAX_MAJORS = 6
 
-InstitutionCode = Annotated[str, StringConstraints(pattern=r"^\d{5}$")]
-MajorCode = Annotated[str, StringConstraints(pattern=r"^\d{6}[A-Z]?$")]
+InstitutionCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{5}$")]
+MajorCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}[A-Z]?$")]
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from service.logs import configure
 from service.settings import Settings
 
 
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"volreg: {exc}", file=sys.stderr)
         return 2
+    configure(settings.log_level)
     code: int = args.run(settings, args)
     return code
 

@@ -16,8 +16,18 @@ from service.domain.passwords import Passwords
 DEMO_CANDIDATE = "11010519491231002X"
 DEMO_PASSWORD = "demo-password"
 DEMO_SCHOOL = "110105001"
-COLUMNS = ("candidate_id", "name", "school_code", "password_hash", "total_score", "rank",
-           "chinese", "math", "english", "elective")
+COLUMNS = (
+    "candidate_id",
+    "name",
+    "school_code",
+    "password_hash",
+    "total_score",
+    "rank",
+    "chinese",
+    "math",
+    "english",
+    "elective",
+)
 _REGIONS = (110101, 110105, 110108, 120101, 130102, 310104, 320102, 330106, 370102, 440106)
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 _GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
@@ -52,8 +62,12 @@ def write_candidates(path: Path, count: int, schools: int, seed: int = 7) -> Non
     path.parent.mkdir(parents=True, exist_ok=True)
     scored = []
     for cid in _ids(rng, count):
-        subjects = [rng.randint(40, 150), rng.randint(30, 150), rng.randint(40, 150),
-                    rng.randint(100, 300)]
+        subjects = [
+            rng.randint(40, 150),
+            rng.randint(30, 150),
+            rng.randint(40, 150),
+            rng.randint(100, 300),
+        ]
         scored.append((sum(subjects), cid, subjects))
     scored.sort(reverse=True)
     with _open(path) as fh:

@@ -17,8 +17,11 @@ class Metrics:
             names.METRIC_REQUESTS, "HTTP requests", ["route", "method", "status"], registry=r
         )
         self.latency = Histogram(
-            names.METRIC_LATENCY, "HTTP request latency", ["route"],
-            buckets=_LATENCY_BUCKETS, registry=r,
+            names.METRIC_LATENCY,
+            "HTTP request latency",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.saves = Counter(names.METRIC_SAVES, "Form saves by outcome", ["outcome"], registry=r)
         self.consumed = Counter(
@@ -28,6 +31,8 @@ class Metrics:
             names.METRIC_DEAD_LETTERED, "Messages parked in the dead-letter queue", registry=r
         )
         self.batch_rows = Histogram(
-            names.METRIC_CONSUME_BATCH, "Rows per consumer upsert",
-            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000), registry=r,
+            names.METRIC_CONSUME_BATCH,
+            "Rows per consumer upsert",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000),
+            registry=r,
         )

@@ -47,7 +47,9 @@ class Batch:
 class FormCache(Protocol):
     """Redis: the live copy of every form, and the version counter."""
 
-    async def stage(self, key: FormKey, idem: str | None, fingerprint: str) -> Reserved | Replay: ...
+    async def stage(
+        self, key: FormKey, idem: str | None, fingerprint: str
+    ) -> Reserved | Replay: ...
 
     async def commit(self, record: FormRecord, idem: str | None, idem_result: str) -> bool: ...
 

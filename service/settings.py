@@ -61,7 +61,9 @@ class Settings:
             try:
                 values[f.name] = kind(raw)
             except ValueError as exc:
-                raise ValueError(f"VOLREG_{f.name.upper()}={raw!r}: expected {kind.__name__}") from exc
+                raise ValueError(
+                    f"VOLREG_{f.name.upper()}={raw!r}: expected {kind.__name__}"
+                ) from exc
         return cls(**values)  # type: ignore[arg-type]
 
     @property

@@ -51,7 +51,8 @@ class MySQLTarget:
 def _translate(exc: BaseException) -> VolregError:
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
     transient = isinstance(exc, OSError | TimeoutError | InterfaceError) or (
-        isinstance(exc, OperationalError | InternalError) and (code is None or code in _TRANSIENT_CODES)
+        isinstance(exc, OperationalError | InternalError)
+        and (code is None or code in _TRANSIENT_CODES)
     )
     if transient:
         return DatabaseUnavailable(f"MySQL: {exc}")
@@ -118,8 +119,15 @@ class MySQLDatabase:
         shards = self._settings.shards
         args: list[Any] = []
         for r in rows:
-            args += [r.candidate_id, r.batch, shard_of(r.candidate_id, shards), r.version,
-                     r.updated_us, r.status, r.payload]
+            args += [
+                r.candidate_id,
+                r.batch,
+                shard_of(r.candidate_id, shards),
+                r.version,
+                r.updated_us,
+                r.status,
+                r.payload,
+            ]
         await self._execute_many_rows("upsert_forms", len(rows), 7, args)
 
     async def upsert_candidates(self, rows: Sequence[tuple[str, str, str, str]]) -> None:
@@ -131,7 +139,12 @@ class MySQLDatabase:
     async def upsert_exams(self, exams: dict[str, dict[str, Any]]) -> None:
         args: list[Any] = []
         for cid, exam in exams.items():
-            args += [cid, exam["total_score"], exam["rank"], orjson.dumps(exam["subjects"]).decode()]
+            args += [
+                cid,
+                exam["total_score"],
+                exam["rank"],
+                orjson.dumps(exam["subjects"]).decode(),
+            ]
         await self._execute_many_rows("upsert_exams", len(exams), 4, args)
 
     async def upsert_batch(self, batch: Batch) -> None:
@@ -186,8 +199,9 @@ def pool_kwargs(settings: Settings, *, database: bool = True) -> dict[str, Any]:
 @asynccontextmanager
 async def open_database(settings: Settings) -> AsyncIterator[MySQLDatabase]:
     """A pool that starts empty, so the service starts (not ready) while MySQL is down."""
-    pool = await asyncmy.create_pool(minsize=0, maxsize=settings.mysql_pool_size,
-                                     **pool_kwargs(settings))
+    pool = await asyncmy.create_pool(
+        minsize=0, maxsize=settings.mysql_pool_size, **pool_kwargs(settings)
+    )
     try:
         yield MySQLDatabase(pool, settings)
     finally:

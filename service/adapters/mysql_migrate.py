@@ -18,6 +18,10 @@ async def migrate(settings: Settings) -> list[str]:
     target = MySQLTarget.parse(settings.mysql_dsn)
     conn = await asyncmy.connect(**pool_kwargs(settings, database=False))
     applied: list[str] = []
+    # "already exists" notes of the IF NOT EXISTS statements are expected; asyncmy logs them.
+    driver_log = logging.getLogger("asyncmy")
+    level = driver_log.level
+    driver_log.setLevel(logging.ERROR)
     try:
         async with conn.cursor() as cur:
             await cur.execute(
@@ -42,6 +46,7 @@ async def migrate(settings: Settings) -> list[str]:
                 log.info("applied migration %s", name)
                 applied.append(name)
     finally:
+        driver_log.setLevel(level)
         conn.close()
     return applied
 

@@ -84,7 +84,9 @@ class RabbitBroker:
 
     async def _connect(self) -> _Link:
         timeout = self._settings.broker_timeout_s
-        connection = await aio_pika.connect_robust(self._settings.amqp_url, timeout=timeout)
+        connection = await aio_pika.connect_robust(
+            self._settings.amqp_url, timeout=timeout, reconnect_interval=_RECONNECT_S
+        )
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             exchange, dead = await declare_topology(channel, self._names, self._settings)
@@ -140,6 +142,10 @@ class RabbitBroker:
 
     async def ping(self) -> None:
         self._ready_link()
+
+    def connection(self) -> AbstractRobustConnection:
+        """The live connection, for administrative work (declaring, purging, deleting)."""
+        return self._ready_link().connection
 
     async def consume(self, handler: Callable[[Inbound], Awaitable[None]]) -> None:
         """Subscribe ``handler`` to every form queue (on a channel of its own, with prefetch).

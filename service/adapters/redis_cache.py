@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
@@ -88,7 +88,8 @@ class RedisCache:
         )
 
     async def get_exam(self, candidate_id: str) -> dict[str, Any] | None:
-        blob = await self._call(self._r.get(self._names.exam_key(candidate_id)))
+        # The client returns bytes: it is created without decode_responses.
+        blob = cast(bytes | None, await self._call(self._r.get(self._names.exam_key(candidate_id))))
         return None if blob is None else dict(codec.unpack(blob))
 
     async def put_exam(self, candidate_id: str, exam: dict[str, Any]) -> None:
@@ -128,4 +129,4 @@ async def open_cache(settings: Settings, names: Names) -> AsyncIterator[RedisCac
         yield cache
     finally:
         await client.aclose()
-
+        await pool.aclose()  # a pool passed in explicitly is not closed by the client

@@ -1,4 +1,4 @@
-"""Compact JSON + gzip for values kept in Redis and sent in messages, and splitting of big values."""
+"""Compact JSON + gzip for values in Redis and in messages, and splitting of big values."""
 
 from __future__ import annotations
 

@@ -37,8 +37,9 @@ class TokenSigner:
         return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
 
     def issue(self, claims: Claims) -> str:
-        body = _b64(orjson.dumps({"sub": claims.subject, "role": claims.role,
-                                  "exp": claims.expires_at}))
+        body = _b64(
+            orjson.dumps({"sub": claims.subject, "role": claims.role, "exp": claims.expires_at})
+        )
         return f"{body}.{self._sign(body)}"
 
     def verify(self, token: str, now: float) -> Claims:

@@ -58,9 +58,7 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
         batches = BatchWindows(db, settings.catalogue_ttl_s)
         app[keys.FORMS] = Forms(cache, broker, db, batches)
         passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
-        app[keys.ACCOUNTS] = Accounts(
-            db, cache, passwords, app[keys.SIGNER], settings.token_ttl_s
-        )
+        app[keys.ACCOUNTS] = Accounts(db, cache, passwords, app[keys.SIGNER], settings.token_ttl_s)
         app[keys.PROBES] = Probes(
             {"redis": cache.ping, "broker": broker.ping, "mysql": db.ping},
             timeout_s=min(settings.redis_timeout_s, settings.mysql_timeout_s),

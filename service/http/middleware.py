@@ -74,8 +74,14 @@ def make_middleware(metrics: Metrics, retry_after_s: int) -> Any:
         if response.status >= 400 or elapsed > _SLOW_S:
             log.info(
                 "request",
-                extra={"fields": {"method": request.method, "path": request.path,
-                                  "status": response.status, "ms": round(elapsed * 1000, 2)}},
+                extra={
+                    "fields": {
+                        "method": request.method,
+                        "path": request.path,
+                        "status": response.status,
+                        "ms": round(elapsed * 1000, 2),
+                    }
+                },
             )
         response.headers["X-Request-Id"] = rid
         logs.request_id.reset(token)

@@ -17,7 +17,11 @@ ROLE_CANDIDATE = "candidate"
 
 class Accounts:
     def __init__(
-        self, db: Database, cache: FormCache, passwords: Passwords, signer: TokenSigner,
+        self,
+        db: Database,
+        cache: FormCache,
+        passwords: Passwords,
+        signer: TokenSigner,
         token_ttl_s: int,
     ) -> None:
         self._db = db

@@ -1,0 +1,161 @@
+"""Fixtures against the real Redis, RabbitMQ and MariaDB, isolated per test run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import aio_pika
+import pytest
+import redis.asyncio as redis
+from aiohttp.test_utils import TestClient, TestServer
+
+from service.adapters.mysql_db import MySQLDatabase, open_database
+from service.adapters.mysql_migrate import drop_database, migrate
+from service.adapters.rabbit import open_broker
+from service.adapters.redis_cache import RedisCache, open_cache
+from service.consumer import FormWriter
+from service.domain.passwords import Passwords
+from service.http.app import create_app, names_of
+from service.metrics import Metrics
+from service.ports import Batch, Inbound
+from service.settings import Settings
+from tests.proxy import Proxy
+from tests.support import CLOSED_BATCH, DEMO_ID, OPEN_BATCH, OTHER_ID, PASSWORD, make_settings
+
+ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture(scope="session")
+async def settings() -> AsyncIterator[Settings]:
+    s = make_settings()
+    await migrate(s)
+    async with open_database(s) as db:
+        now = datetime.now()
+        await db.upsert_batch(
+            Batch(
+                OPEN_BATCH,
+                "Undergraduate, first",
+                now - timedelta(days=1),
+                now + timedelta(days=30),
+            )
+        )
+        await db.upsert_batch(
+            Batch(CLOSED_BATCH, "Closed", now - timedelta(days=30), now - timedelta(days=1))
+        )
+        hashed = Passwords(s.argon2_time_cost, s.argon2_memory_kib).hash(PASSWORD)
+        await db.upsert_candidates(
+            [(DEMO_ID, "Demo", "110105001", hashed), (OTHER_ID, "Other", "110105001", hashed)]
+        )
+        await db.upsert_exams(
+            {
+                DEMO_ID: {
+                    "total_score": 612.5,
+                    "rank": 1024,
+                    "subjects": {"chinese": 120, "math": 140, "english": 130, "elective": 222.5},
+                }
+            }
+        )
+    yield s
+    await _cleanup(s)
+
+
+async def _cleanup(s: Settings) -> None:
+    await drop_database(s)
+    client = redis.Redis.from_url(s.redis_url)
+    async for key in client.scan_iter(match=f"{{{s.key_prefix}:*", count=1000):
+        await client.delete(key)
+    await client.aclose()
+    connection = await aio_pika.connect(s.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for prefix in {s.queue_prefix, f"{s.queue_prefix}-kill", f"{s.queue_prefix}-dlq"}:
+            names = names_of(Settings(queue_prefix=prefix, queues=s.queues))
+            for queue in [*names.all_queues, names.dead_letter_queue]:
+                await channel.queue_delete(queue)
+            for exchange in (names.exchange, names.dead_letter_exchange):
+                await channel.exchange_delete(exchange)
+
+
+@pytest.fixture(scope="session")
+async def db(settings: Settings) -> AsyncIterator[MySQLDatabase]:
+    async with open_database(settings) as database:
+        yield database
+
+
+@pytest.fixture(scope="session")
+async def cache(settings: Settings) -> AsyncIterator[RedisCache]:
+    async with open_cache(settings, names_of(settings)) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+async def consumer(settings: Settings, db: MySQLDatabase) -> AsyncIterator[None]:
+    """An in-process consumer on the run's queues for the whole session."""
+    async with open_broker(settings, names_of(settings)) as broker:
+        await broker.wait_connected(10)
+        inbox: asyncio.Queue[Inbound] = asyncio.Queue()
+        await broker.consume(inbox.put)
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            FormWriter(db, settings, Metrics()).run(inbox, stop), name="test-consumer"
+        )
+        yield
+        stop.set()
+        await task
+
+
+@pytest.fixture
+async def make_client(settings: Settings) -> AsyncIterator[ClientFactory]:
+    """Start an API on the run's settings (with overrides); waits until its broker link is up
+    unless ``wait_broker=False``."""
+    clients: list[TestClient[Any, Any]] = []
+
+    async def make(wait_broker: bool = True, **overrides: Any) -> TestClient[Any, Any]:
+        s = make_settings(**overrides) if overrides else settings
+        client = TestClient(TestServer(create_app(s)))
+        await client.start_server()
+        clients.append(client)
+        if wait_broker:
+            for _ in range(100):
+                if (await client.get("/health/ready")).status == 200:
+                    break
+                await asyncio.sleep(0.1)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def api(make_client: ClientFactory, consumer: None) -> TestClient[Any, Any]:
+    return await make_client()
+
+
+@asynccontextmanager
+async def _proxy(url: str) -> AsyncIterator[Proxy]:
+    target = urlsplit(url)
+    proxy = Proxy(target.hostname or "127.0.0.1", target.port or 0)
+    await proxy.start()
+    yield proxy
+    with contextlib.suppress(OSError):
+        await proxy.cut()
+
+
+@pytest.fixture
+async def broker_proxy(settings: Settings) -> AsyncIterator[Proxy]:
+    """A cuttable path to the broker; ``proxy.url(settings.amqp_url)`` goes through it."""
+    async with _proxy(settings.amqp_url) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+async def redis_proxy(settings: Settings) -> AsyncIterator[Proxy]:
+    async with _proxy(settings.redis_url) as proxy:
+        yield proxy

@@ -1,0 +1,72 @@
+"""An isolated save path (own queues) with a consumer the test drives message by message."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from service.adapters.mysql_db import MySQLDatabase
+from service.adapters.rabbit import RabbitBroker, open_broker
+from service.adapters.redis_cache import RedisCache
+from service.consumer import FormWriter
+from service.http.app import names_of
+from service.metrics import Metrics
+from service.ports import Inbound, Publisher
+from service.settings import Settings
+from service.usecases.batches import BatchWindows
+from service.usecases.forms import Forms
+
+
+@dataclasses.dataclass
+class Harness:
+    settings: Settings
+    broker: RabbitBroker
+    forms: Forms
+    writer: FormWriter
+    inbox: asyncio.Queue[Inbound]
+
+    async def take(self, count: int, timeout: float = 10.0) -> list[Inbound]:
+        """The next ``count`` deliveries, in broker order."""
+        async with asyncio.timeout(timeout):
+            return [await self.inbox.get() for _ in range(count)]
+
+    async def assert_no_more(self, wait: float = 0.3) -> None:
+        await asyncio.sleep(wait)
+        assert self.inbox.empty(), f"{self.inbox.qsize()} unexpected deliveries"
+
+
+@asynccontextmanager
+async def isolated(
+    base: Settings,
+    db: MySQLDatabase,
+    cache: RedisCache,
+    wrap: Callable[[Publisher], Publisher] = lambda p: p,
+    consume: bool = True,
+) -> AsyncIterator[Harness]:
+    """Forms on the shared Redis/MySQL but with queues of their own, consumed only by the test
+    (unless ``consume`` is false); ``wrap`` may put a gate in front of the real publisher."""
+    settings = dataclasses.replace(base, queue_prefix=f"{base.queue_prefix}-{uuid.uuid4().hex[:6]}")
+    names = names_of(settings)
+    async with open_broker(settings, names) as broker:
+        await broker.wait_connected(10)
+        inbox: asyncio.Queue[Inbound] = asyncio.Queue()
+        if consume:
+            await broker.consume(inbox.put)
+        forms = Forms(cache, wrap(broker), db, BatchWindows(db, 60))
+        try:
+            yield Harness(settings, broker, forms, FormWriter(db, settings, Metrics()), inbox)
+        finally:
+            await _delete_queues(broker, settings)
+
+
+async def _delete_queues(broker: RabbitBroker, settings: Settings) -> None:
+    names = names_of(settings)
+    channel = await broker.connection().channel()
+    for queue in [*names.all_queues, names.dead_letter_queue]:
+        await channel.queue_delete(queue)
+    for exchange in (names.exchange, names.dead_letter_exchange):
+        await channel.exchange_delete(exchange)
+    await channel.close()

@@ -1,0 +1,90 @@
+"""Helpers shared by the tests: settings per test run, login, waiting for the consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import time
+import uuid
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from schemas.records import FormKey, FormRecord
+from service.domain.ids import make_id
+from service.http import urls
+from service.ports import Database
+from service.settings import Settings
+
+RUN = uuid.uuid4().hex[:8]
+DEMO_ID = "11010519491231002X"
+OTHER_ID = make_id(110105, "20070101", 1)
+PASSWORD = "demo-password"
+OPEN_BATCH = "undergrad-1"
+CLOSED_BATCH = "closed-1"
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings isolated to this test run: own database, key prefix and queue names."""
+    mysql = os.environ.get("VOLREG_TEST_MYSQL", "mysql://volreg:volreg@127.0.0.1:3306")
+    base = Settings(
+        mysql_dsn=f"{mysql}/volreg_test_{RUN}",
+        redis_url=os.environ.get("VOLREG_TEST_REDIS", "redis://127.0.0.1:6379/0"),
+        amqp_url=os.environ.get("VOLREG_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/"),
+        key_prefix=f"t{RUN}",
+        queue_prefix=f"volreg-test-{RUN}",
+        token_secret=f"test-secret-{RUN}",
+        queues=2,
+        redis_timeout_s=1.0,
+        broker_timeout_s=3.0,
+        mysql_timeout_s=3.0,
+        retry_after_s=1,
+        argon2_time_cost=1,
+        argon2_memory_kib=1024,
+        consume_wait_ms=10,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLREG_")}
+    for field in dataclasses.fields(settings):
+        env[f"VOLREG_{field.name.upper()}"] = str(getattr(settings, field.name))
+    return env
+
+
+def form_url(candidate_id: str = DEMO_ID, batch: str = OPEN_BATCH) -> str:
+    return urls.FORM.format(candidate_id=candidate_id, batch=batch)
+
+
+def choices(n: int, salt: int = 0) -> list[dict[str, Any]]:
+    return [
+        {
+            "institution": f"{10001 + i:05d}",
+            "majors": [f"{80901 + (salt + j) % 90:06d}" for j in range(1 + (i + salt) % 6)],
+            "accept_adjustment": (i + salt) % 2 == 0,
+        }
+        for i in range(n)
+    ]
+
+
+async def login(client: TestClient[Any, Any], candidate_id: str = DEMO_ID) -> dict[str, str]:
+    resp = await client.post(urls.LOGIN, json={"candidate_id": candidate_id, "password": PASSWORD})
+    assert resp.status == 200, await resp.text()
+    return {"Authorization": f"Bearer {(await resp.json())['token']}"}
+
+
+async def wait_for_mysql(
+    db: Database, key: FormKey, version: int, timeout: float = 20.0
+) -> FormRecord:
+    """Poll until MySQL holds ``version`` or newer for ``key``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        record = await db.get_form(key)
+        if record is not None and record.version >= version:
+            return record
+        if time.monotonic() > deadline:
+            held = record.version if record else None
+            raise AssertionError(f"MySQL holds {held} for {key}, expected >= {version}")
+        await asyncio.sleep(0.05)
