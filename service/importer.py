@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from service.adapters.mysql_db import MySQLDatabase
+from service.adapters.mysql_shards import ShardedDatabase
 from service.adapters.redis_cache import RedisCache
 from service.domain.ids import id_problem
 from service.gendata import COLUMNS
@@ -73,7 +74,10 @@ def _batches(reader: csv.DictReader[str], report: ImportReport) -> Iterator[list
 
 
 async def import_candidates(
-    path: Path, db: MySQLDatabase, cache: RedisCache, progress: Callable[[int], None]
+    path: Path,
+    db: MySQLDatabase | ShardedDatabase,
+    cache: RedisCache,
+    progress: Callable[[int], None],
 ) -> ImportReport:
     report = ImportReport()
     with _open(path) as fh:

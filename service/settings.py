@@ -16,8 +16,15 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Redis Cluster seed nodes "host:port,host:port"; when set, redis_url is not used.
+    redis_cluster_nodes: str = ""
+    # One URL, or a comma-separated list of cluster nodes tried in order on (re)connect.
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # Replicas of each new quorum queue (x-quorum-initial-group-size); 0 = broker default.
+    quorum_initial_group_size: int = 0
     mysql_dsn: str = "mysql://volreg:volreg@127.0.0.1:3306/volreg"
+    # Shard map "0-127=mysql://...,128-255=mysql://..."; when set, mysql_dsn is not used.
+    mysql_shards: str = ""
     token_secret: str = _DEV_SECRET
     token_ttl_s: int = 8 * 3600
     # Names that cross process boundaries get these prefixes so test runs can share servers.

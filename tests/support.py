@@ -28,8 +28,14 @@ CLOSED_BATCH = "closed-1"
 def make_settings(**overrides: Any) -> Settings:
     """Settings isolated to this test run: own database, key prefix and queue names."""
     mysql = os.environ.get("VOLREG_TEST_MYSQL", "mysql://volreg:volreg@127.0.0.1:3306")
+    database = f"{mysql}/volreg_test_{RUN}"
+    # `make test-cluster` (tests/cluster/topology.py) runs the suites on a Redis Cluster and
+    # on MySQL split over two databases.
+    sharded = os.environ.get("VOLREG_TEST_MYSQL_SHARDED") == "1"
     base = Settings(
-        mysql_dsn=f"{mysql}/volreg_test_{RUN}",
+        mysql_dsn=database,
+        mysql_shards=f"0-127={database}_a,128-255={database}_b" if sharded else "",
+        redis_cluster_nodes=os.environ.get("VOLREG_TEST_REDIS_CLUSTER_NODES", ""),
         redis_url=os.environ.get("VOLREG_TEST_REDIS", "redis://127.0.0.1:6379/0"),
         amqp_url=os.environ.get("VOLREG_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/"),
         key_prefix=f"t{RUN}",

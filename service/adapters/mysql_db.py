@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import asyncmy
@@ -20,6 +20,9 @@ from service.domain.ids import shard_of
 from service.errors import DatabaseUnavailable, RecordRejected, VolregError
 from service.ports import Batch, Candidate
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.adapters.mysql_shards import ShardedDatabase
 
 # Server error codes worth retrying: deadlock, lock wait timeout, server gone, read-only.
 _TRANSIENT_CODES = {1205, 1213, 2002, 2003, 2006, 2013, 1040, 1053, 1927, 1290}
@@ -197,7 +200,21 @@ def pool_kwargs(settings: Settings, *, database: bool = True) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def open_database(settings: Settings) -> AsyncIterator[MySQLDatabase]:
+async def open_database(settings: Settings) -> AsyncIterator[MySQLDatabase | ShardedDatabase]:
+    """One database, or one per range of ``mysql_shards`` behind a routing database."""
+    if settings.mysql_shards:
+        # Imported here: the sharded database is built from this module's MySQLDatabase.
+        from service.adapters.mysql_shards import open_sharded
+
+        async with open_sharded(settings) as sharded:
+            yield sharded
+        return
+    async with connect_one(settings) as db:
+        yield db
+
+
+@asynccontextmanager
+async def connect_one(settings: Settings) -> AsyncIterator[MySQLDatabase]:
     """A pool that starts empty, so the service starts (not ready) while MySQL is down."""
     pool = await asyncmy.create_pool(
         minsize=0, maxsize=settings.mysql_pool_size, **pool_kwargs(settings)

@@ -8,13 +8,22 @@ import asyncmy
 
 from schemas.sql_files import migrations
 from service.adapters.mysql_db import MySQLTarget, pool_kwargs
+from service.adapters.mysql_shards import database_dsns, for_dsn
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 async def migrate(settings: Settings) -> list[str]:
-    """Create the database if needed and apply pending migrations; returns what it applied."""
+    """Create each database (every one of the shard map) if needed and apply pending
+    migrations; returns what it applied."""
+    applied: list[str] = []
+    for dsn in database_dsns(settings):
+        applied += await _migrate_one(for_dsn(settings, dsn))
+    return applied
+
+
+async def _migrate_one(settings: Settings) -> list[str]:
     target = MySQLTarget.parse(settings.mysql_dsn)
     conn = await asyncmy.connect(**pool_kwargs(settings, database=False))
     applied: list[str] = []
@@ -52,11 +61,13 @@ async def migrate(settings: Settings) -> list[str]:
 
 
 async def drop_database(settings: Settings) -> None:
-    """Tests only: remove a per-run database."""
-    target = MySQLTarget.parse(settings.mysql_dsn)
-    conn = await asyncmy.connect(**pool_kwargs(settings, database=False))
-    try:
-        async with conn.cursor() as cur:
-            await cur.execute(f"DROP DATABASE IF EXISTS `{target.database}`")
-    finally:
-        conn.close()
+    """Tests only: remove a per-run database (each one of a shard map)."""
+    for dsn in database_dsns(settings):
+        one = for_dsn(settings, dsn)
+        conn = await asyncmy.connect(**pool_kwargs(one, database=False))
+        try:
+            async with conn.cursor() as cur:
+                database = MySQLTarget.parse(dsn).database
+                await cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
+        finally:
+            conn.close()

@@ -44,16 +44,31 @@ class _Link:
     dead_letters: AbstractExchange
 
 
+def node_urls(amqp_url: str) -> list[str]:
+    """``VOLREG_AMQP_URL`` is one URL or a comma-separated list of a cluster's nodes."""
+    urls = [u.strip() for u in amqp_url.split(",") if u.strip()]
+    if not urls:
+        raise ValueError("VOLREG_AMQP_URL: no broker URL given")
+    return urls
+
+
 class RabbitBroker:
     """One robust connection with a confirming channel. Connecting is retried in the
-    background, so a process starts while the broker is down and publishes fail fast."""
+    background, so a process starts while the broker is down and publishes fail fast.
+
+    With several nodes it connects to the first that answers; when that node stays
+    unreachable longer than the broker timeout it moves on to the next one (the robust
+    connection alone would retry its own node for ever) and re-subscribes the consumer."""
 
     def __init__(self, settings: Settings, names: Names) -> None:
         self._settings = settings
         self._names = names
+        self._urls = node_urls(settings.amqp_url)
+        self._node = 0
         self._link: _Link | None = None
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._handler: Callable[[Inbound], Awaitable[None]] | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._connect_forever(), name="broker-connect")
@@ -74,18 +89,54 @@ class RabbitBroker:
 
     async def _connect_forever(self) -> None:
         while True:
+            await self._attach()
+            if len(self._urls) == 1:
+                return  # the robust connection reconnects to its only node by itself
+            await self._wait_lost()
+            log.warning("broker node %d unreachable, moving to the next node", self._node)
+            await self._detach()
+            self._node = (self._node + 1) % len(self._urls)
+
+    async def _attach(self) -> None:
+        """Connect to the current node or, failing that, each next one in turn."""
+        while True:
             try:
-                self._link = await self._connect()
+                self._link = await self._connect(self._urls[self._node])
+                if self._handler is not None:
+                    await self._subscribe(self._link, self._handler)
                 self._connected.set()
                 return
-            except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
-                log.warning("broker not reachable, retrying: %s", exc)
-                await asyncio.sleep(_RECONNECT_S)
+            except (*CONNECTION_EXCEPTIONS, TimeoutError, BrokerUnavailable) as exc:
+                log.warning("broker node %d not reachable: %s", self._node, exc)
+                await self._detach()  # a link that connected but could not subscribe
+                self._node = (self._node + 1) % len(self._urls)
+                if self._node == 0:  # every node tried once
+                    await asyncio.sleep(_RECONNECT_S)
 
-    async def _connect(self) -> _Link:
+    async def _wait_lost(self) -> None:
+        """Return once the current node has been unreachable for a whole broker timeout."""
+        loop = asyncio.get_running_loop()
+        down_since: float | None = None
+        while True:
+            await asyncio.sleep(_RECONNECT_S / 4)
+            if _is_up(self._link):
+                down_since = None
+                continue
+            down_since = loop.time() if down_since is None else down_since
+            if loop.time() - down_since >= self._settings.broker_timeout_s:
+                return
+
+    async def _detach(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            with suppress(*CONNECTION_EXCEPTIONS, TimeoutError):
+                async with asyncio.timeout(self._settings.broker_timeout_s):
+                    await link.connection.close()
+
+    async def _connect(self, url: str) -> _Link:
         timeout = self._settings.broker_timeout_s
         connection = await aio_pika.connect_robust(
-            self._settings.amqp_url, timeout=timeout, reconnect_interval=_RECONNECT_S
+            url, timeout=timeout, reconnect_interval=_RECONNECT_S
         )
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -97,7 +148,7 @@ class RabbitBroker:
 
     def _ready_link(self) -> _Link:
         link = self._link
-        if link is None or link.connection.is_closed or link.channel.is_closed:
+        if link is None or not _is_up(link):
             raise BrokerUnavailable
         return link
 
@@ -149,9 +200,13 @@ class RabbitBroker:
 
     async def consume(self, handler: Callable[[Inbound], Awaitable[None]]) -> None:
         """Subscribe ``handler`` to every form queue (on a channel of its own, with prefetch).
-        The robust connection re-subscribes after a reconnect."""
+        The robust connection re-subscribes after a reconnect, this broker after it moved to
+        another node."""
         link = self._ready_link()
+        self._handler = handler
+        await self._subscribe(link, handler)
 
+    async def _subscribe(self, link: _Link, handler: Callable[[Inbound], Awaitable[None]]) -> None:
         async def deliver(incoming: AbstractIncomingMessage) -> None:
             await handler(_Delivery(self, incoming))
 
@@ -163,6 +218,10 @@ class RabbitBroker:
                 await queue.consume(deliver)
         except CONNECTION_EXCEPTIONS as exc:
             raise BrokerUnavailable from exc
+
+
+def _is_up(link: _Link | None) -> bool:
+    return link is not None and not link.connection.is_closed and not link.channel.is_closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,16 +258,18 @@ async def declare_topology(
     dead = await channel.declare_exchange(
         names.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True
     )
-    dlq = await channel.declare_queue(
-        names.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
-    )
+    quorum: dict[str, Any] = {"x-queue-type": "quorum"}
+    if settings.quorum_initial_group_size > 0:
+        # How many cluster nodes replicate each new queue; a confirm waits for a majority.
+        quorum["x-quorum-initial-group-size"] = settings.quorum_initial_group_size
+    dlq = await channel.declare_queue(names.dead_letter_queue, durable=True, arguments=quorum)
     await dlq.bind(dead, routing_key=_DEAD_ROUTING_KEY)
     for index, name in enumerate(names.all_queues):
         queue = await channel.declare_queue(
             name,
             durable=True,
             arguments={
-                "x-queue-type": "quorum",
+                **quorum,
                 # Only a message redelivered this often (consumers crashing on it) gets here;
                 # consumers dead-letter bad messages themselves, with the reason.
                 "x-delivery-limit": settings.delivery_limit,

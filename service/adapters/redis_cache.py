@@ -9,7 +9,8 @@ from importlib import resources
 from typing import Any, TypeVar, cast
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import ClusterNode
+from redis.exceptions import RedisClusterException, RedisError
 
 from schemas.records import FormKey, FormRecord
 from service.domain import codec
@@ -27,7 +28,9 @@ def _lua(name: str) -> str:
 
 
 class RedisCache:
-    def __init__(self, client: redis.Redis, names: Names, settings: Settings) -> None:
+    def __init__(
+        self, client: redis.Redis | redis.RedisCluster, names: Names, settings: Settings
+    ) -> None:
         self._r = client
         self._names = names
         self._settings = settings
@@ -39,7 +42,8 @@ class RedisCache:
         try:
             async with asyncio.timeout(self._settings.redis_timeout_s):
                 return await aw
-        except (RedisError, OSError, TimeoutError) as exc:
+        # RedisClusterException (no node reachable, slot not served) is no RedisError.
+        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             raise StoreUnavailable from exc
 
     async def stage(self, key: FormKey, idem: str | None, fingerprint: str) -> Reserved | Replay:
@@ -96,7 +100,8 @@ class RedisCache:
         await self._call(self._r.set(self._names.exam_key(candidate_id), codec.pack(exam)))
 
     async def put_exams(self, exams: dict[str, dict[str, Any]]) -> None:
-        """Pipelined bulk load (imports, demo data)."""
+        """Pipelined bulk load (imports, demo data). Not a transaction: on a cluster the
+        client splits the pipeline by node, as the candidates' keys lie in many slots."""
         async with self._r.pipeline(transaction=False) as pipe:
             for candidate_id, exam in exams.items():
                 pipe.set(self._names.exam_key(candidate_id), codec.pack(exam))
@@ -112,10 +117,15 @@ class RedisCache:
 
 @asynccontextmanager
 async def open_cache(settings: Settings, names: Names) -> AsyncIterator[RedisCache]:
-    """A cache on a blocking pool (waits for a free connection instead of failing at once).
+    """A cache on a blocking pool (waits for a free connection instead of failing at once),
+    or on a Redis Cluster when ``redis_cluster_nodes`` is set.
 
     It does not ping: the service starts while Redis is down and reports it in /health/ready.
     """
+    if settings.redis_cluster_nodes:
+        async with _open_cluster(settings, names) as cache:
+            yield cache
+        return
     pool = redis.BlockingConnectionPool.from_url(
         settings.redis_url,
         max_connections=settings.redis_pool_size,
@@ -130,3 +140,31 @@ async def open_cache(settings: Settings, names: Names) -> AsyncIterator[RedisCac
     finally:
         await client.aclose()
         await pool.aclose()  # a pool passed in explicitly is not closed by the client
+
+
+def cluster_seeds(nodes: str) -> list[ClusterNode]:
+    """``host:port,host:port`` → seed nodes; the client discovers the rest of the cluster."""
+    seeds = []
+    for item in nodes.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"VOLREG_REDIS_CLUSTER_NODES: expected host:port, got {item!r}")
+        seeds.append(ClusterNode(host, int(port)))
+    return seeds
+
+
+@asynccontextmanager
+async def _open_cluster(settings: Settings, names: Names) -> AsyncIterator[RedisCache]:
+    """Every key of a candidate carries its shard's hash tag, so each script and each form
+    touches one slot. The client learns the slot map on first use and again after a
+    failover (a connection error or MOVED reply makes it re-read the map)."""
+    client = redis.RedisCluster(
+        startup_nodes=cluster_seeds(settings.redis_cluster_nodes),
+        max_connections=settings.redis_pool_size,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+    )  # connects lazily: the service starts while the cluster is down, like on one Redis
+    try:
+        yield RedisCache(client, names, settings)
+    finally:
+        await client.aclose()

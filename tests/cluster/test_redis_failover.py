@@ -1,0 +1,108 @@
+"""A Redis Cluster master dies (SIGKILL) while saves run: saves fail with 503 only while the
+replica takes over, then resume; every acknowledged save reaches MySQL."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from redis.crc import key_slot
+
+from schemas.http import parse_form
+from schemas.records import FormKey
+from service.adapters.mysql_db import MySQLDatabase
+from service.adapters.rabbit import open_broker
+from service.adapters.redis_cache import RedisCache
+from service.domain.ids import make_id
+from service.errors import Unavailable
+from service.http.app import names_of
+from service.names import Names
+from service.settings import Settings
+from service.usecases.batches import BatchWindows
+from service.usecases.forms import Forms
+from tests.cluster.redis_cluster import RedisCluster
+from tests.conftest import ClientFactory
+from tests.support import OPEN_BATCH, choices, form_url, login, wait_for_mysql
+
+# Saves keep running this long after the replica took over.
+_AFTER_FAILOVER_S = 3.0
+_WORKERS = 16
+
+
+def _slot(names: Names, candidate_id: str) -> int:
+    return key_slot(names.tag(candidate_id).encode())
+
+
+@pytest.fixture
+async def forms(settings: Settings, db: MySQLDatabase, cache: RedisCache) -> AsyncIterator[Forms]:
+    async with open_broker(settings, names_of(settings)) as broker:
+        await broker.wait_connected(10)
+        yield Forms(cache, broker, db, BatchWindows(db, 60))
+
+
+async def test_master_killed_during_saves_loses_nothing_acknowledged(
+    cluster: RedisCluster,
+    settings: Settings,
+    forms: Forms,
+    db: MySQLDatabase,
+    consumer: None,
+    make_client: ClientFactory,
+) -> None:
+    names = names_of(settings)
+    keys = [FormKey(make_id(370102, "20070909", i), OPEN_BATCH) for i in range(120)]
+    victim = cluster.master_of(_slot(names, keys[0].candidate_id))
+    on_victim = {k for k in keys if cluster.master_of(_slot(names, k.candidate_id)) == victim}
+    assert 0 < len(on_victim) < len(keys), "the keys must span the dying master and others"
+
+    acked: dict[FormKey, int] = {}
+    outcomes: list[tuple[float, FormKey, bool]] = []
+    failed_over_at: list[float] = []
+
+    async def saver(worker: int) -> None:
+        rng = random.Random(worker)
+        n = 0
+        while not failed_over_at or time.monotonic() < failed_over_at[0] + _AFTER_FAILOVER_S:
+            key = rng.choice(keys)
+            n += 1
+            try:
+                saved = await forms.save(
+                    key, parse_form({"choices": choices(1 + n % 4, n)}), None, datetime.now()
+                )
+            except Unavailable:  # the 503 a client sees; it retries
+                outcomes.append((time.monotonic(), key, False))
+                await asyncio.sleep(0.05)
+                continue
+            outcomes.append((time.monotonic(), key, True))
+            acked[key] = max(acked.get(key, 0), saved.version)
+
+    load = asyncio.gather(*(saver(w) for w in range(_WORKERS)))
+    await asyncio.sleep(1.0)
+    cluster.kill(victim)
+    killed_at = time.monotonic()
+    new_master = await asyncio.to_thread(cluster.wait_failover, victim)
+    failed_over_at.append(time.monotonic())
+    await load
+
+    assert new_master != victim
+    resumed = [k for t, k, ok in outcomes if ok and t > failed_over_at[0] and k in on_victim]
+    assert resumed, "no save on the failed-over slots succeeded after the replica took over"
+    refused = [t for t, _, ok in outcomes if not ok]
+    assert all(t >= killed_at for t in refused), "saves failed before the master died"
+    assert sum(ok for _, _, ok in outcomes) > len(refused)
+
+    # Nothing acknowledged is lost: MySQL holds every acknowledged version (or a newer one,
+    # from a save whose broker confirm came before its Redis commit failed).
+    for key, version in acked.items():
+        await wait_for_mysql(db, key, version, timeout=60)
+
+    client: TestClient[Any, Any] = await make_client()
+    headers = await login(client)
+    resp = await client.put(form_url(), json={"choices": choices(2, 5)}, headers=headers)
+    assert resp.status == 200, await resp.text()
+    assert (await client.get("/health/ready")).status == 200

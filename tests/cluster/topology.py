@@ -1,0 +1,66 @@
+"""pytest plugin for `make test-cluster` (``-p tests.cluster.topology``): starts a Redis
+Cluster for the whole run and points every suite's settings at it and at MySQL split over two
+databases (``tests.support.make_settings`` reads the variables set here)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import pytest
+
+from tests.cluster.redis_cluster import RedisCluster, redis_cluster
+
+ACTIVE = "VOLREG_TEST_CLUSTER"
+
+# Tests of the single-server suites that cannot mean anything on this topology.
+_NOT_HERE = {
+    "test_redis_down_gives_503_for_saves_and_reads_fall_back_to_mysql": (
+        "cuts a proxy in front of one Redis; on a cluster the client follows the nodes the "
+        "cluster announces (tests/cluster/test_redis_failover.py kills a master instead)"
+    ),
+    "test_redelivered_and_reordered_messages_change_nothing": (
+        "reads synced_at through MySQLDatabase internals; the sharded suite checks that older "
+        "versions leave rows alone on each shard (tests/cluster/test_sharded_mysql.py)"
+    ),
+}
+
+
+class _Topology:
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self.cluster: RedisCluster | None = None
+
+    def start(self) -> None:
+        self.cluster = self._stack.enter_context(redis_cluster())
+        os.environ["VOLREG_TEST_REDIS_CLUSTER_NODES"] = self.cluster.nodes
+        os.environ["VOLREG_TEST_MYSQL_SHARDED"] = "1"
+        os.environ[ACTIVE] = "1"
+
+    def stop(self) -> None:
+        self._stack.close()
+
+
+_topology = _Topology()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _topology.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _topology.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        reason = _NOT_HERE.get(getattr(item, "originalname", item.name))
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=f"on a Redis Cluster: {reason}"))
+
+
+@pytest.fixture(scope="session")
+def cluster() -> RedisCluster:
+    """The running cluster, for tests that kill one of its nodes."""
+    assert _topology.cluster is not None
+    return _topology.cluster
