@@ -74,6 +74,13 @@ class PayloadTooLarge(VolregError):
     code = "payload_too_large"
 
 
+class UnsupportedEncoding(VolregError):
+    """The request body's Content-Encoding is not supported (use gzip, deflate or none)."""
+
+    status = 415
+    code = "unsupported_encoding"
+
+
 class ValidationFailed(VolregError):
     """The request does not match the schema."""
 

@@ -16,7 +16,7 @@ def check_digit(first17: str) -> str:
 
 def id_problem(candidate_id: str) -> str | None:
     """Why ``candidate_id`` is not a valid resident ID, or ``None`` if it is."""
-    if not _SHAPE.match(candidate_id):
+    if not _SHAPE.fullmatch(candidate_id):
         return "must be 17 digits followed by a digit or 'X'"
     if check_digit(candidate_id[:17]) != candidate_id[17]:
         return "check digit does not match"

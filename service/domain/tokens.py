@@ -19,6 +19,7 @@ class Claims:
     subject: str
     role: str
     expires_at: int  # unix seconds
+    school: str = ""  # a teacher's school code
 
 
 def _b64(data: bytes) -> str:
@@ -37,18 +38,23 @@ class TokenSigner:
         return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
 
     def issue(self, claims: Claims) -> str:
-        body = _b64(
-            orjson.dumps({"sub": claims.subject, "role": claims.role, "exp": claims.expires_at})
-        )
+        data = {"sub": claims.subject, "role": claims.role, "exp": claims.expires_at}
+        if claims.school:
+            data["sch"] = claims.school
+        body = _b64(orjson.dumps(data))
         return f"{body}.{self._sign(body)}"
 
     def verify(self, token: str, now: float) -> Claims:
+        if not token.isascii():
+            raise BadToken("invalid token")
         body, _, signature = token.partition(".")
         if not body or not hmac.compare_digest(signature, self._sign(body)):
             raise BadToken("invalid token")
         try:
             data = orjson.loads(_unb64(body))
-            claims = Claims(str(data["sub"]), str(data["role"]), int(data["exp"]))
+            claims = Claims(
+                str(data["sub"]), str(data["role"]), int(data["exp"]), str(data.get("sch", ""))
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise BadToken("invalid token") from exc
         if claims.expires_at <= now:
