@@ -112,6 +112,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--opens", type=datetime.fromisoformat, required=True)
     p.add_argument("--closes", type=datetime.fromisoformat, required=True)
     p.set_defaults(run=_batch)
+
+    from loadtest.chaos_command import add_chaos
+    from reconciler.command import add_reconcile, add_warmup
+
+    add_reconcile(sub)
+    add_warmup(sub)
+    add_chaos(sub)
     return top
 
 

@@ -17,7 +17,10 @@ class Names:
 
     # --- Redis. All keys of one candidate share the hash tag of its shard (one cluster slot).
     def tag(self, candidate_id: str) -> str:
-        return f"{{{self.key_prefix}:{shard_of(candidate_id, self.shards):03d}}}"
+        return self.shard_tag(shard_of(candidate_id, self.shards))
+
+    def shard_tag(self, shard: int) -> str:
+        return f"{{{self.key_prefix}:{shard:03d}}}"
 
     def form_key(self, key: FormKey) -> str:
         """Hash with the form's version, metadata and first part; parts 1.. are ``<key>:p<i>``."""
@@ -28,6 +31,21 @@ class Names:
 
     def exam_key(self, candidate_id: str) -> str:
         return f"{self.tag(candidate_id)}:exam:{candidate_id}"
+
+    def changes_key(self, shard: int) -> str:
+        """Sorted set of a shard's form keys scored by updated_us, written by commit.lua: the
+        change index of incremental reconciliation (same hash tag, so same slot)."""
+        return f"{self.shard_tag(shard)}:changed"
+
+    def form_key_of_member(self, member: str) -> FormKey:
+        """The form behind a change-index member (a form key)."""
+        _, _, rest = member.partition(":form:")
+        candidate_id, _, batch = rest.partition(":")
+        return FormKey(candidate_id, batch)
+
+    @property
+    def reconcile_lock(self) -> str:
+        return f"{{{self.key_prefix}:reconcile}}:lock"
 
     # --- RabbitMQ. One quorum queue per shard group, a direct exchange routes by group index.
     def queue_index(self, candidate_id: str) -> int:
@@ -62,3 +80,7 @@ METRIC_CONSUMED = "volreg_consumed_messages_total"
 METRIC_DEAD_LETTERED = "volreg_dead_lettered_total"
 METRIC_CONSUME_BATCH = "volreg_consume_batch_rows"
 METRIC_FALLBACK_READS = "volreg_form_reads_from_mysql_total"
+METRIC_RECONCILE_RUNS = "volreg_reconcile_runs_total"
+METRIC_RECONCILE_FORMS = "volreg_reconcile_forms_total"
+METRIC_RECONCILE_LAST = "volreg_reconcile_last_run"
+METRIC_RECONCILE_SECONDS = "volreg_reconcile_run_seconds"

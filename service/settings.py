@@ -54,6 +54,18 @@ class Settings:
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19 * 1024
     log_level: str = "INFO"
+    # Reconciler. Redis newer than MySQL is normal while a message is in flight (or parked in
+    # the dead-letter queue): it counts as drift only when older than the grace period.
+    reconcile_grace_s: float = 60.0
+    reconcile_interval_s: float = 60.0
+    reconcile_full_interval_s: float = 6 * 3600.0
+    # Incremental runs look this far behind the previous run's start: a save stamped before
+    # that start may commit after it (broker confirm wait), a row commits after its synced_at.
+    reconcile_overlap_s: float = 30.0
+    reconcile_batch: int = 500
+    reconcile_lock_ttl_s: float = 60.0
+    reconcile_http_port: int = 8081
+    warmup_batch: int = 2000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -42,3 +42,51 @@ ON DUPLICATE KEY UPDATE
 INSERT INTO admission_batches (batch_code, name, opens_at, closes_at) VALUES (%s, %s, %s, %s)
 ON DUPLICATE KEY UPDATE name = VALUES(name), opens_at = VALUES(opens_at),
   closes_at = VALUES(closes_at)
+
+-- name: reconcile_forms_page
+-- Full sweep of one shard in key order (keyset paging on idx_forms_shard).
+SELECT candidate_id, batch_code FROM forms
+WHERE shard = %s AND (candidate_id > %s OR (candidate_id = %s AND batch_code > %s))
+ORDER BY candidate_id, batch_code LIMIT %s
+
+-- name: reconcile_forms_changed
+-- Incremental sweep of one shard: rows whose content changed since a mark (synced_at moves
+-- only when a row really changes). Keyset paging on (synced_at, key).
+SELECT candidate_id, batch_code, synced_at FROM forms
+WHERE shard = %s AND synced_at >= %s
+  AND (synced_at > %s OR candidate_id > %s OR (candidate_id = %s AND batch_code > %s))
+ORDER BY synced_at, candidate_id, batch_code LIMIT %s
+
+-- name: reconcile_stamps
+-- {rows} is one "(%s, %s)" group (candidate_id, batch_code) per form.
+SELECT candidate_id, batch_code, version, updated_us FROM forms
+WHERE (candidate_id, batch_code) IN ({rows})
+
+-- name: reconcile_records
+-- {rows} is one "(%s, %s)" group (candidate_id, batch_code) per form.
+SELECT candidate_id, batch_code, version, updated_us, status, choices FROM forms
+WHERE (candidate_id, batch_code) IN ({rows})
+
+-- name: reconcile_now
+SELECT NOW(6)
+
+-- name: reconcile_last_marks
+-- Where the next incremental run starts: the marks of the newest run that completed
+-- (a full run covers everything before its marks too).
+SELECT mysql_mark, redis_mark_us FROM reconcile_runs
+WHERE shard <=> %s AND outcome <> 'failed'
+ORDER BY id DESC LIMIT 1
+
+-- name: reconcile_record_run
+INSERT INTO reconcile_runs (mode, shard, outcome, started_at, duration_ms, checked, drifted,
+  repaired_redis, repaired_mysql, unrepaired, in_grace, mysql_mark, redis_mark_us, error)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+
+-- name: warmup_forms_page
+-- Warm-up: every form in key order, with its content (keyset paging on the primary key).
+SELECT candidate_id, batch_code, version, updated_us, status, choices FROM forms
+WHERE candidate_id > %s OR (candidate_id = %s AND batch_code > %s)
+ORDER BY candidate_id, batch_code LIMIT %s
+
+-- name: warmup_count
+SELECT COUNT(*) FROM forms

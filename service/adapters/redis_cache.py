@@ -14,6 +14,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from schemas.records import FormKey, FormRecord
 from service.domain import codec
+from service.domain.ids import shard_of
 from service.errors import StoreUnavailable
 from service.names import Names
 from service.ports import Replay, Reserved
@@ -61,8 +62,21 @@ class RedisCache:
         return await self._apply(record, None, "")
 
     async def _apply(self, record: FormRecord, idem: str | None, idem_result: str) -> bool:
+        keys, args = self._commit_args(record, idem, idem_result)
+        reply = await self._call(self._commit(keys=keys, args=args))
+        return bool(reply[0])
+
+    def _commit_args(
+        self, record: FormRecord, idem: str | None, idem_result: str
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of commit.lua (also sent pipelined by bulk fills)."""
         parts = codec.split(record.payload, self._settings.chunk_bytes)
-        keys = [self._names.form_key(record.key), self._idem_key(record.candidate_id, idem)]
+        shard = shard_of(record.candidate_id, self._settings.shards)
+        keys = [
+            self._names.form_key(record.key),
+            self._idem_key(record.candidate_id, idem),
+            self._names.changes_key(shard),
+        ]
         args: list[Any] = [
             record.version,
             record.updated_us,
@@ -72,8 +86,7 @@ class RedisCache:
             self._settings.idempotency_ttl_s,
             *parts,
         ]
-        reply = await self._call(self._commit(keys=keys, args=args))
-        return bool(reply[0])
+        return keys, args
 
     async def release_idempotency(self, candidate_id: str, idem: str) -> None:
         await self._call(self._r.delete(self._names.idempotency_key(candidate_id, idem)))
@@ -109,6 +122,11 @@ class RedisCache:
 
     async def ping(self) -> None:
         await self._call(self._r.ping())
+
+    @property
+    def client(self) -> redis.Redis | redis.RedisCluster:
+        """The client, for sibling adapters sharing its connections (reconciler, warm-up)."""
+        return self._r
 
     def _idem_key(self, candidate_id: str, idem: str | None) -> str:
         # Scripts always get two keys; without an Idempotency-Key the second is never touched.

@@ -1,6 +1,6 @@
 -- Commit a staged save, or refill a form read from MySQL: compare-and-set on the version,
 -- so an older record (an aborted concurrent save, a late refill) never replaces a newer one.
--- KEYS[1] form hash, KEYS[2] idempotency key
+-- KEYS[1] form hash, KEYS[2] idempotency key, KEYS[3] the shard's change index (sorted set)
 -- ARGV[1] version, ARGV[2] updated_us, ARGV[3] status, ARGV[4] part count n,
 -- ARGV[5] idempotency result ('' for none), ARGV[6] idempotency TTL (s), ARGV[7..6+n] parts
 -- Returns {applied (0/1), version held before}.
@@ -21,6 +21,8 @@ if version > held then
   for i = n, old_n - 1 do
     redis.call('DEL', KEYS[1] .. ':p' .. i)
   end
+  -- Incremental reconciliation reads what changed since its last run from this index.
+  redis.call('ZADD', KEYS[3], ARGV[2], KEYS[1])
   applied = 1
 end
 if ARGV[5] ~= '' then

@@ -1,0 +1,42 @@
+"""The ``chaos`` subcommand of ``volreg`` (the harness is in ``loadtest.chaos``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from service.settings import Settings
+
+
+def add_chaos(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "chaos",
+        help="kill -9 and restart private Redis/RabbitMQ/MariaDB/API/consumer under load; "
+        "verify no acknowledged save is lost",
+    )
+    p.add_argument("--rounds", type=int, default=5, help="one fault per round, in turn")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of load per round")
+    p.add_argument("--json", type=Path, help="write the JSON report here (and a .md beside)")
+    p.add_argument("--clients", type=int, default=24, help="concurrent saving clients")
+    p.add_argument("--forms", type=int, default=400, help="distinct forms saved")
+    p.add_argument(
+        "--faults",
+        default="redis,rabbitmq,mariadb,service,consumer",
+        help="comma-separated fault kinds, cycled through the rounds",
+    )
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--keep", action="store_true", help="keep the data directories and logs")
+    p.add_argument(
+        "--warmup-bench",
+        type=int,
+        metavar="FORMS",
+        help="instead of chaos: load FORMS forms into a private MariaDB and time a warm-up "
+        "of a private Redis",
+    )
+    p.set_defaults(run=_chaos)
+
+
+def _chaos(_settings: Settings, args: argparse.Namespace) -> int:
+    from loadtest.chaos import main
+
+    return main(args)

@@ -1,0 +1,98 @@
+"""``volreg reconcile``: incremental runs every interval and full runs now and then, scheduled
+by APScheduler; every process takes the same Redis lock, so one run happens at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from datetime import datetime
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from reconciler.http import create_status_app
+from reconciler.metrics import ReconcileMetrics
+from reconciler.model import MODE_FULL, MODE_INCREMENTAL
+from reconciler.run import LockBusy, Reconciler
+from service.adapters.mysql_sweep import open_archive
+from service.adapters.redis_sweep import open_index
+from service.http.app import names_of
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Schedule:
+    def __init__(self, reconciler: Reconciler) -> None:
+        self._reconciler = reconciler
+        self._running: set[asyncio.Task[object]] = set()
+
+    async def job(self, mode: str) -> None:
+        # APScheduler starts this as a task of its own: name it and track it for shutdown.
+        task = asyncio.current_task()
+        assert task is not None
+        task.set_name(f"reconcile-{mode}")
+        self._running.add(task)
+        try:
+            await self._reconciler.run(mode)
+        except LockBusy:
+            log.info("reconcile %s run skipped: another run holds the lock", mode)
+        finally:
+            self._running.discard(task)
+
+    async def stop(self) -> None:
+        """Cancel a run in progress: it is not recorded, the repairs it made stay."""
+        for task in list(self._running):
+            task.cancel()
+        for task in list(self._running):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def serve_forever(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    metrics = ReconcileMetrics()
+    names = names_of(settings)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per job run otherwise
+    async with open_index(settings, names) as redis, open_archive(settings) as mysql:
+        reconciler = Reconciler(redis, mysql, settings, metrics)
+        schedule = Schedule(reconciler)
+        runner = web.AppRunner(create_status_app(reconciler, metrics), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.http_host, settings.reconcile_http_port)
+        await site.start()
+        scheduler = AsyncIOScheduler()
+        common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+        scheduler.add_job(
+            schedule.job,
+            "interval",
+            args=[MODE_INCREMENTAL],
+            seconds=settings.reconcile_interval_s,
+            next_run_time=datetime.now(),
+            **common,
+        )
+        scheduler.add_job(
+            schedule.job,
+            "interval",
+            args=[MODE_FULL],
+            seconds=settings.reconcile_full_interval_s,
+            **common,
+        )
+        scheduler.start()
+        log.info(
+            "reconciler up: status on http://%s:%d/status",
+            settings.http_host,
+            settings.reconcile_http_port,
+        )
+        try:
+            await stop.wait()
+        finally:
+            scheduler.shutdown(wait=False)
+            await schedule.stop()
+            await runner.cleanup()
+    log.info("reconciler stopped")
