@@ -6,7 +6,7 @@ SHELL := /bin/bash
 
 PYTEST_ARGS ?=
 
-.PHONY: help up down test lint deps venv clean
+.PHONY: help up down test test-cluster lint deps venv clean
 
 help:
 	@echo "Targets:"
@@ -14,6 +14,8 @@ help:
 	@echo "               migrate, load demo data, start the API and the consumer"
 	@echo "  make down    stop the API and the consumer started by 'make up'"
 	@echo "  make test    ensure servers and .venv, then run pytest (PYTEST_ARGS=... to pass options)"
+	@echo "  make test-cluster  the Redis Cluster and sharded-MySQL suites, and the save, read,"
+	@echo "               consume and reconcile suites again on a 6-node Redis Cluster + 2 MySQL shards"
 	@echo "  make lint    ruff check, ruff format --check, mypy"
 	@echo "  make deps    install/start Redis, MariaDB, RabbitMQ and create the database user"
 	@echo "  make venv    create .venv and install the project with dev dependencies"
@@ -33,6 +35,14 @@ down:
 
 test: deps venv
 	.venv/bin/pytest $(PYTEST_ARGS)
+
+# tests/cluster/topology.py starts the Redis Cluster and points every suite at it and at MySQL
+# split over two databases; `python -m` puts the checkout on sys.path for that plugin.
+CLUSTER_SUITES = tests/cluster $(wildcard tests/test_save_path.py tests/test_protocol.py \
+	tests/test_failures.py tests/test_reconcile*.py)
+
+test-cluster: deps venv
+	.venv/bin/python -m pytest -p tests.cluster.topology $(CLUSTER_SUITES) $(PYTEST_ARGS)
 
 lint: venv
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy

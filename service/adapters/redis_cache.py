@@ -22,6 +22,17 @@ from service.settings import Settings
 
 T = TypeVar("T")
 _PENDING_TTL_S = 60
+# RedisClusterException (no node reachable, slot not served) is no RedisError.
+_DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+    RedisError,
+    RedisClusterException,
+    OSError,
+    TimeoutError,
+)
+# While the cluster changes shape (a master died, a replica takes over) the asyncio cluster
+# client can fail inside itself, e.g. writing on a connection another task just closed
+# (redis-py#3546, #3835): a dependency failure for us, not a bug of the request.
+_CLUSTER_ERRORS = (*_DRIVER_ERRORS, AttributeError, TypeError)
 
 
 def _lua(name: str) -> str:
@@ -35,6 +46,9 @@ class RedisCache:
         self._r = client
         self._names = names
         self._settings = settings
+        self._errors: tuple[type[BaseException], ...] = (
+            _CLUSTER_ERRORS if isinstance(client, redis.RedisCluster) else _DRIVER_ERRORS
+        )
         self._stage = client.register_script(_lua("stage"))
         self._commit = client.register_script(_lua("commit"))
         self._read = client.register_script(_lua("read"))
@@ -43,8 +57,7 @@ class RedisCache:
         try:
             async with asyncio.timeout(self._settings.redis_timeout_s):
                 return await aw
-        # RedisClusterException (no node reachable, slot not served) is no RedisError.
-        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
+        except self._errors as exc:
             raise StoreUnavailable from exc
 
     async def stage(self, key: FormKey, idem: str | None, fingerprint: str) -> Reserved | Replay:
