@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -34,6 +35,39 @@ class FormBody(_Strict):
 class CandidateLogin(_Strict):
     candidate_id: Annotated[str, StringConstraints(min_length=1, max_length=32)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class StaffLogin(_Strict):
+    username: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class MajorBody(_Strict):
+    code: MajorCode
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class InstitutionBody(_Strict):
+    """``PUT /api/v1/admin/catalogue/institutions/{code}``: replaces the institution."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    majors: list[MajorBody] = Field(max_length=500)
+
+
+class ControlLine(_Strict):
+    category: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+    min_score: float = Field(ge=0, le=1000)
+
+
+class BatchBody(_Strict):
+    """``PUT /api/v1/admin/catalogue/batches/{code}``: filing window (local time, ISO 8601)
+    and control lines; replaces the batch."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    # JSON has no datetime type: these two accept ISO 8601 strings (the model is strict).
+    opens_at: datetime = Field(strict=False)
+    closes_at: datetime = Field(strict=False)
+    control_lines: list[ControlLine] = Field(default_factory=list, max_length=50)
 
 
 class Problem(ValueError):
@@ -78,5 +112,33 @@ def parse_form(data: Any) -> FormBody:
     return form
 
 
-def parse_login(data: Any) -> CandidateLogin:
+def parse_login(data: Any) -> CandidateLogin | StaffLogin:
+    """Staff send ``username``, candidates ``candidate_id``; errors name the fields of the
+    kind the body looks like (a candidate's when unsure)."""
+    if isinstance(data, dict) and "username" in data:
+        return _parse(StaffLogin, data)
     return _parse(CandidateLogin, data)
+
+
+def parse_institution(data: Any) -> InstitutionBody:
+    body = _parse(InstitutionBody, data)
+    codes = [m.code for m in body.majors]
+    dups = sorted({c for c in codes if codes.count(c) > 1})
+    if dups:
+        raise Problem([{"path": "majors", "message": f"duplicate major codes {dups}"}])
+    return body
+
+
+def parse_batch(data: Any) -> BatchBody:
+    body = _parse(BatchBody, data)
+    problems = []
+    if body.closes_at <= body.opens_at:
+        problems.append({"path": "closes_at", "message": "must be after opens_at"})
+    if any(t.tzinfo is not None for t in (body.opens_at, body.closes_at)):
+        problems.append({"path": "opens_at", "message": "give local time without an offset"})
+    categories = [c.category for c in body.control_lines]
+    if len(set(categories)) != len(categories):
+        problems.append({"path": "control_lines", "message": "duplicate category"})
+    if problems:
+        raise Problem(problems)
+    return body

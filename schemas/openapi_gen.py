@@ -12,11 +12,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from schemas.http import CandidateLogin, FormBody
+from schemas.http import BatchBody, CandidateLogin, FormBody, InstitutionBody, StaffLogin
 from service.domain import ids
 from service.errors import Unavailable, VolregError
 from service.http import routes, urls
-from service.usecases.accounts import ROLE_CANDIDATE
+from service.usecases.accounts import ROLE_ADMIN, ROLE_CANDIDATE, ROLE_TEACHER
 
 OUTPUT = Path(__file__).with_name("openapi.json")
 
@@ -131,6 +131,7 @@ def _components() -> dict[str, Any]:
     schemas: dict[str, Any] = form_schema.pop("$defs")
     schemas["FormBody"] = form_schema
     schemas["CandidateLogin"] = CandidateLogin.model_json_schema(ref_template=SCHEMAS + "{model}")
+    schemas.update(_staff_schemas())
     timestamp = {"type": "string", "format": "date-time"}
     schemas.update(
         {
@@ -140,7 +141,10 @@ def _components() -> dict[str, Any]:
                 "properties": {
                     "token": {"type": "string", "description": "Send as `Bearer <token>`."},
                     "expires_at": timestamp,
-                    "role": {"type": "string", "enum": [ROLE_CANDIDATE]},
+                    "role": {
+                        "type": "string",
+                        "enum": [ROLE_CANDIDATE, ROLE_TEACHER, ROLE_ADMIN],
+                    },
                 },
             },
             "Form": {
@@ -231,6 +235,7 @@ def _components() -> dict[str, Any]:
             for status, name in ERROR_RESPONSES.items()
         },
         "parameters": {
+            **_staff_parameters(),
             "CandidateId": {
                 "name": "candidate_id",
                 "in": "path",
@@ -281,13 +286,15 @@ def _paths() -> dict[str, Any]:
         urls.LOGIN: {
             "post": _operation(
                 "login",
-                "Log in as a candidate and get a bearer token",
+                "Log in (candidate, teacher or admin) and get a bearer token",
                 {"200": _ok("Logged in.", json_content(ref("LoginResult")))},
                 [400, 401, 413, 415, 422, 503],
                 tag="auth",
                 body={
                     "required": True,
-                    "content": json_content(ref("CandidateLogin"), EXAMPLE_LOGIN),
+                    "content": json_content(
+                        {"oneOf": [ref("CandidateLogin"), ref("StaffLogin")]}, EXAMPLE_LOGIN
+                    ),
                 },
             )
         },
@@ -328,6 +335,7 @@ def _paths() -> dict[str, Any]:
                 },
             ),
         },
+        **_staff_paths(),
         urls.LIVE: {
             "get": _operation(
                 "live",
@@ -365,6 +373,159 @@ def _paths() -> dict[str, Any]:
     }
 
 
+def _staff_schemas() -> dict[str, Any]:
+    """Bodies of the staff, catalogue and import endpoints."""
+    out: dict[str, Any] = {
+        "StaffLogin": StaffLogin.model_json_schema(ref_template=SCHEMAS + "{model}")
+    }
+    for model in (InstitutionBody, BatchBody):
+        schema = model.model_json_schema(ref_template=SCHEMAS + "{model}")
+        out.update(schema.pop("$defs", {}))
+        out[model.__name__] = schema
+    out["Object"] = {"type": "object", "description": "See the endpoint's summary."}
+    return out
+
+
+def _query(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+def _path(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+def _staff_parameters() -> dict[str, Any]:
+    return {
+        "School": _path("school", "School code."),
+        "InstitutionCode": _path("code", "Institution code (5 digits)."),
+        "BatchCode": _path("batch", "Admission batch code."),
+        "Job": _path("job", "Import job id."),
+        "FilingStatus": _query("status", "`filed` or `unfiled` (in `batch`, or any batch)."),
+        "FilingBatch": _query("batch", "Batch the status filter looks at."),
+        "Cursor": _query("cursor", "`next_cursor` of the previous page."),
+        "Limit": _query("limit", "Page size, 1-200 (default 50)."),
+        "JobId": _query("job", "Job id to create or resume."),
+        "FileName": _query("name", "File name shown in the job."),
+        "Fresh": _query("fresh", "`1`: do not resume an unfinished job over this content."),
+        "After": _query("after", "Rejections after this line."),
+    }
+
+
+def _staff_paths() -> dict[str, Any]:
+    obj = json_content(ref("Object"))
+    code = _param("InstitutionCode")
+    return {
+        urls.SCHOOL_CANDIDATES: {
+            "get": _operation(
+                "schoolCandidates",
+                "A page of the school's candidates with each one's filing status per batch "
+                "(teachers of that school, admins)",
+                {"200": _ok("`{school, candidates, next_cursor}`.", obj)},
+                [401, 403, 422, 503],
+                tag="schools",
+                auth=True,
+                parameters=[
+                    _param(n) for n in ("School", "FilingStatus", "FilingBatch", "Cursor", "Limit")
+                ],
+            )
+        },
+        urls.CATALOGUE_INSTITUTIONS: {
+            "get": _operation(
+                "listInstitutions",
+                "Every institution (code, name)",
+                {"200": _ok("`{institutions}`.", obj)},
+                [503],
+                tag="catalogue",
+            )
+        },
+        urls.CATALOGUE_INSTITUTION: {
+            "get": _operation(
+                "getInstitution",
+                "An institution with its majors",
+                {"200": _ok("`{code, name, majors}`.", obj)},
+                [404, 422, 503],
+                tag="catalogue",
+                parameters=[code],
+            )
+        },
+        urls.CATALOGUE_BATCHES: {
+            "get": _operation(
+                "listBatches",
+                "Admission batches with filing windows and control lines",
+                {"200": _ok("`{batches}`.", obj)},
+                [503],
+                tag="catalogue",
+            )
+        },
+        urls.ADMIN_INSTITUTION: {
+            "put": _operation(
+                "putInstitution",
+                "Publish an institution and its majors (replaces them; admins)",
+                {"200": _ok("Published: `{institution, redis_refreshed, broadcast}`.", obj)},
+                [400, 401, 403, 413, 415, 422, 503],
+                tag="admin",
+                auth=True,
+                parameters=[code],
+                body={"required": True, "content": json_content(ref("InstitutionBody"))},
+            )
+        },
+        urls.ADMIN_BATCH: {
+            "put": _operation(
+                "putBatch",
+                "Publish a batch: filing window and control lines (admins)",
+                {"200": _ok("Published: `{batch, redis_refreshed, broadcast}`.", obj)},
+                [400, 401, 403, 413, 415, 422, 503],
+                tag="admin",
+                auth=True,
+                parameters=[_param("BatchCode")],
+                body={"required": True, "content": json_content(ref("BatchBody"))},
+            )
+        },
+        urls.ADMIN_IMPORTS: {
+            "post": _operation(
+                "importUpload",
+                "Streamed bulk import of a candidates or teachers CSV, plain or gzip (admins); "
+                "answers with the job's status when the whole body is imported",
+                {"200": _ok("The finished job.", obj)},
+                [400, 401, 403, 409, 422, 503],
+                tag="admin",
+                auth=True,
+                parameters=[_param(n) for n in ("JobId", "FileName", "Fresh")],
+                body={
+                    "required": True,
+                    "content": {
+                        "text/csv": {"schema": {"type": "string"}},
+                        "application/gzip": {"schema": {"type": "string", "format": "binary"}},
+                    },
+                },
+            )
+        },
+        urls.ADMIN_IMPORT: {
+            "get": _operation(
+                "importStatus",
+                "An import job: rows done, rejected, rate, ETA, rejections (admins)",
+                {"200": _ok("The job.", obj)},
+                [401, 403, 404, 422, 503],
+                tag="admin",
+                auth=True,
+                parameters=[_param("Job"), _param("After")],
+            )
+        },
+    }
+
+
 def build() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -374,7 +535,10 @@ def build() -> dict[str, Any]:
             "description": "Saving college-application forms. Errors are "
             '`{"error": {"code", "message", "details"?}}`.',
         },
-        "tags": [{"name": n} for n in ("auth", "candidates", "forms", "health")],
+        "tags": [
+            {"name": n}
+            for n in ("auth", "candidates", "forms", "schools", "catalogue", "admin", "health")
+        ],
         "paths": _paths(),
         "components": _components(),
     }

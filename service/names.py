@@ -26,8 +26,9 @@ class Names:
         """Hash with the form's version, metadata and first part; parts 1.. are ``<key>:p<i>``."""
         return f"{self.tag(key.candidate_id)}:form:{key.candidate_id}:{key.batch}"
 
-    def idempotency_key(self, candidate_id: str, idem: str) -> str:
-        return f"{self.tag(candidate_id)}:idem:{candidate_id}:{idem}"
+    def idempotency_key(self, key: FormKey, idem: str) -> str:
+        """An Idempotency-Key is scoped to one form (candidate and batch)."""
+        return f"{self.tag(key.candidate_id)}:idem:{key.candidate_id}:{key.batch}:{idem}"
 
     def exam_key(self, candidate_id: str) -> str:
         return f"{self.tag(candidate_id)}:exam:{candidate_id}"
@@ -46,6 +47,10 @@ class Names:
     @property
     def reconcile_lock(self) -> str:
         return f"{{{self.key_prefix}:reconcile}}:lock"
+
+    def catalogue_key(self, key: str) -> str:
+        """Redis copy of one catalogue entry (``institutions``, ``institution:10001``, ...)."""
+        return f"{{{self.key_prefix}:cat}}:{key}"
 
     # --- RabbitMQ. One quorum queue per shard group, a direct exchange routes by group index.
     def queue_index(self, candidate_id: str) -> int:
@@ -70,6 +75,11 @@ class Names:
     def dead_letter_queue(self) -> str:
         return f"{self.queue_prefix}.forms.dead"
 
+    @property
+    def catalogue_exchange(self) -> str:
+        """Fanout of catalogue invalidations; every API process binds an exclusive queue."""
+        return f"{self.queue_prefix}.catalogue"
+
 
 # --- Prometheus metric names.
 METRIC_REQUESTS = "volreg_http_requests_total"
@@ -80,6 +90,8 @@ METRIC_CONSUMED = "volreg_consumed_messages_total"
 METRIC_DEAD_LETTERED = "volreg_dead_lettered_total"
 METRIC_CONSUME_BATCH = "volreg_consume_batch_rows"
 METRIC_FALLBACK_READS = "volreg_form_reads_from_mysql_total"
+METRIC_CACHE_READS = "volreg_cache_reads_total"
+METRIC_IMPORT_ROWS = "volreg_import_rows_total"
 METRIC_RECONCILE_RUNS = "volreg_reconcile_runs_total"
 METRIC_RECONCILE_FORMS = "volreg_reconcile_forms_total"
 METRIC_RECONCILE_LAST = "volreg_reconcile_last_run"

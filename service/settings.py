@@ -51,6 +51,17 @@ class Settings:
     delivery_limit: int = 20
     # Published catalogue (batches) is re-read from MySQL at most this often.
     catalogue_ttl_s: float = 5.0
+    # Multi-level cache: entries per process, and how long the Redis copy lives (it is also
+    # refreshed on every publish). catalogue_ttl_s bounds staleness when a broadcast is lost.
+    catalogue_local_entries: int = 10_000
+    catalogue_redis_ttl_s: int = 3600
+    exam_local_entries: int = 50_000
+    exam_local_ttl_s: float = 30.0
+    # Bulk import: data rows per batch (and checkpoint), batches written concurrently, and the
+    # longest wait for the next chunk of an upload.
+    import_batch_rows: int = 5000
+    import_writers: int = 2
+    import_read_timeout_s: float = 60.0
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19 * 1024
     log_level: str = "INFO"
@@ -66,6 +77,9 @@ class Settings:
     reconcile_lock_ttl_s: float = 60.0
     reconcile_http_port: int = 8081
     warmup_batch: int = 2000
+    # Benchmark only: also serve the naive save route (each save written synchronously to
+    # MySQL, no Redis, no broker) that `volreg loadtest` compares against. Never in production.
+    bench_naive: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -78,7 +92,7 @@ class Settings:
                 continue
             kind = type(getattr(defaults, f.name))
             try:
-                values[f.name] = kind(raw)
+                values[f.name] = _parse_bool(raw) if kind is bool else kind(raw)
             except ValueError as exc:
                 raise ValueError(
                     f"VOLREG_{f.name.upper()}={raw!r}: expected {kind.__name__}"
@@ -88,3 +102,13 @@ class Settings:
     @property
     def uses_dev_secret(self) -> bool:
         return self.token_secret == _DEV_SECRET
+
+
+def _parse_bool(raw: str) -> bool:
+    # bool("0") is True: spell the accepted words out instead.
+    word = raw.strip().lower()
+    if word in {"1", "true", "yes", "on"}:
+        return True
+    if word in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(raw)

@@ -26,6 +26,7 @@ from service.metrics import Metrics
 from service.ports import Batch, Inbound
 from service.settings import Settings
 from tests.proxy import Proxy
+from tests.staff_support import seed_catalogue, seed_staff
 from tests.support import CLOSED_BATCH, DEMO_ID, OPEN_BATCH, OTHER_ID, PASSWORD, make_settings
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -61,6 +62,8 @@ async def settings() -> AsyncIterator[Settings]:
                 }
             }
         )
+        await seed_catalogue(db)
+        await seed_staff(db, s)
     yield s
     await _cleanup(s)
 

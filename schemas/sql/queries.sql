@@ -15,6 +15,10 @@ ON DUPLICATE KEY UPDATE
 SELECT candidate_id, batch_code, version, updated_us, status, choices
 FROM forms WHERE candidate_id = %s AND batch_code = %s
 
+-- name: form_versions
+-- {rows} is one "(%s)" group per candidate ID.
+SELECT candidate_id, version FROM forms WHERE batch_code = %s AND candidate_id IN ({rows})
+
 -- name: get_candidate
 SELECT candidate_id, name, school_code, password_hash FROM candidates WHERE candidate_id = %s
 
@@ -42,6 +46,20 @@ ON DUPLICATE KEY UPDATE
 INSERT INTO admission_batches (batch_code, name, opens_at, closes_at) VALUES (%s, %s, %s, %s)
 ON DUPLICATE KEY UPDATE name = VALUES(name), opens_at = VALUES(opens_at),
   closes_at = VALUES(closes_at)
+
+-- name: naive_create_table
+-- Benchmark only (`volreg serve --naive`): the naive design writes a copy of the forms table,
+-- so it never touches the rows the real save path owns.
+CREATE TABLE IF NOT EXISTS naive_forms LIKE forms
+
+-- name: naive_save_form
+-- Benchmark only: one durable autocommit per save. LAST_INSERT_ID(expr) hands the stored
+-- version back in the OK packet, so the save costs one round trip like a real naive design.
+INSERT INTO naive_forms (candidate_id, batch_code, shard, version, updated_us, status, choices)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON DUPLICATE KEY UPDATE
+  version = LAST_INSERT_ID(GREATEST(version + 1, VALUES(version))),
+  updated_us = VALUES(updated_us), status = VALUES(status), choices = VALUES(choices)
 
 -- name: reconcile_forms_page
 -- Full sweep of one shard in key order (keyset paging on idx_forms_shard).
@@ -90,3 +108,97 @@ ORDER BY candidate_id, batch_code LIMIT %s
 
 -- name: warmup_count
 SELECT COUNT(*) FROM forms
+
+-- name: get_staff
+SELECT username, role, school_code, name, password_hash FROM staff WHERE username = %s
+
+-- name: upsert_staff
+INSERT INTO staff (username, role, school_code, name, password_hash)
+VALUES {rows}
+ON DUPLICATE KEY UPDATE role = VALUES(role), school_code = VALUES(school_code),
+  name = VALUES(name), password_hash = VALUES(password_hash)
+
+-- name: school_candidates
+-- A page of a school's candidates in ID order (keyset paging after the cursor), filtered by
+-- whether they saved a form (in the given batch, or in any batch when it is ''):
+-- filter '' = all, 'filed', 'unfiled'.
+SELECT c.candidate_id, c.name FROM candidates c
+WHERE c.school_code = %s AND c.candidate_id > %s
+  AND (%s = '' OR (%s = 'filed') = EXISTS (
+    SELECT 1 FROM forms f WHERE f.candidate_id = c.candidate_id AND (%s = '' OR f.batch_code = %s)))
+ORDER BY c.candidate_id LIMIT %s
+
+-- name: forms_of_candidates
+-- {rows} is one "(%s)" group per candidate ID.
+SELECT candidate_id, batch_code, status, version, updated_us FROM forms
+WHERE candidate_id IN ({rows}) ORDER BY candidate_id, batch_code
+
+-- name: list_institutions
+SELECT institution_code, name FROM institutions ORDER BY institution_code
+
+-- name: get_institution
+SELECT institution_code, name FROM institutions WHERE institution_code = %s
+
+-- name: majors_of_institution
+SELECT major_code, name FROM majors WHERE institution_code = %s ORDER BY major_code
+
+-- name: upsert_institutions
+INSERT INTO institutions (institution_code, name) VALUES {rows}
+ON DUPLICATE KEY UPDATE name = VALUES(name)
+
+-- name: delete_majors
+DELETE FROM majors WHERE institution_code = %s
+
+-- name: insert_majors
+INSERT INTO majors (institution_code, major_code, name) VALUES {rows}
+
+-- name: list_control_lines
+SELECT batch_code, category, min_score FROM control_lines ORDER BY batch_code, category
+
+-- name: delete_control_lines
+DELETE FROM control_lines WHERE batch_code = %s
+
+-- name: insert_control_lines
+INSERT INTO control_lines (batch_code, category, min_score) VALUES {rows}
+
+-- name: create_import_job
+INSERT INTO import_jobs (job_id, kind, source, fingerprint, state, total_bytes,
+  started_at, run_started_at, updated_at)
+VALUES (%s, %s, %s, %s, 'running', %s, NOW(6), NOW(6), NOW(6))
+
+-- name: restart_import_job
+-- A rerun of an unfinished job: it goes on from its checkpoint.
+UPDATE import_jobs SET state = 'running', error = '', total_bytes = %s, runs = runs + 1,
+  resumed_from = rows_done, resumed_input_bytes = input_bytes, run_started_at = NOW(6),
+  updated_at = NOW(6), finished_at = NULL
+WHERE job_id = %s
+
+-- name: checkpoint_import_job
+UPDATE import_jobs SET rows_done = %s, byte_offset = %s, input_bytes = %s, imported = %s,
+  rejected = %s, updated_at = NOW(6)
+WHERE job_id = %s
+
+-- name: finish_import_job
+UPDATE import_jobs SET state = %s, error = %s, updated_at = NOW(6), finished_at = NOW(6)
+WHERE job_id = %s
+
+-- name: get_import_job
+SELECT job_id, kind, source, fingerprint, state, total_bytes, input_bytes, byte_offset,
+  rows_done, imported, rejected, resumed_from, resumed_input_bytes, runs, error, started_at,
+  run_started_at,
+  updated_at, finished_at, NOW(6)
+FROM import_jobs WHERE job_id = %s
+
+-- name: unfinished_import_job
+-- The newest unfinished job over the same content, to resume.
+SELECT job_id FROM import_jobs
+WHERE fingerprint = %s AND kind = %s AND state <> 'done' AND total_bytes <=> %s
+ORDER BY started_at DESC LIMIT 1
+
+-- name: insert_import_rejections
+-- IGNORE: a resumed run may write a batch's rejections again.
+INSERT IGNORE INTO import_rejections (job_id, line, reason) VALUES {rows}
+
+-- name: import_rejections
+SELECT line, reason FROM import_rejections WHERE job_id = %s AND line > %s
+ORDER BY line LIMIT %s

@@ -162,6 +162,36 @@ class MySQLDatabase:
         async with self._cursor() as cur:
             await cur.execute(multi_row(name, rows, columns), args)
 
+    # --- Named queries for the sibling adapters (staff, catalogue, import jobs).
+    async def fetch_one(self, name: str, *args: Any) -> Any:
+        return await self._fetchone(name, *args)
+
+    async def fetch_all(self, name: str, *args: Any) -> Any:
+        return await self._fetchall(name, *args)
+
+    async def fetch_rows(self, name: str, rows: int, columns: int, args: Sequence[Any]) -> Any:
+        """A multi-row SELECT (``{rows}`` filled with ``rows`` groups)."""
+        async with self._cursor() as cur:
+            await cur.execute(multi_row(name, rows, columns), list(args))
+            return await cur.fetchall()
+
+    async def execute(self, name: str, *args: Any) -> int:
+        """Run a named statement; returns the affected row count."""
+        async with self._cursor() as cur:
+            await cur.execute(query(name), args)
+            return int(cur.rowcount)
+
+    async def execute_rows(self, name: str, rows: int, columns: int, args: list[Any]) -> None:
+        await self._execute_many_rows(name, rows, columns, args)
+
+    async def transaction(self, steps: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Run ``(statement, args)`` steps in one transaction: all or nothing."""
+        async with self._cursor() as cur:
+            await cur.execute("BEGIN")
+            for statement, args in steps:
+                await cur.execute(statement, list(args))
+            await cur.execute("COMMIT")
+
     async def get_candidate(self, candidate_id: str) -> Candidate | None:
         row = await self._fetchone("get_candidate", candidate_id)
         return None if row is None else Candidate(*row)
@@ -172,6 +202,15 @@ class MySQLDatabase:
             return None
         return {"total_score": float(row[0]), "rank": int(row[1]), "subjects": orjson.loads(row[2])}
 
+    async def form_versions(self, batch: str, candidate_ids: Sequence[str]) -> dict[str, int]:
+        """The stored version of each of these candidates' forms (absent when none)."""
+        if not candidate_ids:
+            return {}
+        async with self._cursor() as cur:
+            statement = multi_row("form_versions", len(candidate_ids), 1)
+            await cur.execute(statement, [batch, *candidate_ids])
+            return {row[0]: int(row[1]) for row in await cur.fetchall()}
+
     async def list_batches(self) -> list[Batch]:
         return [Batch(*row) for row in await self._fetchall("list_batches")]
 
@@ -179,6 +218,28 @@ class MySQLDatabase:
         async with self._cursor() as cur:
             await cur.execute("SELECT 1")
             await cur.fetchone()
+
+    # --- Benchmark only: the naive design that `volreg serve --naive` serves for comparison.
+    async def create_naive_table(self) -> None:
+        async with self._cursor() as cur:
+            await cur.execute(query("naive_create_table"))
+
+    async def naive_save_form(self, record: FormRecord) -> int:
+        """Write one form in its own durable commit; returns the version stored (the record's,
+        or one above the stored version when that was not older)."""
+        args = (
+            record.candidate_id,
+            record.batch,
+            shard_of(record.candidate_id, self._settings.shards),
+            record.version,
+            record.updated_us,
+            record.status,
+            record.payload,
+        )
+        async with self._cursor() as cur:
+            await cur.execute(query("naive_save_form"), args)
+            # 0 when the row was inserted (no LAST_INSERT_ID(expr) ran): ours is stored.
+            return int(cur.lastrowid or 0) or record.version
 
 
 def pool_kwargs(settings: Settings, *, database: bool = True) -> dict[str, Any]:

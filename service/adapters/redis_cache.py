@@ -13,6 +13,7 @@ from redis.asyncio.cluster import ClusterNode
 from redis.exceptions import RedisClusterException, RedisError
 
 from schemas.records import FormKey, FormRecord
+from service.adapters.redis_pipe import RedisPipe
 from service.domain import codec
 from service.domain.ids import shard_of
 from service.errors import StoreUnavailable
@@ -41,7 +42,11 @@ def _lua(name: str) -> str:
 
 class RedisCache:
     def __init__(
-        self, client: redis.Redis | redis.RedisCluster, names: Names, settings: Settings
+        self,
+        client: redis.Redis | redis.RedisCluster,
+        names: Names,
+        settings: Settings,
+        pipe: RedisPipe | None = None,
     ) -> None:
         self._r = client
         self._names = names
@@ -49,9 +54,15 @@ class RedisCache:
         self._errors: tuple[type[BaseException], ...] = (
             _CLUSTER_ERRORS if isinstance(client, redis.RedisCluster) else _DRIVER_ERRORS
         )
-        self._stage = client.register_script(_lua("stage"))
-        self._commit = client.register_script(_lua("commit"))
-        self._read = client.register_script(_lua("read"))
+
+        def register(text: str) -> Any:
+            script = client.register_script(text)
+            # The save path's scripts ride one multiplexed connection when there is one.
+            return script if pipe is None else pipe.register_script(text, script)
+
+        self._stage = register(_lua("stage"))
+        self._commit = register(_lua("commit"))
+        self._read = register(_lua("read"))
 
     async def _call(self, aw: Awaitable[T]) -> T:
         try:
@@ -61,7 +72,7 @@ class RedisCache:
             raise StoreUnavailable from exc
 
     async def stage(self, key: FormKey, idem: str | None, fingerprint: str) -> Reserved | Replay:
-        keys = [self._names.form_key(key), self._idem_key(key.candidate_id, idem)]
+        keys = [self._names.form_key(key), self._idem_key(key, idem)]
         args = ["1" if idem else "0", fingerprint, _PENDING_TTL_S]
         reply = await self._call(self._stage(keys=keys, args=args))
         if reply[0] == b"idem":
@@ -87,7 +98,7 @@ class RedisCache:
         shard = shard_of(record.candidate_id, self._settings.shards)
         keys = [
             self._names.form_key(record.key),
-            self._idem_key(record.candidate_id, idem),
+            self._idem_key(record.key, idem),
             self._names.changes_key(shard),
         ]
         args: list[Any] = [
@@ -101,8 +112,8 @@ class RedisCache:
         ]
         return keys, args
 
-    async def release_idempotency(self, candidate_id: str, idem: str) -> None:
-        await self._call(self._r.delete(self._names.idempotency_key(candidate_id, idem)))
+    async def release_idempotency(self, key: FormKey, idem: str) -> None:
+        await self._call(self._r.delete(self._names.idempotency_key(key, idem)))
 
     async def read(self, key: FormKey) -> FormRecord | None:
         reply = await self._call(self._read(keys=[self._names.form_key(key)]))
@@ -128,10 +139,24 @@ class RedisCache:
     async def put_exams(self, exams: dict[str, dict[str, Any]]) -> None:
         """Pipelined bulk load (imports, demo data). Not a transaction: on a cluster the
         client splits the pipeline by node, as the candidates' keys lie in many slots."""
+        # One MSET per hash tag (one slot each) costs a fraction of one SET per key in
+        # redis-py; pack_small makes the many small values cheap to compress.
+        by_tag: dict[str, dict[str, bytes]] = {}
+        for candidate_id, exam in exams.items():
+            group = by_tag.setdefault(self._names.tag(candidate_id), {})
+            group[self._names.exam_key(candidate_id)] = codec.pack_small(exam)
         async with self._r.pipeline(transaction=False) as pipe:
-            for candidate_id, exam in exams.items():
-                pipe.set(self._names.exam_key(candidate_id), codec.pack(exam))
+            for group in by_tag.values():
+                # A cluster pipeline refuses .mset(); the raw command (one slot) it routes.
+                pipe.execute_command("MSET", *(v for item in group.items() for v in item))
             await self._call(pipe.execute())
+
+    # --- Catalogue copies (the middle level of the catalogue cache).
+    async def get_catalogue(self, key: str) -> bytes | None:
+        return cast(bytes | None, await self._call(self._r.get(self._names.catalogue_key(key))))
+
+    async def put_catalogue(self, key: str, blob: bytes, ttl_s: int) -> None:
+        await self._call(self._r.set(self._names.catalogue_key(key), blob, ex=ttl_s))
 
     async def ping(self) -> None:
         await self._call(self._r.ping())
@@ -141,9 +166,9 @@ class RedisCache:
         """The client, for sibling adapters sharing its connections (reconciler, warm-up)."""
         return self._r
 
-    def _idem_key(self, candidate_id: str, idem: str | None) -> str:
+    def _idem_key(self, key: FormKey, idem: str | None) -> str:
         # Scripts always get two keys; without an Idempotency-Key the second is never touched.
-        return self._names.idempotency_key(candidate_id, idem or "-")
+        return self._names.idempotency_key(key, idem or "-")
 
 
 @asynccontextmanager
@@ -165,10 +190,12 @@ async def open_cache(settings: Settings, names: Names) -> AsyncIterator[RedisCac
         socket_connect_timeout=settings.redis_timeout_s,
     )
     client = redis.Redis(connection_pool=pool)
+    pipe = RedisPipe(settings.redis_url, settings.redis_timeout_s)
     try:
-        cache = RedisCache(client, names, settings)
+        cache = RedisCache(client, names, settings, pipe)
         yield cache
     finally:
+        await pipe.aclose()
         await client.aclose()
         await pool.aclose()  # a pool passed in explicitly is not closed by the client
 

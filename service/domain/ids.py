@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import operator
 import re
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
+_ASCII_ZERO = 48 * sum(_WEIGHTS)
 _SHAPE = re.compile(r"^[1-9][0-9]{16}[0-9X]$")  # [0-9], not \d: no Unicode digits
 
 
 def check_digit(first17: str) -> str:
     """The MOD 11-2 check character for the first 17 digits."""
-    return _CHECK[sum(int(c) * w for c, w in zip(first17, _WEIGHTS, strict=True)) % 11]
+    if len(first17) != len(_WEIGHTS):
+        raise ValueError("expected 17 digits")
+    # On the ASCII codes, all in C (bulk imports check millions): each digit is its code - 48.
+    return _CHECK[(sum(map(operator.mul, first17.encode(), _WEIGHTS)) - _ASCII_ZERO) % 11]
 
 
 def id_problem(candidate_id: str) -> str | None:

@@ -13,10 +13,15 @@ from service.adapters.redis_cache import open_cache
 from service.domain.passwords import Passwords
 from service.domain.tokens import TokenSigner
 from service.http import keys
+from service.http.admin_routes import add_admin_routes
+from service.http.catalogue_routes import add_catalogue_routes
 from service.http.middleware import make_middleware
 from service.http.probes import Probes
 from service.http.routes import add_routes
+from service.http.staff_routes import add_staff_routes
+from service.http.staff_setup import open_staff_parts
 from service.metrics import Metrics
+from service.naive import NAIVE, NaiveForms, add_naive_routes
 from service.names import Names
 from service.settings import Settings
 from service.usecases.accounts import Accounts
@@ -43,6 +48,11 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.METRICS] = metrics
     app.cleanup_ctx.append(_dependencies)
     add_routes(app)
+    add_staff_routes(app)
+    add_catalogue_routes(app)
+    add_admin_routes(app)
+    if settings.bench_naive:
+        add_naive_routes(app)
     return app
 
 
@@ -54,11 +64,23 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
         open_cache(settings, names) as cache,
         open_database(settings) as db,
         open_broker(settings, names) as broker,
+        open_staff_parts(app, db, cache) as staff,
     ):
-        batches = BatchWindows(db, settings.catalogue_ttl_s)
-        app[keys.FORMS] = Forms(cache, broker, db, batches)
+        # The catalogue's multi-level cache holds the batches: no second cache in front.
+        batches = BatchWindows(staff.catalogue, 0.0, on_miss=staff.catalogue.reload_batches)
+        app[keys.FORMS] = Forms(cache, broker, db, batches, staff.catalogue)
+        if settings.bench_naive:
+            app[NAIVE] = NaiveForms(db, batches)
         passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
-        app[keys.ACCOUNTS] = Accounts(db, cache, passwords, app[keys.SIGNER], settings.token_ttl_s)
+        app[keys.ACCOUNTS] = Accounts(
+            db,
+            cache,
+            passwords,
+            app[keys.SIGNER],
+            settings.token_ttl_s,
+            staff=staff.staff,
+            exams=staff.exams,
+        )
         app[keys.PROBES] = Probes(
             {"redis": cache.ping, "broker": broker.ping, "mysql": db.ping},
             timeout_s=min(settings.redis_timeout_s, settings.mysql_timeout_s),

@@ -1,18 +1,32 @@
-"""Admission batches and their filing windows, cached per process and refreshed from MySQL."""
+"""Admission batches and their filing windows, cached per process and refreshed from their
+source: MySQL, or (in the API) the catalogue, whose multi-level cache makes ``ttl_s`` 0."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Protocol
 
 from service.errors import DatabaseUnavailable, NotFound, WindowClosed
-from service.ports import Batch, Database
+from service.ports import Batch
+
+
+class BatchSource(Protocol):
+    async def list_batches(self) -> list[Batch]: ...
 
 
 class BatchWindows:
-    def __init__(self, db: Database, ttl_s: float) -> None:
+    def __init__(
+        self,
+        db: BatchSource,
+        ttl_s: float,
+        on_miss: Callable[[], Awaitable[list[Batch]]] | None = None,
+    ) -> None:
+        """``on_miss`` re-reads the batches past any cache when a code is unknown."""
         self._db = db
         self._ttl_s = ttl_s
+        self._on_miss = on_miss
         self._batches: dict[str, Batch] | None = None
         self._loaded_at = 0.0
 
@@ -26,6 +40,9 @@ class BatchWindows:
                     raise
                 # MySQL is down: the last good catalogue keeps saves going.
         batch = self._batches.get(code)
+        if batch is None and self._on_miss is not None:
+            self._batches = {b.code: b for b in await self._on_miss()}
+            batch = self._batches.get(code)
         if batch is None:
             raise NotFound(f"no admission batch {code!r}")
         return batch

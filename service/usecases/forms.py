@@ -7,7 +7,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from schemas.http import FormBody
 from schemas.records import STATUS_SAVED, FormKey, FormRecord
@@ -43,14 +43,30 @@ def choices_of(record: FormRecord) -> list[Any]:
     return list(codec.unpack(record.payload))
 
 
+def payload_of(form: FormBody) -> bytes:
+    """The stored bytes of a form: its choices as gzip-compressed JSON."""
+    return codec.pack([c.model_dump() for c in form.choices])
+
+
+class ChoiceCheck(Protocol):
+    async def check_choices(self, form: FormBody) -> None:
+        """Raise ValidationFailed when a choice names no institution/major of the catalogue."""
+
+
 class Forms:
     def __init__(
-        self, cache: FormCache, publisher: Publisher, db: Database, batches: BatchWindows
+        self,
+        cache: FormCache,
+        publisher: Publisher,
+        db: Database,
+        batches: BatchWindows,
+        catalogue: ChoiceCheck | None = None,
     ) -> None:
         self._cache = cache
         self._publisher = publisher
         self._db = db
         self._batches = batches
+        self._catalogue = catalogue
 
     async def save(self, key: FormKey, form: FormBody, idem: str | None, now: datetime) -> Saved:
         """Stage in Redis → publish and await the broker's confirm → commit in Redis.
@@ -60,7 +76,9 @@ class Forms:
         brings Redis up to date, but the client is told to retry (it was not visible yet).
         """
         await self._batches.require_open(key.batch, now)
-        payload = codec.pack([c.model_dump() for c in form.choices])
+        if self._catalogue is not None:
+            await self._catalogue.check_choices(form)
+        payload = payload_of(form)
         fingerprint = hashlib.sha256(payload).hexdigest()[:32]
         staged = await self._cache.stage(key, idem, fingerprint)
         if isinstance(staged, Replay):
@@ -73,7 +91,7 @@ class Forms:
             await self._publisher.publish(record)
         except Unavailable:
             if idem:
-                await self._forget(key.candidate_id, idem)
+                await self._forget(key, idem)
             raise
         stored = f"done {fingerprint} {saved.version} {saved.updated_us}"
         # Not applied means a concurrent save with a newer version committed first: this save
@@ -81,9 +99,9 @@ class Forms:
         await self._cache.commit(record, idem, stored)
         return saved
 
-    async def _forget(self, candidate_id: str, idem: str) -> None:
+    async def _forget(self, key: FormKey, idem: str) -> None:
         with contextlib.suppress(StoreUnavailable):  # the pending marker expires by itself
-            await self._cache.release_idempotency(candidate_id, idem)
+            await self._cache.release_idempotency(key, idem)
 
     async def read(self, key: FormKey) -> FormRecord:
         """Redis first; on a miss (or Redis down) MySQL, refilling Redis without overwriting a

@@ -1,0 +1,31 @@
+"""Where the tables that are not split by candidate live when MySQL is sharded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.adapters.mysql_db import MySQLDatabase
+from service.errors import DatabaseUnavailable
+
+
+def parts_of(db: Any) -> list[MySQLDatabase]:
+    """Every database: a sharded database lists its parts, a single one is its only part."""
+    parts = getattr(db, "parts", None)
+    return list(parts) if parts else [db]
+
+
+def home_of(db: Any) -> MySQLDatabase:
+    """The database holding staff accounts and import jobs: the first of the shard map."""
+    return parts_of(db)[0]
+
+
+async def fetch_all_from_any(db: Any, name: str, *args: Any) -> Any:
+    """Rows of a catalogue query from the first database that answers (each holds a copy)."""
+    error: DatabaseUnavailable | None = None
+    for part in parts_of(db):
+        try:
+            return await part.fetch_all(name, *args)
+        except DatabaseUnavailable as exc:
+            error = exc
+    assert error is not None
+    raise error
