@@ -50,8 +50,8 @@ def make_settings(**overrides: Any) -> Settings:
     # `make test-cluster` (tests/cluster/topology.py) runs the suites on a Redis Cluster and
     # on MySQL split in two halves of the shards, whatever their number.
     if os.environ.get("VOLREG_TEST_MYSQL_SHARDED") == "1" and "mysql_shards" not in overrides:
-        half = settings.shards // 2
-        halves = f"0-{half - 1}={database}_a,{half}-{settings.shards - 1}={database}_b"
+        half, dsn = settings.shards // 2, settings.mysql_dsn
+        halves = f"0-{half - 1}={dsn}_a,{half}-{settings.shards - 1}={dsn}_b"
         settings = dataclasses.replace(settings, mysql_shards=halves)
     return settings
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -24,6 +25,11 @@ _NOT_HERE = {
         "versions leave rows alone on each shard (tests/cluster/test_sharded_mysql.py)"
     ),
 }
+
+
+# Modules that reach into a single MySQLDatabase (its cursor): they run on the Redis Cluster
+# with one database; tests/cluster/test_reconcile_sharded.py runs the reconciler on shards.
+_ONE_DATABASE = {"test_reconciler.py"}
 
 
 class _Topology:
@@ -56,7 +62,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         reason = _NOT_HERE.get(getattr(item, "originalname", item.name))
         if reason:
-            item.add_marker(pytest.mark.skip(reason=f"on a Redis Cluster: {reason}"))
+            item.add_marker(pytest.mark.skip(reason=f"cluster topology: {reason}"))
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +70,16 @@ def cluster() -> RedisCluster:
     """The running cluster, for tests that kill one of its nodes."""
     assert _topology.cluster is not None
     return _topology.cluster
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_database_for(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Before the module's own fixtures: ``make_settings`` reads this variable."""
+    if request.path.name not in _ONE_DATABASE:
+        yield
+        return
+    os.environ["VOLREG_TEST_MYSQL_SHARDED"] = "0"
+    try:
+        yield
+    finally:
+        os.environ["VOLREG_TEST_MYSQL_SHARDED"] = "1"
