@@ -27,6 +27,8 @@ have curl || missing+=(curl)
 # deploy/nginx is tested in front of two API instances (tests/test_nginx.py), which runs its
 # own nginx on a spare port: the packaged service itself is not needed.
 have nginx || missing+=(nginx)
+# The HTTP load generator `volreg loadtest` drives (not needed to run the service).
+have wrk || missing+=(wrk)
 if [ "${#missing[@]}" -gt 0 ]; then
 	apt_install "${missing[@]}"
 	hash -r

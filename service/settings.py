@@ -42,6 +42,9 @@ class Settings:
     mysql_timeout_s: float = 5.0
     retry_after_s: int = 2
     redis_pool_size: int = 64
+    # The save path's scripts share one multiplexed connection per process (far less CPU per
+    # call than redis-py's pool); false sends them through the pool like everything else.
+    redis_multiplex: bool = True
     mysql_pool_size: int = 10
     # Consumer batching: a batch closes at this many messages or after this many ms.
     consume_batch: int = 500

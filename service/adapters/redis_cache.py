@@ -190,12 +190,15 @@ async def open_cache(settings: Settings, names: Names) -> AsyncIterator[RedisCac
         socket_connect_timeout=settings.redis_timeout_s,
     )
     client = redis.Redis(connection_pool=pool)
-    pipe = RedisPipe(settings.redis_url, settings.redis_timeout_s)
+    pipe = None
+    if settings.redis_multiplex:
+        pipe = RedisPipe(settings.redis_url, settings.redis_timeout_s)
     try:
         cache = RedisCache(client, names, settings, pipe)
         yield cache
     finally:
-        await pipe.aclose()
+        if pipe is not None:
+            await pipe.aclose()
         await client.aclose()
         await pool.aclose()  # a pool passed in explicitly is not closed by the client
 

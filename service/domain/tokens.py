@@ -35,7 +35,8 @@ class TokenSigner:
         self._key = hashlib.sha256(secret.encode()).digest()
 
     def _sign(self, body: str) -> str:
-        return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
+        # One-shot hmac.digest runs in C: a few times cheaper than an HMAC object per token.
+        return _b64(hmac.digest(self._key, body.encode(), "sha256"))
 
     def issue(self, claims: Claims) -> str:
         data = {"sub": claims.subject, "role": claims.role, "exp": claims.expires_at}

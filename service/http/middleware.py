@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,6 +13,7 @@ from aiohttp import web
 
 from service import logs
 from service.errors import Unavailable, VolregError
+from service.http.respond import json_response
 from service.metrics import Metrics
 
 log = logging.getLogger("volreg.http")
@@ -30,7 +31,7 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 
 
 def _from_volreg(exc: VolregError, retry_after_s: int) -> web.Response:
-    response = web.json_response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+    response = json_response(error_body(exc.code, exc.message, exc.details), status=exc.status)
     if isinstance(exc, Unavailable):
         response.headers["Retry-After"] = str(retry_after_s)
     return response
@@ -38,7 +39,7 @@ def _from_volreg(exc: VolregError, retry_after_s: int) -> web.Response:
 
 def _from_http(exc: web.HTTPException) -> web.Response:
     code = exc.reason.lower().replace(" ", "_")
-    response = web.json_response(error_body(code, exc.text or exc.reason), status=exc.status)
+    response = json_response(error_body(code, exc.text or exc.reason), status=exc.status)
     allow = exc.headers.get("Allow")
     if allow:
         response.headers["Allow"] = allow
@@ -46,10 +47,13 @@ def _from_http(exc: web.HTTPException) -> web.Response:
 
 
 def make_middleware(metrics: Metrics, retry_after_s: int) -> Any:
+    counters: dict[tuple[str, str, str], Any] = {}
+    histograms: dict[str, Any] = {}
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         incoming = request.headers.get("X-Request-Id", "")
-        rid = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex[:16]
+        rid = incoming if _REQUEST_ID.match(incoming) else os.urandom(8).hex()
         token = logs.request_id.set(rid)
         started = time.perf_counter()
         try:
@@ -62,15 +66,22 @@ def make_middleware(metrics: Metrics, retry_after_s: int) -> Any:
             response = _from_http(exc)
         except Exception:
             log.exception("unhandled error")
-            response = web.json_response(
+            response = json_response(
                 error_body("internal", "internal error; see the server log", {"request_id": rid}),
                 status=500,
             )
         elapsed = time.perf_counter() - started
         route = request.match_info.route.resource
         name = route.canonical if route is not None else "unmatched"
-        metrics.requests.labels(name, request.method, str(response.status)).inc()
-        metrics.latency.labels(name).observe(elapsed)
+        labels = (name, request.method, str(response.status))
+        counter = counters.get(labels)
+        if counter is None:  # labels() takes a lock and hashes every call: resolve each once
+            counter = counters[labels] = metrics.requests.labels(*labels)
+        counter.inc()
+        histogram = histograms.get(name)
+        if histogram is None:
+            histogram = histograms[name] = metrics.latency.labels(name)
+        histogram.observe(elapsed)
         if response.status >= 400 or elapsed > _SLOW_S:
             log.info(
                 "request",

@@ -1,0 +1,1 @@
+"""``volreg loadtest``: wrk-driven scenarios against a deployment, with a JSON/Markdown report."""

@@ -1,0 +1,114 @@
+"""``volreg loadtest``: arguments, the run, the files written and the terminal summary."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shlex
+import sys
+from contextlib import AsyncExitStack
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from loadtest import plots, report
+from loadtest.client import PrepError
+from loadtest.run import Options, run
+from loadtest.scenarios import parse_names
+from loadtest.spawn import spawned
+from loadtest.wrk import WrkError
+from service.settings import Settings
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="a running deployment, e.g. http://127.0.0.1:8080")
+    target.add_argument(
+        "--spawn",
+        type=int,
+        metavar="WORKERS",
+        help="start an API with this many workers (naive route on) and a consumer for the run",
+    )
+    p.add_argument(
+        "--scenarios",
+        default="all",
+        help="comma-separated: ceiling,exam,form,save,mixed,naive (default: all)",
+    )
+    p.add_argument("--duration", type=int, default=10, help="seconds of load per scenario")
+    p.add_argument("--slice", type=int, default=1, help="seconds per wrk run (time resolution)")
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--threads", type=int, default=1, help="wrk threads")
+    p.add_argument("--candidates", type=int, default=300, help="candidates to log in")
+    p.add_argument("--candidates-csv", type=Path, default=Path("var/demo/candidates.csv"))
+    p.add_argument("--password", default="demo-password")
+    p.add_argument("--batch", default="undergrad-1", help="an admission batch open for filing")
+    p.add_argument("--out", type=Path, help="report folder (default reports/loadtest-<time>)")
+    p.add_argument("--json", type=Path, help="JSON report path (default <out>/loadtest.json)")
+    p.add_argument("--catch-up-timeout", type=float, default=60.0)
+    p.add_argument("--request-timeout", type=float, default=5.0)
+    p.add_argument(
+        "--profile",
+        metavar="SCENARIO",
+        help="with --spawn: record this scenario's API with py-spy (flame graph SVG)",
+    )
+
+
+def _options(args: argparse.Namespace, url: str, pid: int | None) -> Options:
+    out = args.out or Path("reports") / f"loadtest-{datetime.now():%Y%m%d-%H%M%S}"
+    return Options(
+        url=url.rstrip("/"),
+        scenarios=parse_names(args.scenarios),
+        duration_s=args.duration,
+        slice_s=min(args.slice, args.duration),
+        connections=args.connections,
+        threads=args.threads,
+        candidates=args.candidates,
+        candidates_csv=args.candidates_csv,
+        password=args.password,
+        batch=args.batch,
+        out_dir=out,
+        catch_up_timeout_s=args.catch_up_timeout,
+        request_timeout_s=args.request_timeout,
+        profile=args.profile,
+        api_pid=pid,
+    )
+
+
+async def _measure(settings: Settings, args: argparse.Namespace) -> tuple[Options, Any]:
+    async with AsyncExitStack() as stack:
+        url, pid = args.url, None
+        if args.spawn:
+            deployment = await stack.enter_async_context(spawned(args.spawn))
+            url, pid = deployment.url, deployment.api_pid
+        options = _options(args, url, pid)
+        return options, await run(options, settings)
+
+
+def main(settings: Settings, args: argparse.Namespace) -> int:
+    for name in ("duration", "slice", "connections", "threads", "candidates"):
+        if getattr(args, name) < 1:
+            print(f"--{name.replace('_', '-')} must be at least 1", file=sys.stderr)
+            return 2
+    try:
+        parse_names(args.scenarios)
+        if args.profile and not args.spawn:
+            raise ValueError("--profile needs --spawn (it records the API this run starts)")
+        options, measured = asyncio.run(_measure(settings, args))
+    except (ValueError, PrepError, WrkError) as exc:
+        print(f"volreg loadtest: {exc}", file=sys.stderr)
+        return 2
+    full = report.complete(measured)
+    json_path = args.json or options.out_dir / "loadtest.json"
+    report.write_json(full, json_path)
+    images = plots.plot_all(full, options.out_dir) if plots.available() else []
+    if not plots.available():
+        print(plots.INSTALL_HINT, file=sys.stderr)
+    command = "volreg " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "volreg loadtest"
+    md = options.out_dir / "report.md"
+    md.write_text(report.markdown(full, command, images))
+    print("\n".join(report.scenario_table(full)))
+    print(f"\nratios: {report.ratio_line(full)}")
+    missed = [t["name"] for t in full["targets"] if t["met"] is False]
+    print(f"targets missed: {', '.join(missed)}" if missed else "targets: none missed")
+    print(f"report: {md}  json: {json_path}")
+    return 0

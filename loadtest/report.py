@@ -1,0 +1,161 @@
+"""The report: ratios and targets from the per-scenario figures, as JSON and Markdown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+def _rps(scenarios: dict[str, Any], name: str) -> float | None:
+    s = scenarios.get(name)
+    return float(s["rps"]) if s and s["rps"] > 0 else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a / b, 3)
+
+
+def ratios(scenarios: dict[str, Any]) -> dict[str, float | None]:
+    """``query_over_ceiling`` is the weaker of the exam and form reads."""
+    ceiling = _rps(scenarios, "ceiling")
+    save = _rps(scenarios, "save")
+    reads = [r for r in (_rps(scenarios, "exam"), _rps(scenarios, "form")) if r is not None]
+    return {
+        "save_over_ceiling": _ratio(save, ceiling),
+        "save_over_naive": _ratio(save, _rps(scenarios, "naive")),
+        "query_over_ceiling": _ratio(min(reads) if reads else None, ceiling),
+        "exam_over_ceiling": _ratio(_rps(scenarios, "exam"), ceiling),
+        "form_over_ceiling": _ratio(_rps(scenarios, "form"), ceiling),
+        "mixed_over_ceiling": _ratio(_rps(scenarios, "mixed"), ceiling),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    value: float | None
+    limit: float
+    at_least: bool  # value must be >= limit (else <=)
+
+    def to_json(self) -> dict[str, Any]:
+        met = None
+        if self.value is not None:
+            met = self.value >= self.limit if self.at_least else self.value <= self.limit
+        op = ">=" if self.at_least else "<="
+        return {
+            "name": self.name,
+            "value": self.value,
+            "target": f"{op} {self.limit:g}",
+            "met": met,
+        }
+
+
+def _get(scenarios: dict[str, Any], name: str, *path: str) -> float | None:
+    value: Any = scenarios.get(name)
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return None if value is None else float(value)
+
+
+def targets(scenarios: dict[str, Any], r: dict[str, float | None]) -> list[dict[str, Any]]:
+    """The issue's targets, each with the measured value (None when not measured)."""
+    s = scenarios
+    rows = [
+        Target("save / ceiling", r["save_over_ceiling"], 0.25, True),
+        Target("save / naive", r["save_over_naive"], 10, True),
+        Target("save p99 ms", _get(s, "save", "latency_ms", "p99"), 100, False),
+        Target("save errors", _get(s, "save", "errors", "total"), 0, False),
+        Target("exam / ceiling", r["exam_over_ceiling"], 0.6, True),
+        Target("form / ceiling", r["form_over_ceiling"], 0.6, True),
+        Target("exam p99 ms", _get(s, "exam", "latency_ms", "p99"), 50, False),
+        Target("form p99 ms", _get(s, "form", "latency_ms", "p99"), 50, False),
+        Target("save: queue empty after load, s", _get(s, "save", "queue", "drain_s"), 5, False),
+        Target("mixed: queue empty after load, s", _get(s, "mixed", "queue", "drain_s"), 5, False),
+    ]
+    return [t.to_json() for t in rows]
+
+
+def complete(report: dict[str, Any]) -> dict[str, Any]:
+    r = ratios(report["scenarios"])
+    return {**report, "ratios": r, "targets": targets(report["scenarios"], r)}
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def scenario_table(report: dict[str, Any]) -> list[str]:
+    lines = [
+        "| scenario | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | load avg (1 min) "
+        "| CPU busy | wrk CPU | API CPU ms/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, s in report["scenarios"].items():
+        lat = s["latency_ms"]
+        lines.append(
+            f"| {name} | {_fmt(s['rps'], 0)} | {_fmt(lat['p50'], 2)} | {_fmt(lat['p90'], 2)} "
+            f"| {_fmt(lat['p99'], 2)} | {_fmt(lat['max'], 1)} | {s['errors']['total']} "
+            f"| {s['loadavg_before'][0]:.2f} | {s['machine_cpu_busy']:.0%} "
+            f"| {s['generator_cpu_share']:.0%} | {_fmt(s.get('api_cpu_ms_per_request'), 3)} |"
+        )
+    return lines
+
+
+def ratio_line(report: dict[str, Any]) -> str:
+    r = report["ratios"]
+    return (
+        f"save/ceiling {_fmt(r['save_over_ceiling'], 3)}, "
+        f"save/naive {_fmt(r['save_over_naive'], 2)}, "
+        f"query/ceiling {_fmt(r['query_over_ceiling'], 3)} "
+        f"(exam {_fmt(r['exam_over_ceiling'], 3)}, form {_fmt(r['form_over_ceiling'], 3)})"
+    )
+
+
+def markdown(report: dict[str, Any], command: str, plots: list[Path]) -> str:
+    meta = report["meta"]
+    m = meta["machine"]
+    out = [
+        f"# Load test {meta['started_at']}",
+        "",
+        f"`{command}`",
+        "",
+        f"Target {meta['url']}; {meta['duration_s']} s per scenario in {meta['slice_s']} s wrk "
+        f"runs; {meta['connections']} connections, {meta['threads']} wrk thread(s); "
+        f"{meta['candidates']} candidates logged in beforehand. Machine: {m['cpus']} CPUs "
+        f"({m['cpu_model']}), shared by the load generator and every server.",
+        "",
+        *scenario_table(report),
+        "",
+        f"Ratios: {ratio_line(report)}.",
+        "",
+        "| target | measured | wanted | met |",
+        "|---|---:|---:|---|",
+    ]
+    for t in report["targets"]:
+        met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
+        out.append(f"| {t['name']} | {_fmt(t['value'], 3)} | {t['target']} | {met} |")
+    queues = {n: s["queue"] for n, s in report["scenarios"].items() if s.get("queue")}
+    if queues:
+        out += ["", "| scenario | max queue depth | queue empty after load s | MySQL caught up s |"]
+        out.append("|---|---:|---:|---:|")
+        for name, q in queues.items():
+            out.append(
+                f"| {name} | {_fmt(q['max_depth'])} | {_fmt(q['drain_s'], 2)} "
+                f"| {_fmt(q['mysql_caught_up_s'], 2)} |"
+            )
+    out += ["", *(f"![{p.stem}]({p.name})" for p in plots), ""]
+    return "\n".join(out)

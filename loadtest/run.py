@@ -1,0 +1,305 @@
+"""Runs the chosen scenarios one after another against one deployment and collects figures."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from tqdm import tqdm
+
+from loadtest import bodies, client, luagen, machine, observe, wrk
+from loadtest.client import PrepError, Session
+from loadtest.scenarios import Scenario
+from loadtest.stats import merge
+from service.adapters.mysql_db import open_database
+from service.adapters.rabbit import RabbitBroker, open_broker
+from service.http import urls
+from service.http.app import names_of
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+_PICKS = 8192
+_BODY_VARIANTS = 4
+_CATALOGUE_SAMPLE = 64
+_BROKER_WAIT_S = 10.0
+_SETTLE_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    url: str
+    scenarios: list[Scenario]
+    duration_s: int
+    slice_s: int
+    connections: int
+    threads: int
+    candidates: int
+    candidates_csv: Path
+    password: str
+    batch: str
+    out_dir: Path
+    catch_up_timeout_s: float
+    request_timeout_s: float
+    profile: str | None = None  # scenario to record with py-spy
+    api_pid: int | None = None  # known when this run started the API (--spawn)
+
+
+@dataclass
+class Observers:
+    """Broker and MySQL connections to watch the consumers (None when unreachable)."""
+
+    broker: RabbitBroker | None
+    db: observe.VersionStore | None
+
+
+@asynccontextmanager
+async def _observers(settings: Settings, wanted: bool) -> AsyncIterator[Observers]:
+    if not wanted:
+        yield Observers(None, None)
+        return
+    async with open_broker(settings, names_of(settings)) as broker, open_database(settings) as db:
+        versions = db if isinstance(db, observe.VersionStore) else None
+        if versions is None:
+            log.warning("this MySQL layout cannot list form versions: catch-up not measured")
+        try:
+            await broker.wait_connected(_BROKER_WAIT_S)
+        except TimeoutError:
+            log.warning("broker not reachable: queue depth will not be reported")
+            yield Observers(None, versions)
+            return
+        yield Observers(broker, versions)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    sessions: list[Session]
+    bodies: list[bytes]  # save bodies the scripts rotate through
+
+
+async def _prepare(options: Options, need_forms: bool) -> Prepared:
+    ids = client.read_candidate_ids(options.candidates_csv, options.candidates)
+    with tqdm(total=len(ids), desc="log in", unit="candidate", file=sys.stderr) as bar:
+        sessions = await client.login_all(options.url, ids, options.password, bar.update)
+    catalogue = await client.catalogue(options.url, sessions[0], _CATALOGUE_SAMPLE)
+    catalogue = catalogue or bodies.synthetic_catalogue()
+    variants = [bodies.form_body(seed, catalogue) for seed in range(_BODY_VARIANTS + 1)]
+    if need_forms:
+        with tqdm(total=len(sessions), desc="seed forms", unit="form", file=sys.stderr) as bar:
+            await client.save_all(options.url, sessions, options.batch, variants[0], bar.update)
+    return Prepared(sessions, [orjson.dumps(v) for v in variants[1:]])
+
+
+async def _check_naive(options: Options) -> None:
+    path = urls.NAIVE_FORM.format(candidate_id="11010519491231002X", batch=options.batch)
+    status = await client.probe(options.url, path)
+    if status in (404, 405):
+        raise PrepError(
+            "the naive scenario needs the server's benchmark route: start it with "
+            "`volreg serve --naive` (or VOLREG_BENCH_NAIVE=1), or use --spawn"
+        )
+
+
+def _write_script(options: Options, scenario: Scenario, prepared: Prepared, scripts: Path) -> Path:
+    sessions = prepared.sessions
+    count = len(sessions)
+    plan = luagen.Plan(
+        scenario=scenario,
+        batch=options.batch,
+        candidates=[s.candidate_id for s in sessions],
+        tokens=[s.token for s in sessions],
+        bodies=prepared.bodies,
+        picks=bodies.picks(count, _PICKS, scenario.zipf) if count else [],
+    )
+    # The script holds bearer tokens: it lives in a private temporary folder, not the report.
+    path = scripts / f"{scenario.name}.lua"
+    path.write_text(luagen.script(plan))
+    return path
+
+
+@asynccontextmanager
+async def _profiling(options: Options, scenario: Scenario) -> AsyncIterator[None]:
+    """py-spy records the API for the scenario's duration (flame graph SVG)."""
+    if options.profile != scenario.name or options.api_pid is None:
+        yield
+        return
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    svg = options.out_dir / f"{scenario.name}-flame.svg"
+    proc = await asyncio.create_subprocess_exec(
+        spy,
+        "record",
+        "--pid",
+        str(options.api_pid),
+        "--subprocesses",
+        "--rate",
+        "200",
+        "--duration",
+        str(options.duration_s),
+        "--format",
+        "flamegraph",
+        "--output",
+        str(svg),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        try:
+            async with asyncio.timeout(30):
+                await proc.wait()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        print(f"flame graph: {svg}", file=sys.stderr)
+
+
+async def _run_slices(
+    options: Options, scenario: Scenario, script: Path, started: float
+) -> tuple[list[wrk.WrkRun], list[dict[str, Any]]]:
+    runs: list[wrk.WrkRun] = []
+    timeline: list[dict[str, Any]] = []
+    slices = max(1, -(-options.duration_s // options.slice_s))
+    with tqdm(total=slices, desc=scenario.name, unit="slice", file=sys.stderr) as bar:
+        for _ in range(slices):
+            t = time.monotonic() - started
+            run = await wrk.run(
+                options.url,
+                script,
+                options.slice_s,
+                options.connections,
+                options.threads,
+                options.request_timeout_s,
+            )
+            runs.append(run)
+            timeline.append(
+                {
+                    "t": round(t, 3),
+                    "seconds": round(run.runtime_s, 3),
+                    "rps": round(run.rps, 1),
+                    "p50_ms": run.percentile(50),
+                    "p99_ms": run.percentile(99),
+                    "errors": run.error_count,
+                }
+            )
+            bar.set_postfix(rps=f"{run.rps:,.0f}", p99=f"{run.percentile(99):.1f}ms")
+            bar.update(1)
+    return runs, timeline
+
+
+async def _catch_up(
+    options: Options, observers: Observers, sessions: list[Session], stopped: float
+) -> float | None:
+    """Seconds from the end of the load until MySQL held every version Redis serves."""
+    if observers.db is None:
+        return None
+    targets = await client.versions(options.url, sessions, options.batch)
+    return await observe.wait_caught_up(
+        observers.db, options.batch, targets, stopped, options.catch_up_timeout_s
+    )
+
+
+async def _scenario(
+    options: Options, scenario: Scenario, prepared: Prepared, observers: Observers
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="volreg-loadtest-") as scripts:
+        script = _write_script(options, scenario, prepared, Path(scripts))
+        return await _measure(options, scenario, prepared.sessions, observers, script)
+
+
+async def _measure(
+    options: Options,
+    scenario: Scenario,
+    sessions: list[Session],
+    observers: Observers,
+    script: Path,
+) -> dict[str, Any]:
+    cpu = machine.CpuWindow()
+    load_before = machine.loadavg()
+    started = time.monotonic()
+    queue: dict[str, Any] | None = None
+    async with AsyncExitStack() as stack:
+        samples = None
+        if scenario.publishes and observers.broker is not None:
+            samples = await stack.enter_async_context(observe.sampling(observers.broker, started))
+        cpu.start()
+        api_before = machine.tree_cpu_s(options.api_pid) if options.api_pid else None
+        async with _profiling(options, scenario):
+            runs, timeline = await _run_slices(options, scenario, script, started)
+        cpu.stop()
+        api_after = machine.tree_cpu_s(options.api_pid) if options.api_pid else None
+        stopped = time.monotonic()
+        if scenario.publishes:
+            caught_up = await _catch_up(options, observers, sessions, stopped)
+            await asyncio.sleep(0.5)  # a few more samples at depth 0
+            queue = {
+                "max_depth": samples.max_depth if samples else None,
+                "drain_s": samples.drained_after(stopped - started) if samples else None,
+                "mysql_caught_up_s": None if caught_up is None else round(caught_up, 3),
+                "samples": [[round(t, 2), d] for t, d in samples.points] if samples else [],
+            }
+    merged = merge(runs)
+    cpus = os.cpu_count() or 1
+    return {
+        "about": scenario.about,
+        "requests": merged.requests,
+        "seconds": round(merged.runtime_s, 3),
+        "rps": round(merged.rps, 1),
+        "errors": {**merged.errors, "total": merged.error_count},
+        "latency_ms": {k: round(v, 3) for k, v in merged.latency_ms.items()},
+        "timeline": timeline,
+        "loadavg_before": load_before,
+        "loadavg_after": machine.loadavg(),
+        "machine_cpu_busy": round(cpu.machine_busy, 3),
+        "generator_cpu_share": round(cpu.generator_cpu_s / max(1e-9, merged.runtime_s * cpus), 3),
+        # CPU the API spent per request: steadier than req/s on a shared machine.
+        "api_cpu_ms_per_request": (
+            round((api_after - api_before) * 1000 / merged.requests, 3)
+            if api_before is not None and api_after is not None and merged.requests
+            else None
+        ),
+        "queue": queue,
+    }
+
+
+async def run(options: Options, settings: Settings) -> dict[str, Any]:
+    """Every scenario in turn; returns the report (also written by the caller)."""
+    wrk.wrk_binary()  # fail before logging anyone in
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+    if any(s.name == "naive" for s in options.scenarios):
+        await _check_naive(options)
+    prepared = Prepared([], [])
+    if any(s.needs_tokens for s in options.scenarios):
+        prepared = await _prepare(options, any(s.needs_saved_forms for s in options.scenarios))
+    started_at = datetime.now().astimezone().isoformat(timespec="seconds")
+    results: dict[str, Any] = {}
+    async with _observers(settings, any(s.publishes for s in options.scenarios)) as observers:
+        for i, scenario in enumerate(options.scenarios):
+            if i:
+                await asyncio.sleep(_SETTLE_S)
+            results[scenario.name] = await _scenario(options, scenario, prepared, observers)
+    return {
+        "meta": {
+            "started_at": started_at,
+            "url": options.url,
+            "duration_s": options.duration_s,
+            "slice_s": options.slice_s,
+            "connections": options.connections,
+            "threads": options.threads,
+            "candidates": len(prepared.sessions),
+            "batch": options.batch,
+            "machine": machine.describe(),
+        },
+        "scenarios": results,
+    }
