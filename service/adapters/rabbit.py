@@ -194,6 +194,24 @@ class RabbitBroker:
     async def ping(self) -> None:
         self._ready_link()
 
+    async def queue_depths(self) -> dict[str, int]:
+        """Ready messages per form queue (a passive declare, no management plugin needed).
+        Deliveries a consumer holds unacked are not counted."""
+        link = self._ready_link()
+        try:
+            async with asyncio.timeout(self._settings.broker_timeout_s):
+                channel = await link.connection.channel(publisher_confirms=False)
+                try:
+                    depths = {}
+                    for name in self._names.all_queues:
+                        queue = await channel.declare_queue(name, passive=True)
+                        depths[name] = int(queue.declaration_result.message_count or 0)
+                    return depths
+                finally:
+                    await channel.close()
+        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+            raise BrokerUnavailable from exc
+
     def connection(self) -> AbstractRobustConnection:
         """The live connection, for administrative work (declaring, purging, deleting)."""
         return self._ready_link().connection
