@@ -4,9 +4,14 @@ import, a shard that goes down while consumers write, the catalogue on every sha
 from __future__ import annotations
 
 import asyncio
+import csv
 import dataclasses
+import gzip
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 
 import pytest
 
@@ -17,10 +22,11 @@ from service.adapters.redis_cache import RedisCache
 from service.domain import codec
 from service.domain.ids import make_id, shard_of
 from service.errors import DatabaseUnavailable
+from service.gendata import write_candidates
 from service.settings import Settings
 from tests.harness import isolated
 from tests.proxy import Proxy
-from tests.support import OPEN_BATCH, choices
+from tests.support import OPEN_BATCH, choices, settings_env
 
 
 def test_shard_map_parses_ranges_and_shared_databases() -> None:
@@ -136,6 +142,36 @@ async def test_bulk_load_routes_candidates_and_exams_by_shard(
             assert held == owner, cid
     for cid in ids:
         assert await cache.get_exam(cid) == exams[cid] == await db.get_exam(cid)
+
+
+async def test_volreg_import_routes_candidates_by_shard(
+    settings: Settings, db: ShardedDatabase, cache: RedisCache, tmp_path: Path
+) -> None:
+    """`volreg import` end to end on the cluster topology: every candidate of the file lands
+    on its shard's database only, with its exam results in MySQL and in the Redis Cluster."""
+    source = tmp_path / "candidates.csv.gz"
+    write_candidates(source, 400, 20, seed=23)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "service.cli", "import", str(source), "--fresh"],
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    with gzip.open(source, "rt", encoding="utf-8", newline="") as fh:
+        ids = [row["candidate_id"] for row in csv.DictReader(fh)]
+    assert len(ids) == 400
+    async with _parts(settings) as parts:
+        for cid in ids:
+            held = [await part.get_candidate(cid) is not None for _, part in parts]
+            owner = [shard_of(cid, settings.shards) in shards for shards, _ in parts]
+            assert held == owner, cid
+    for cid in ids:
+        exam = await db.get_exam(cid)
+        assert exam is not None and await cache.get_exam(cid) == exam
 
 
 @asynccontextmanager
