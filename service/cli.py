@@ -42,7 +42,9 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"volreg import: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(import_file(settings, names_of(settings), path, total, args.fresh))
+    return asyncio.run(
+        import_file(settings, names_of(settings), path, total, args.fresh, args.job)
+    )
 
 
 def _admin(settings: Settings, args: argparse.Namespace) -> int:
@@ -150,6 +152,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file")
     p.add_argument("--fresh", action="store_true", help="start over instead of resuming")
+    p.add_argument("--job", help="name the job (to watch it, or to resume it by name)")
     p.set_defaults(run=_import)
 
     p = sub.add_parser(

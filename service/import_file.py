@@ -22,7 +22,9 @@ from service.settings import Settings
 _BROADCAST_WAIT_S = 3.0
 
 
-async def import_file(settings: Settings, names: Names, path: Path, total: int, fresh: bool) -> int:
+async def import_file(
+    settings: Settings, names: Names, path: Path, total: int, fresh: bool, job: str | None
+) -> int:
     """Import ``path`` (``total`` bytes). Exit status: 0 all rows imported, 1 some rows
     rejected, 3 stopped (run again to resume)."""
     async with AsyncExitStack() as stack:
@@ -48,11 +50,12 @@ async def import_file(settings: Settings, names: Names, path: Path, total: int, 
         options = Options(
             source_name=str(path.name),
             total_bytes=total,
+            job_id=job,
             fresh=fresh,
             progress=lambda _rows: bar.update(fh.tell() - bar.n),
         )
         try:
-            job = await Importer(sinks, settings).run(source, options)
+            finished = await Importer(sinks, settings).run(source, options)
         except ImportFailed as exc:
             bar.close()
             print(f"volreg import: {exc}", file=sys.stderr)
@@ -64,8 +67,8 @@ async def import_file(settings: Settings, names: Names, path: Path, total: int, 
         bar.update(total - bar.n)
         bar.close()
         elapsed = time.monotonic() - started
-        await _report(sinks.jobs, job, elapsed)
-        return 1 if job.rejected else 0
+        await _report(sinks.jobs, finished, elapsed)
+        return 1 if finished.rejected else 0
 
 
 async def _report(jobs: ImportJobs, job: JobRow, elapsed: float) -> None:
