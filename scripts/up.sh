@@ -48,6 +48,9 @@ if [ ! -f "$DEMO_CSV" ]; then
 fi
 log "demo: importing $DEMO_CSV"
 "$VOLREG" import "$DEMO_CSV"
+# Demo staff (created or updated, so running this again is harmless).
+VOLREG_NEW_PASSWORD=demo-admin "$VOLREG" admin admin
+VOLREG_NEW_PASSWORD=demo-teacher "$VOLREG" admin teacher-demo --role teacher --school 110105001
 # The demo batch used in the example below; its window is kept open around now (local time).
 "$VOLREG" batch undergrad-1 --name "Undergraduate, first batch" \
 	--opens "$(date -d '-1 day' '+%Y-%m-%dT%H:%M:%S')" \
@@ -104,6 +107,21 @@ while :; do
 	sleep 1
 done
 
+# The demo catalogue, published through the admin API like a real one: institutions
+# 10001-10020, each offering majors 080901-080910 (the example below chooses from them).
+admin_token=$(curl -fsS -X POST "$BASE/api/v1/auth/login" -H 'Content-Type: application/json' \
+	-d '{"username":"admin","password":"demo-admin"}' |
+	.venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["token"])') ||
+	die "demo: admin login failed"
+majors=$(for m in $(seq 80901 80910); do printf '{"code":"%06d","name":"Major %06d"},' "$m" "$m"; done)
+for code in $(seq 10001 10020); do
+	curl -fsS -o /dev/null -X PUT "$BASE/api/v1/admin/catalogue/institutions/$code" \
+		-H "Authorization: Bearer $admin_token" -H 'Content-Type: application/json' \
+		-d "{\"name\":\"University $code\",\"majors\":[${majors%,}]}" ||
+		die "demo: publishing institution $code failed"
+done
+log "demo: catalogue published (institutions 10001-10020)"
+
 cat <<EOF
 
 volreg is up at $BASE  (logs: var/log/serve.log, var/log/consume.log)
@@ -114,6 +132,12 @@ TOKEN=\$(curl -s -X POST $BASE/api/v1/auth/login -H 'Content-Type: application/j
 curl -s -X PUT $BASE/api/v1/candidates/11010519491231002X/forms/undergrad-1 -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d '{"choices":[{"institution":"10001","majors":["080901","080902"],"accept_adjustment":true}]}'
 curl -s $BASE/api/v1/candidates/11010519491231002X/forms/undergrad-1 -H "Authorization: Bearer \$TOKEN"
 curl -s $BASE/api/v1/candidates/11010519491231002X/exam -H "Authorization: Bearer \$TOKEN"
+curl -s $BASE/api/v1/catalogue/institutions/10001
+
+Teachers and admins log in with a username (teacher-demo / demo-teacher, admin / demo-admin):
+
+TEACHER=\$(curl -s -X POST $BASE/api/v1/auth/login -H 'Content-Type: application/json' -d '{"username":"teacher-demo","password":"demo-teacher"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+curl -s "$BASE/api/v1/schools/110105001/candidates?status=filed&limit=5" -H "Authorization: Bearer \$TEACHER"
 
 stop with: make down
 EOF
