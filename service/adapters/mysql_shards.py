@@ -144,6 +144,13 @@ class ShardedDatabase:
     async def ping(self) -> None:
         await _all(part.ping() for part in self.parts)
 
+    # --- Benchmark only (the naive design), routed like the real rows.
+    async def create_naive_table(self) -> None:
+        await _all(part.create_naive_table() for part in self.parts)
+
+    async def naive_save_form(self, record: FormRecord) -> int:
+        return await self.part_of(record.candidate_id).naive_save_form(record)
+
 
 async def _all(calls: Iterable[Awaitable[None]]) -> None:
     """Run the calls concurrently and wait for every one; then raise a retryable failure
