@@ -55,6 +55,9 @@ async def test_master_killed_during_saves_loses_nothing_acknowledged(
     make_client: ClientFactory,
 ) -> None:
     names = names_of(settings)
+    # An API started before the crash must serve again after it, without a restart.
+    client: TestClient[Any, Any] = await make_client()
+    headers = await login(client)
     keys = [FormKey(make_id(370102, "20070909", i), OPEN_BATCH) for i in range(120)]
     victim = cluster.master_of(_slot(names, keys[0].candidate_id))
     on_victim = {k for k in keys if cluster.master_of(_slot(names, k.candidate_id)) == victim}
@@ -102,8 +105,9 @@ async def test_master_killed_during_saves_loses_nothing_acknowledged(
     for key, version in acked.items():
         await wait_for_mysql(db, key, version, timeout=60)
 
-    client: TestClient[Any, Any] = await make_client()
-    headers = await login(client)
+    deadline = time.monotonic() + 20
+    while (await client.get("/health/ready")).status != 200:
+        assert time.monotonic() < deadline, "the API did not become ready after the failover"
+        await asyncio.sleep(0.2)
     resp = await client.put(form_url(), json={"choices": choices(2, 5)}, headers=headers)
     assert resp.status == 200, await resp.text()
-    assert (await client.get("/health/ready")).status == 200
