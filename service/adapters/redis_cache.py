@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from importlib import resources
 from typing import Any, TypeVar, cast
 
@@ -51,8 +52,14 @@ class RedisCache:
         self._r = client
         self._names = names
         self._settings = settings
+        cluster = isinstance(client, redis.RedisCluster)
         self._errors: tuple[type[BaseException], ...] = (
-            _CLUSTER_ERRORS if isinstance(client, redis.RedisCluster) else _DRIVER_ERRORS
+            _CLUSTER_ERRORS if cluster else _DRIVER_ERRORS
+        )
+        # The cluster client fails a command at once (MaxConnectionsError) when a node's pool
+        # is exhausted, where the blocking pool waits: bound the commands in flight instead.
+        self._in_flight: AbstractAsyncContextManager[Any] = (
+            asyncio.Semaphore(settings.redis_pool_size) if cluster else nullcontext()
         )
 
         def register(text: str) -> Any:
@@ -66,10 +73,13 @@ class RedisCache:
 
     async def _call(self, aw: Awaitable[T]) -> T:
         try:
-            async with asyncio.timeout(self._settings.redis_timeout_s):
+            async with asyncio.timeout(self._settings.redis_timeout_s), self._in_flight:
                 return await aw
         except self._errors as exc:
             raise StoreUnavailable from exc
+        finally:
+            if inspect.iscoroutine(aw):
+                aw.close()  # not started when the wait for a slot timed out
 
     async def stage(self, key: FormKey, idem: str | None, fingerprint: str) -> Reserved | Replay:
         keys = [self._names.form_key(key), self._idem_key(key, idem)]

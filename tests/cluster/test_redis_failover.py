@@ -4,6 +4,7 @@ replica takes over, then resume; every acknowledged save reaches MySQL."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from schemas.http import parse_form
 from schemas.records import FormKey
 from service.adapters.mysql_db import MySQLDatabase
 from service.adapters.rabbit import open_broker
-from service.adapters.redis_cache import RedisCache
+from service.adapters.redis_cache import RedisCache, open_cache
 from service.domain.ids import make_id
 from service.errors import Unavailable
 from service.http.app import names_of
@@ -111,3 +112,15 @@ async def test_master_killed_during_saves_loses_nothing_acknowledged(
         await asyncio.sleep(0.2)
     resp = await client.put(form_url(), json={"choices": choices(2, 5)}, headers=headers)
     assert resp.status == 200, await resp.text()
+
+
+async def test_more_concurrent_commands_than_connections_wait_instead_of_failing(
+    settings: Settings,
+) -> None:
+    """The cluster client refuses a command when a node's pool is full; the cache makes
+    commands wait for a connection like the blocking pool of a single Redis does."""
+    small = dataclasses.replace(settings, redis_pool_size=4)
+    async with open_cache(small, names_of(small)) as cache:
+        keys = [FormKey(make_id(370102, "20070910", i), OPEN_BATCH) for i in range(200)]
+        results = await asyncio.gather(*(cache.read(k) for k in keys))
+    assert results == [None] * len(keys)
