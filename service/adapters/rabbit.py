@@ -232,7 +232,9 @@ class RabbitBroker:
             channel = await link.connection.channel(publisher_confirms=False)
             await channel.set_qos(prefetch_count=self._settings.consume_prefetch)
             for name in self._names.all_queues:
-                queue = await channel.get_queue(name, ensure=False)
+                # Declared (passively), not merely looked up: only declared queues are
+                # restored with their consumers when the robust connection reconnects.
+                queue = await channel.declare_queue(name, passive=True)
                 await queue.consume(deliver)
         except CONNECTION_EXCEPTIONS as exc:
             raise BrokerUnavailable from exc

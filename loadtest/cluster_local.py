@@ -1,0 +1,286 @@
+"""Private Redis, RabbitMQ and MariaDB servers for the chaos harness: spare loopback ports,
+data directories under one temporary directory, started, killed (SIGKILL) and restarted by
+us alone. The machine's own servers are never touched."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+# Server binaries live in sbin, often not on a normal user's PATH.
+_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+# The plain start script: the packaged wrapper would switch to the rabbitmq user.
+_RABBIT_SCRIPT = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+_APP_USER = "volreg"
+_APP_PASSWORD = "volreg"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def which(name: str) -> str:
+    path = shutil.which(name, path=os.pathsep.join([os.environ.get("PATH", ""), *_SBIN]))
+    if path is None:
+        raise RuntimeError(f"{name} not found; run 'make deps' to install the servers")
+    return path
+
+
+async def _port_open(port: int) -> bool:
+    try:
+        async with asyncio.timeout(1):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+class Server:
+    """One server process in a session of its own, so a SIGKILL reaches all its processes."""
+
+    name = "server"
+    boot_timeout_s = 60.0
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / self.name
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self._proc: asyncio.subprocess.Process | None = None
+
+    def command(self) -> Sequence[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    async def prepare(self) -> None:
+        """First start only (create the data directory)."""
+
+    async def ready(self) -> bool:
+        return await _port_open(self.port)
+
+    async def start(self) -> float:
+        """Start and wait until it answers; returns the seconds that took."""
+        started = time.monotonic()
+        log = (self.root / "server.log").open("ab")
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self.command(),
+                env=self.environment(),
+                cwd=self.root,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        deadline = started + self.boot_timeout_s
+        while not await self.ready():
+            if self._proc.returncode is not None or time.monotonic() > deadline:
+                await self.kill()
+                raise RuntimeError(f"{self.name} did not start; see {self.root / 'server.log'}")
+            await asyncio.sleep(0.1)
+        return time.monotonic() - started
+
+    async def kill(self) -> None:
+        """SIGKILL the whole process group: no shutdown, no flush."""
+        await self._signal(signal.SIGKILL, 10)
+
+    async def stop(self) -> None:
+        await self._signal(signal.SIGTERM, 30)
+
+    async def _signal(self, sig: signal.Signals, wait_s: float) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            async with asyncio.timeout(wait_s):
+                await proc.wait()
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+        # Children (beam.smp, mariadbd) may outlive their parent shell for a moment: a
+        # restart must not mistake the dying server's open port for the new one.
+        deadline = time.monotonic() + wait_s
+        while await _port_open(self.port) and time.monotonic() < deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await asyncio.sleep(0.05)
+
+
+class RedisServer(Server):
+    """No persistence: a restart comes back empty, as the chaos round intends."""
+
+    name = "redis"
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self) -> Sequence[str]:
+        return [
+            which("redis-server"),
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self.root),
+        ]  # fmt: skip
+
+
+class RabbitServer(Server):
+    """A one-node broker. Its quorum queues live in the data directory and survive SIGKILL;
+    the node name stays the same across restarts so it finds them again."""
+
+    name = "rabbitmq"
+    boot_timeout_s = 120.0
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.dist_port = free_port()
+        self.node = f"volreg-chaos-{secrets.token_hex(4)}@localhost"
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    async def prepare(self) -> None:
+        home = self.root / "home"
+        for sub in ("home", "mnesia", "log"):
+            (self.root / sub).mkdir(exist_ok=True)
+        cookie = home / ".erlang.cookie"
+        cookie.write_text(secrets.token_hex(16))
+        cookie.chmod(0o400)  # Erlang refuses a cookie others can read
+        (self.root / "enabled_plugins").write_text("[].\n")  # no management plugin
+        (self.root / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
+            "loopback_users.guest = false\n"
+            "vm_memory_high_watermark.relative = 0.2\n"
+        )
+
+    def command(self) -> Sequence[str]:
+        return [str(_RABBIT_SCRIPT) if _RABBIT_SCRIPT.exists() else which("rabbitmq-server")]
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            HOME=str(self.root / "home"),
+            RABBITMQ_NODENAME=self.node,
+            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_PORT=str(self.port),
+            RABBITMQ_DIST_PORT=str(self.dist_port),
+            RABBITMQ_MNESIA_BASE=str(self.root / "mnesia"),
+            RABBITMQ_LOG_BASE=str(self.root / "log"),
+            RABBITMQ_CONFIG_FILE=str(self.root / "rabbitmq.conf"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(self.root / "enabled_plugins"),
+        )
+        return env
+
+
+class MariaServer(Server):
+    """A private MariaDB with durable commits and the application's own user."""
+
+    name = "mariadb"
+
+    def __init__(self, root: Path, buffer_pool_mb: int = 128) -> None:
+        super().__init__(root)
+        self._buffer_pool_mb = buffer_pool_mb
+        self.socket = self.root / "mysqld.sock"
+
+    def dsn(self, database: str) -> str:
+        return f"mysql://{_APP_USER}:{_APP_PASSWORD}@127.0.0.1:{self.port}/{database}"
+
+    def _as_root(self) -> list[str]:
+        return ["--user=root"] if os.geteuid() == 0 else []
+
+    async def prepare(self) -> None:
+        install = await asyncio.create_subprocess_exec(
+            which("mariadb-install-db"),
+            "--no-defaults",
+            f"--datadir={self.root / 'data'}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            *self._as_root(),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await install.communicate()
+        if install.returncode != 0:
+            raise RuntimeError(f"mariadb-install-db failed: {err.decode()[-500:]}")
+
+    def command(self) -> Sequence[str]:
+        return [
+            which("mariadbd"),
+            "--no-defaults",
+            f"--datadir={self.root / 'data'}",
+            f"--socket={self.socket}",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            f"--pid-file={self.root / 'mysqld.pid'}",
+            "--skip-name-resolve",
+            "--innodb-flush-log-at-trx-commit=1",
+            f"--innodb-buffer-pool-size={self._buffer_pool_mb}M",
+            "--max-connections=500",
+            *self._as_root(),
+        ]
+
+    async def create_app_user(self) -> None:
+        """Root may log in only through our socket; the service gets a user of its own."""
+        sql = (
+            f"CREATE USER IF NOT EXISTS '{_APP_USER}'@'127.0.0.1' IDENTIFIED BY '{_APP_PASSWORD}';"
+            f"GRANT ALL PRIVILEGES ON *.* TO '{_APP_USER}'@'127.0.0.1';"
+        )
+        client = await asyncio.create_subprocess_exec(
+            which("mariadb"),
+            "--no-defaults",
+            f"--socket={self.socket}",
+            "-uroot",
+            "-e",
+            sql,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await client.communicate()
+        if client.returncode != 0:
+            raise RuntimeError(f"creating the MariaDB user failed: {err.decode()[-500:]}")
+
+
+class LocalCluster:
+    def __init__(self, root: Path, buffer_pool_mb: int = 128) -> None:
+        self.redis = RedisServer(root)
+        self.rabbit = RabbitServer(root)
+        self.mariadb = MariaServer(root, buffer_pool_mb)
+
+    @property
+    def servers(self) -> list[Server]:
+        return [self.redis, self.rabbit, self.mariadb]
+
+    async def start(self, with_broker: bool = True) -> None:
+        servers = self.servers if with_broker else [self.redis, self.mariadb]
+
+        async def first_start(server: Server) -> None:
+            await server.prepare()
+            await server.start()
+
+        await asyncio.gather(*(first_start(s) for s in servers))
+        await self.mariadb.create_app_user()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(s.stop() for s in self.servers), return_exceptions=True)
