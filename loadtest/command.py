@@ -15,7 +15,7 @@ from loadtest import plots, report
 from loadtest.client import PrepError
 from loadtest.run import Options, run
 from loadtest.scenarios import parse_names
-from loadtest.spawn import spawned
+from loadtest.spawn import SpawnError, spawned
 from loadtest.wrk import WrkError
 from service.settings import Settings
 
@@ -53,8 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _options(args: argparse.Namespace, url: str, pid: int | None) -> Options:
-    out = args.out or Path("reports") / f"loadtest-{datetime.now():%Y%m%d-%H%M%S}"
+def _options(args: argparse.Namespace, url: str, pid: int | None, out: Path) -> Options:
     return Options(
         url=url.rstrip("/"),
         scenarios=parse_names(args.scenarios),
@@ -74,13 +73,13 @@ def _options(args: argparse.Namespace, url: str, pid: int | None) -> Options:
     )
 
 
-async def _measure(settings: Settings, args: argparse.Namespace) -> tuple[Options, Any]:
+async def _measure(settings: Settings, args: argparse.Namespace, out: Path) -> tuple[Options, Any]:
     async with AsyncExitStack() as stack:
         url, pid = args.url, None
         if args.spawn:
-            deployment = await stack.enter_async_context(spawned(args.spawn))
+            deployment = await stack.enter_async_context(spawned(args.spawn, out))
             url, pid = deployment.url, deployment.api_pid
-        options = _options(args, url, pid)
+        options = _options(args, url, pid, out)
         return options, await run(options, settings)
 
 
@@ -93,8 +92,10 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         parse_names(args.scenarios)
         if args.profile and not args.spawn:
             raise ValueError("--profile needs --spawn (it records the API this run starts)")
-        options, measured = asyncio.run(_measure(settings, args))
-    except (ValueError, PrepError, WrkError) as exc:
+        out = args.out or Path("reports") / f"loadtest-{datetime.now():%Y%m%d-%H%M%S}"
+        out.mkdir(parents=True, exist_ok=True)
+        options, measured = asyncio.run(_measure(settings, args, out))
+    except (ValueError, PrepError, WrkError, SpawnError) as exc:
         print(f"volreg loadtest: {exc}", file=sys.stderr)
         return 2
     full = report.complete(measured)

@@ -276,7 +276,6 @@ async def _measure(
 async def run(options: Options, settings: Settings) -> dict[str, Any]:
     """Every scenario in turn; returns the report (also written by the caller)."""
     wrk.wrk_binary()  # fail before logging anyone in
-    options.out_dir.mkdir(parents=True, exist_ok=True)
     if any(s.name == "naive" for s in options.scenarios):
         await _check_naive(options)
     prepared = Prepared([], [])

@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
@@ -33,17 +34,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _start(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "service.cli",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        start_new_session=True,  # a Ctrl-C in the terminal reaches us, we stop them in order
-    )
+async def _start(*args: str, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "service.cli",
+            *args,
+            env=env,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,  # a Ctrl-C reaches only us; we stop them in order
+        )
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
@@ -58,13 +60,13 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
         await proc.wait()
 
 
-async def wait_ready(url: str, procs: list[asyncio.subprocess.Process]) -> None:
+async def wait_ready(url: str, procs: list[asyncio.subprocess.Process], logs: str = "") -> None:
     timeout = aiohttp.ClientTimeout(total=2)
     async with asyncio.timeout(_READY_WAIT_S), aiohttp.ClientSession(timeout=timeout) as http:
         while True:
             for p in procs:
                 if p.returncode is not None:
-                    raise RuntimeError(f"a spawned volreg process exited with {p.returncode}")
+                    raise SpawnError(f"a spawned volreg process exited with {p.returncode}{logs}")
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 async with http.get(url + urls.READY) as resp:
                     if resp.status == 200:
@@ -72,15 +74,21 @@ async def wait_ready(url: str, procs: list[asyncio.subprocess.Process]) -> None:
             await asyncio.sleep(0.2)
 
 
+class SpawnError(RuntimeError):
+    """A process this run started did not come up."""
+
+
 @asynccontextmanager
-async def spawned(workers: int) -> AsyncIterator[Deployment]:
+async def spawned(workers: int, log_dir: Path) -> AsyncIterator[Deployment]:
+    """The processes log to ``api.log`` and ``consumer.log`` in ``log_dir`` (which exists)."""
     port = free_port()
     env = dict(os.environ, VOLREG_HTTP_HOST="127.0.0.1", VOLREG_HTTP_PORT=str(port))
-    api = await _start("serve", "--workers", str(workers), "--naive", env=env)
-    consumer = await _start("consume", env=env)
+    api_log, consumer_log = log_dir / "api.log", log_dir / "consumer.log"
+    api = await _start("serve", "--workers", str(workers), "--naive", env=env, log=api_log)
+    consumer = await _start("consume", env=env, log=consumer_log)
     url = f"http://127.0.0.1:{port}"
     try:
-        await wait_ready(url, [api, consumer])
+        await wait_ready(url, [api, consumer], f"; see {api_log} and {consumer_log}")
         yield Deployment(url, api.pid)
     finally:
         await _stop(api)  # the API first, so the consumer drains what it accepted
