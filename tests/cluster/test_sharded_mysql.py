@@ -159,7 +159,7 @@ async def test_volreg_import_routes_candidates_by_shard(
         text=True,
         timeout=120,
     )
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
 
     with gzip.open(source, "rt", encoding="utf-8", newline="") as fh:
         ids = [row["candidate_id"] for row in csv.DictReader(fh)]
