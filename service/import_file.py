@@ -15,7 +15,8 @@ from service.adapters.mysql_staff import StaffTables
 from service.adapters.rabbit_broadcast import open_broadcast
 from service.adapters.redis_cache import open_cache
 from service.errors import Unavailable, VolregError
-from service.importer import FileSource, Importer, ImportFailed, Options, Sinks
+from service.import_sources import FileSource
+from service.importer import PHASE_READ, Importer, ImportFailed, Options, Sinks
 from service.names import Names
 from service.settings import Settings
 
@@ -41,43 +42,63 @@ async def import_file(
 
         sinks = Sinks(db, cache, StaffTables(db), ImportJobs(db), announce)
         fh = stack.enter_context(path.open("rb"))
-        # The bar counts raw bytes: known in advance (the rows of a .gz file are not).
-        bar = stack.enter_context(
-            tqdm(total=total, desc=path.name, unit="B", unit_scale=True, file=sys.stderr)
-        )
-        source = FileSource(fh)
+        bars = stack.enter_context(_Bars(path.name, total))
         started = time.monotonic()
         options = Options(
             source_name=str(path.name),
             total_bytes=total,
             job_id=job,
             fresh=fresh,
-            progress=lambda _rows: bar.update(fh.tell() - bar.n),
+            progress=bars.update,
         )
         try:
-            finished = await Importer(sinks, settings).run(source, options)
+            finished = await Importer(sinks, settings).run(FileSource(fh), options)
         except ImportFailed as exc:
-            bar.close()
+            bars.close()
             print(f"volreg import: {exc}", file=sys.stderr)
             return 3
         except VolregError as exc:  # refused before it started: wrong header, job conflict
-            bar.close()
+            bars.close()
             print(f"volreg import: {exc}", file=sys.stderr)
             return 2
-        bar.update(total - bar.n)
-        bar.close()
+        bars.close()
         elapsed = time.monotonic() - started
         await _report(sinks.jobs, finished, elapsed)
         return 1 if finished.rejected else 0
 
 
+class _Bars:
+    """Two progress bars on the terminal: raw bytes read, then rows loaded."""
+
+    def __init__(self, name: str, total: int) -> None:
+        self._name = name
+        self._bar = tqdm(total=total, desc=f"{name}: reading", unit="B", unit_scale=True)
+        self._phase = PHASE_READ
+
+    def __enter__(self) -> _Bars:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def update(self, phase: str, done: int, total: int | None) -> None:
+        if phase != self._phase:
+            self._bar.update(self._bar.total - self._bar.n)
+            self._bar.close()
+            self._bar = tqdm(total=total, desc=f"{self._name}: loading", unit="row")
+            self._phase = phase
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
 async def _report(jobs: ImportJobs, job: JobRow, elapsed: float) -> None:
-    settled = job.rows_done - job.resumed_from
     print(
         f"job {job.job_id} ({job.kind}): {job.rows_done} rows, imported {job.imported}, "
         f"rejected {job.rejected}"
-        + (f", resumed after row {job.resumed_from}" if job.resumed_from else "")
-        + f"; {settled} rows in {elapsed:.1f}s ({settled / max(elapsed, 1e-9):.0f} rows/s)"
+        + (f" ({job.resumed_from} loaded by an earlier run)" if job.resumed_from else "")
+        + f"; {elapsed:.1f}s, {job.rows_done / max(elapsed, 1e-9):.0f} rows/s"
     )
     for line, reason in await jobs.rejections(job.job_id, 0, 20):
         print(f"  line {line}: {reason}")

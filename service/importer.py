@@ -1,53 +1,51 @@
 """Bulk import of candidates (with exam results) or teachers from CSV or CSV.gz.
 
-The input is streamed (never whole in memory) and decompressed on the fly, validated row by
-row, and written in batches — MySQL multi-row upserts and pipelined Redis writes — by a few
-concurrent writers. After each batch the job's checkpoint (rows and bytes settled) is
-committed in MySQL, so a killed import run again skips exactly the settled rows: upserts make
-a batch written twice harmless, and rows are never counted twice. Bad rows go to the job's
-rejection report with their line number and never stop the good ones.
+Two phases. Reading: the input is streamed (never whole in memory), inflated on the fly and
+checked row by row; a bad row goes to the job's rejection report with its line number and
+never stops the good ones, which go to sorted runs on disk. Loading: the runs are merged in
+key order and written in batches — MySQL multi-row upserts and pipelined Redis writes — by
+a few concurrent writers, and after each batch the checkpoint (rows loaded, in key order) is
+committed in MySQL. A killed import run again reads the file again (the merged order is the
+same every time) and skips the rows already loaded: nothing is written or counted twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
+import dataclasses
 import hashlib
+import itertools
 import logging
-import math
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import Any, Protocol
-
-from gzip_stream import AsyncGZIPDecompressedStream
 
 from service.adapters.mysql_imports import Checkpoint, ImportJobs, JobRow
 from service.adapters.mysql_staff import StaffAccount
-from service.domain.ids import id_problem
-from service.errors import Conflict, Unavailable, VolregError
-from service.gendata import COLUMNS as CANDIDATE_COLUMNS
-from service.gendata import TEACHER_COLUMNS
+from service.errors import Conflict, Unavailable
+from service.import_rows import KIND_CANDIDATES, Batch, Kind, Splitter, detect, split_line
+from service.import_runs import SortedRuns, run_directory
+from service.import_sources import (
+    ByteSource,
+    Counting,
+    ImportRefused,
+    line_blocks,
+    plain,
+    read_full,
+)
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-KIND_CANDIDATES = "candidates"
-KIND_TEACHERS = "teachers"
-ROLE_TEACHER = "teacher"
-_CHUNK = 1 << 20
 _FINGERPRINT_BYTES = 64 * 1024
-_MAX_LINE = 64 * 1024
-_GZIP_MAGIC = b"\x1f\x8b"
-_SUBJECTS = ("chinese", "math", "english", "elective")
 # A batch that keeps failing on a dependency fails the job after about this long (it can be
 # resumed): waiting longer would only hide an outage from the operator.
 _RETRY_FOR_S = 60.0
-
-
-class ByteSource(Protocol):
-    async def read(self, size: int) -> bytes: ...
+PHASE_READ = "reading"
+PHASE_LOAD = "loading"
 
 
 class CandidateSink(Protocol):
@@ -76,24 +74,10 @@ class Sinks:
     announce: Callable[[list[str]], Awaitable[None]] | None = None
 
 
-class ImportRefused(VolregError):
-    """The file cannot be imported (unknown header, not CSV, not gzip)."""
-
-    status = 422
-    code = "import_refused"
-
-
 class ImportConflict(Conflict):
     """That import job cannot be resumed with this file."""
 
     code = "import_conflict"
-
-
-class UploadInterrupted(VolregError):
-    """The upload stopped or stalled before its end."""
-
-    status = 400
-    code = "upload_interrupted"
 
 
 class ImportFailed(Unavailable):
@@ -102,346 +86,8 @@ class ImportFailed(Unavailable):
     code = "import_failed"
 
 
-# --- Sources -------------------------------------------------------------------------------
-
-
-class Counting:
-    """Counts the raw bytes read (compressed, for an upload or a .gz file): progress and ETA."""
-
-    def __init__(self, inner: ByteSource) -> None:
-        self._inner = inner
-        self.consumed = 0
-
-    async def read(self, size: int) -> bytes:
-        data = await self._inner.read(size)
-        self.consumed += len(data)
-        return data
-
-
-class _Prefixed:
-    """A source with some bytes already read from it put back in front."""
-
-    def __init__(self, head: bytes, inner: ByteSource) -> None:
-        self._head = head
-        self._inner = inner
-
-    async def read(self, size: int) -> bytes:
-        if self._head:
-            data, self._head = self._head[:size], self._head[size:]
-            return data
-        return await self._inner.read(size)
-
-
-class FileSource:
-    """A local file; reads are short local disk reads, done in place."""
-
-    def __init__(self, fh: Any) -> None:
-        self._fh = fh
-
-    async def read(self, size: int) -> bytes:
-        data: bytes = self._fh.read(size)
-        return data
-
-
-class StreamSource:
-    """An HTTP request body (``request.content``); every read has a timeout."""
-
-    def __init__(self, stream: Any, timeout_s: float) -> None:
-        self._stream = stream
-        self._timeout_s = timeout_s
-
-    async def read(self, size: int) -> bytes:
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                data: bytes = await self._stream.read(size)
-                return data
-        except TimeoutError:
-            raise UploadInterrupted(f"no data for {self._timeout_s:g}s") from None
-        except Exception as exc:  # the client went away: whatever the transport raised
-            raise UploadInterrupted(f"{exc.__class__.__name__}: {exc}") from exc
-
-
-async def _read_full(source: ByteSource, size: int) -> bytes:
-    parts: list[bytes] = []
-    got = 0
-    while got < size:
-        data = await source.read(size - got)
-        if not data:
-            break
-        parts.append(data)
-        got += len(data)
-    return b"".join(parts)
-
-
-async def _plain(source: ByteSource) -> ByteSource:
-    """The decompressed stream when the input is gzip (by its magic bytes), else itself."""
-    head = await _read_full(source, 2)
-    prefixed = _Prefixed(head, source)
-    if head == _GZIP_MAGIC:
-        # Small reads bound how much one compressed chunk can inflate to at once.
-        stream: ByteSource = AsyncGZIPDecompressedStream(prefixed)
-        return stream
-    return prefixed
-
-
-async def _line_blocks(source: ByteSource, head: bytes) -> AsyncIterator[bytes]:
-    """Blocks of whole lines (each ends with a newline, except maybe the file's last)."""
-    tail = head
-    while True:
-        data = await source.read(_CHUNK)
-        if not data:
-            break
-        data = tail + data
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:
-            if len(data) > _MAX_LINE:
-                raise ImportRefused(f"a line is longer than {_MAX_LINE} bytes")
-            tail = data
-            continue
-        tail = data[cut:]
-        yield data[:cut]
-    if tail:
-        yield tail
-
-
-# --- Rows ----------------------------------------------------------------------------------
-
-
-class RowError(ValueError):
-    """Why a row is rejected."""
-
-
-def _text(fields: list[str], at: dict[str, int], name: str, max_len: int) -> str:
-    value = fields[at[name]].strip()
-    if not value:
-        raise RowError(f"{name}: missing")
-    if len(value) > max_len:
-        raise RowError(f"{name}: longer than {max_len} characters")
-    return value
-
-
-def _number(fields: list[str], at: dict[str, int], name: str, high: float) -> float:
-    raw = fields[at[name]].strip()
-    if not raw:
-        raise RowError(f"{name}: missing")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise RowError(f"{name}: not a number: {raw[:20]!r}") from None
-    if not math.isfinite(value) or not 0 <= value <= high:
-        raise RowError(f"{name}: {raw[:20]} is outside 0..{high:g}")
-    return value
-
-
-def _hash(fields: list[str], at: dict[str, int]) -> str:
-    value = _text(fields, at, "password_hash", 160)
-    if not value.startswith("$argon2id$"):
-        raise RowError("password_hash: not an argon2id hash")
-    return value
-
-
-def _school(fields: list[str], at: dict[str, int]) -> str:
-    value = _text(fields, at, "school_code", 16)
-    if not value.isascii() or not value.isdigit():
-        raise RowError("school_code: digits only")
-    return value
-
-
-Candidate = tuple[str, str, str, str, dict[str, Any]]
-
-
-def parse_candidate(fields: list[str], at: dict[str, int]) -> tuple[int, Candidate]:
-    """A checked candidate row. The fast path checks everything in few steps (a million rows
-    take seconds); a row failing it is checked again field by field to say why."""
-    cid = fields[at["candidate_id"]].strip()
-    name = fields[at["name"]].strip()
-    school = fields[at["school_code"]].strip()
-    password_hash = fields[at["password_hash"]]
-    try:
-        total = float(fields[at["total_score"]])
-        rank = float(fields[at["rank"]])
-        subjects = {s: float(fields[at[s]]) for s in _SUBJECTS}
-    except ValueError:
-        _explain(fields, at)
-        raise
-    # NaN fails every comparison and infinity every upper bound: both fall to _explain.
-    if not (
-        id_problem(cid) is None
-        and 0 < len(name) <= 64
-        and 0 < len(school) <= 16
-        and school.isascii()
-        and school.isdigit()
-        and len(password_hash) <= 160
-        and password_hash.startswith("$argon2id$")
-        and 0 <= total <= 1000
-        and 1 <= rank <= 10_000_000
-        and rank == int(rank)
-        and all(0 <= v <= 300 for v in subjects.values())
-    ):
-        _explain(fields, at)
-    exam = {"total_score": total, "rank": int(rank), "subjects": subjects}
-    # The first 17 digits decide the check digit: as an int they are a compact set key.
-    return int(cid[:17]), (cid, name, school, password_hash, exam)
-
-
-def _explain(fields: list[str], at: dict[str, int]) -> None:
-    """Raise RowError naming the first bad field of a candidate row."""
-    problem = id_problem(fields[at["candidate_id"]].strip())
-    if problem:
-        raise RowError(f"candidate_id: {problem}")
-    _text(fields, at, "name", 64)
-    _school(fields, at)
-    _hash(fields, at)
-    _number(fields, at, "total_score", 1000)
-    rank = _number(fields, at, "rank", 10_000_000)
-    if rank < 1 or rank != int(rank):
-        raise RowError("rank: must be a whole number from 1")
-    for subject in _SUBJECTS:
-        _number(fields, at, subject, 300)
-    raise RowError("invalid row")  # unreachable while the two checks agree
-
-
-def parse_teacher(fields: list[str], at: dict[str, int]) -> tuple[str, StaffAccount]:
-    username = _text(fields, at, "username", 64)
-    if not username.isascii() or not all(c.isalnum() or c in "._-" for c in username):
-        raise RowError("username: letters, digits, '.', '_' or '-' only")
-    school, name = _school(fields, at), _text(fields, at, "name", 64)
-    return username, StaffAccount(username, ROLE_TEACHER, school, name, _hash(fields, at))
-
-
-@dataclass(frozen=True, slots=True)
-class Kind:
-    name: str
-    columns: tuple[str, ...]
-    parse: Callable[[list[str], dict[str, int]], tuple[Any, Any]]
-
-
-KINDS = (
-    Kind(KIND_CANDIDATES, CANDIDATE_COLUMNS, parse_candidate),
-    Kind(KIND_TEACHERS, TEACHER_COLUMNS, parse_teacher),
-)
-
-
-def detect(header: list[str]) -> tuple[Kind, dict[str, int]]:
-    """The kind of file a header line names, and each column's index."""
-    at = {name.strip().lstrip("\ufeff"): i for i, name in enumerate(header)}
-    for kind in KINDS:
-        if set(kind.columns) <= set(at):
-            return kind, at
-    expected = " or ".join(",".join(k.columns) for k in KINDS)
-    raise ImportRefused(f"unknown header; expected the columns {expected}")
-
-
-@dataclass(slots=True)
-class Batch:
-    seq: int
-    end_row: int  # data rows settled when this batch is, counted from the file's start
-    byte_offset: int
-    input_bytes: int
-    records: list[Any] = field(default_factory=list)
-    rejections: list[tuple[int, str]] = field(default_factory=list)
-
-
-class Splitter:
-    """Turns blocks of lines into batches of ``batch_rows`` data rows. Rows up to ``skip``
-    (settled by an earlier run) are validated only to remember their keys, so that duplicates
-    later in the file are still caught. Runs off the event loop (pure CPU)."""
-
-    def __init__(self, kind: Kind, at: dict[str, int], batch_rows: int, skip: int) -> None:
-        self._kind = kind
-        self._at = at
-        self._width = max(at.values()) + 1
-        self._batch_rows = batch_rows
-        self._skip = skip
-        self._seen: set[Any] = set()
-        self._rows = 0
-        self._lines = 1  # the header
-        self._offset = 0
-        self._data_bytes = 0
-        self._seq = 0
-        self._open = Batch(0, 0, 0, 0)
-
-    def start_offset(self, header_bytes: int) -> None:
-        self._offset = self._data_bytes = header_bytes
-
-    def feed(self, block: bytes, input_bytes: int) -> list[Batch]:
-        self._data_bytes += len(block)
-        raw_lines = block.split(b"\n")
-        if raw_lines[-1] == b"":
-            raw_lines.pop()
-        done: list[Batch] = []
-        for raw in raw_lines:
-            self._lines += 1
-            self._offset += len(raw) + 1
-            if not raw.strip():
-                continue  # blank line
-            self._rows += 1
-            outcome = self._row(raw)
-            if self._rows <= self._skip:
-                continue
-            if isinstance(outcome, str):
-                self._open.rejections.append((self._lines, outcome))
-            else:
-                self._open.records.append(outcome)
-            if self._rows % self._batch_rows == 0:
-                done.append(self._close(self._offset, input_bytes))
-        return done
-
-    def _row(self, raw: bytes) -> Any:
-        """The record, or why the row is rejected."""
-        try:
-            fields = split_line(raw)
-        except ValueError as exc:
-            return str(exc)
-        if len(fields) < self._width:
-            return f"expected {self._width} fields, got {len(fields)}"
-        try:
-            key, record = self._kind.parse(fields, self._at)
-        except RowError as exc:
-            return str(exc)
-        if key in self._seen:
-            return f"{self._kind.columns[0]}: duplicate in file"
-        self._seen.add(key)
-        return record
-
-    def _close(self, byte_offset: int, input_bytes: int) -> Batch:
-        batch = self._open
-        batch.end_row, batch.byte_offset, batch.input_bytes = self._rows, byte_offset, input_bytes
-        self._seq += 1
-        self._open = Batch(self._seq, 0, 0, 0)
-        return batch
-
-    def finish(self, input_bytes: int) -> Batch | None:
-        """The last, partial batch (None when nothing is left)."""
-        if self._rows <= self._skip or self._rows % self._batch_rows == 0:
-            return None
-        # The last line may lack its newline: the offset must not pass the end of the data.
-        return self._close(min(self._offset, self._data_bytes), input_bytes)
-
-
-def split_line(raw: bytes) -> list[str]:
-    """The fields of one CSV line. Records never span lines here (no field holds a line
-    break), so one bad quote spoils one row, not the rest of the file."""
-    try:
-        text = raw.decode("utf-8").rstrip("\r")
-    except UnicodeDecodeError:
-        raise ValueError("not valid UTF-8") from None
-    quotes = text.count('"')
-    if quotes == 0:
-        return text.split(",")  # the common cases, several times faster than the csv module
-    if quotes == 2:
-        # One quoted field (a password hash holds commas): split around it.
-        before, quoted, after = text.split('"')
-        if before[-1:] in ("", ",") and after[:1] in ("", ","):
-            head = before[:-1].split(",") if before else []
-            return [*head, quoted, *(after[1:].split(",") if after else [])]
-    try:
-        return next(csv.reader([text], strict=True))
-    except csv.Error as exc:
-        raise ValueError(f"bad CSV quoting: {exc}") from None
-
-
-# --- The job -------------------------------------------------------------------------------
+def _quiet(phase: str, done: int, total: int | None) -> None:
+    """No progress display."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,43 +96,52 @@ class Options:
     total_bytes: int | None = None  # of the raw input, when known (file size, Content-Length)
     job_id: str | None = None  # resume (or create) this job
     fresh: bool = False  # do not resume an unfinished job over the same content
-    progress: Callable[[int], None] = lambda rows: None
+    # (phase, done, total): raw bytes read while reading, rows loaded while loading.
+    progress: Callable[[str, int, int | None], None] = _quiet
 
 
-class _Checkpoints:
-    """Batches finish out of order (concurrent writers); the checkpoint only moves over the
-    unbroken prefix of settled batches, and is written by one caller at a time."""
+class _Progress:
+    """Keeps the job row up to date: how far reading got, then the loading checkpoint.
+    Loading batches finish out of order (concurrent writers): the checkpoint only moves over
+    the unbroken prefix of loaded batches, and one caller at a time writes it."""
 
-    def __init__(self, jobs: ImportJobs, job: JobRow, progress: Callable[[int], None]) -> None:
+    def __init__(self, jobs: ImportJobs, job: JobRow, options: Options) -> None:
         self._jobs = jobs
         self.job_id = job.job_id
-        self._progress = progress
-        self._settled: dict[int, Batch] = {}
+        self._options = options
+        self._loaded: dict[int, int] = {}
         self._next = 0
         self._lock = asyncio.Lock()
-        self.at = Checkpoint(
-            job.rows_done, job.byte_offset, job.input_bytes, job.imported, job.rejected
-        )
+        self.at = Checkpoint(0, 0, 0, job.imported, 0)
+        self.accepted = 0
 
-    async def settled(self, batch: Batch) -> None:
-        self._settled[batch.seq] = batch
-        moved = False
-        while self._next in self._settled:
-            b = self._settled.pop(self._next)
+    async def read(self, batch: Batch) -> None:
+        self.at = dataclasses.replace(
+            self.at,
+            rows_done=batch.end_row,
+            byte_offset=batch.byte_offset,
+            input_bytes=batch.input_bytes,
+            rejected=self.at.rejected + len(batch.rejections),
+        )
+        self.accepted += len(batch.records)
+        self._options.progress(PHASE_READ, batch.input_bytes, self._options.total_bytes)
+        await self._write()
+
+    async def loaded(self, batch: Batch) -> None:
+        self._loaded[batch.seq] = len(batch.records)
+        rows = 0
+        while self._next in self._loaded:
+            rows += self._loaded.pop(self._next)
             self._next += 1
-            self.at = Checkpoint(
-                b.end_row,
-                b.byte_offset,
-                b.input_bytes,
-                self.at.imported + len(b.records),
-                self.at.rejected + len(b.rejections),
-            )
-            self._progress(len(b.records) + len(b.rejections))
-            moved = True
-        if moved:
-            async with self._lock:
-                at = self.at  # the newest by now: later callers find nothing new to write
-                await _retrying(lambda: self._jobs.checkpoint(self.job_id, at))
+        if rows:
+            self.at = dataclasses.replace(self.at, imported=self.at.imported + rows)
+            self._options.progress(PHASE_LOAD, self.at.imported, self.accepted)
+            await self._write()
+
+    async def _write(self) -> None:
+        async with self._lock:
+            at = self.at  # the newest by now: later callers find nothing new to write
+            await _retrying(lambda: self._jobs.checkpoint(self.job_id, at))
 
 
 async def _retrying(call: Callable[[], Awaitable[object]]) -> None:
@@ -506,6 +161,15 @@ async def _retrying(call: Callable[[], Awaitable[object]]) -> None:
             delay = min(delay * 2, 5.0)
 
 
+def _take(lines: Iterator[bytes], count: int, decode: Callable[[bytes], Any]) -> list[Any]:
+    return [decode(line) for line in itertools.islice(lines, count)]
+
+
+def _drop(lines: Iterator[bytes], count: int) -> None:
+    for _ in itertools.islice(lines, count):
+        pass
+
+
 class Importer:
     def __init__(self, sinks: Sinks, settings: Settings) -> None:
         self._sinks = sinks
@@ -517,8 +181,8 @@ class Importer:
         :class:`ImportFailed` (with the job id, to resume) when it stops on the way."""
         counting = Counting(source)
         try:
-            plain = await _plain(counting)
-            head = await _read_full(plain, _FINGERPRINT_BYTES)
+            stream = await plain(counting)
+            head = await read_full(stream, _FINGERPRINT_BYTES)
         except zlib.error as exc:
             raise ImportRefused(f"not a valid gzip stream: {exc}") from None
         newline = head.find(b"\n")
@@ -531,27 +195,29 @@ class Importer:
             raise ImportRefused(f"header: {exc}") from None
         fingerprint = hashlib.sha256(kind.name.encode() + head).hexdigest()
         job = await self._open_job(kind.name, fingerprint, options)
-        splitter = Splitter(kind, at, self._settings.import_batch_rows, job.rows_done)
+        splitter = Splitter(kind, at, self._settings.import_batch_rows)
         splitter.start_offset(len(header_line))
-        checkpoints = _Checkpoints(self._sinks.jobs, job, options.progress)
+        progress = _Progress(self._sinks.jobs, job, options)
         log.info(
-            "import %s: %s from %s, resuming after row %d",
+            "import %s: %s from %s, %d rows loaded before",
             job.job_id,
             kind.name,
             options.source_name,
-            job.rows_done,
+            job.imported,
         )
         try:
-            await self._pipeline(
-                _line_blocks(plain, head[len(header_line) :]), splitter, counting, checkpoints
-            )
+            with ExitStack() as stack:
+                runs = SortedRuns(run_directory(stack), self._settings.import_run_rows)
+                blocks = line_blocks(stream, head[len(header_line) :])
+                await self._read(blocks, splitter, counting, runs, progress)
+                await self._load(stack, runs, kind, job.imported, progress)
         except Exception as exc:
             reason = _reason(exc)
             await _retrying(lambda: self._sinks.jobs.finish(job.job_id, "failed", reason))
             raise ImportFailed(
-                f"import {job.job_id} stopped after row {checkpoints.at.rows_done}: {reason}; "
+                f"import {job.job_id} stopped ({progress.at.imported} rows loaded): {reason}; "
                 "run it again to resume",
-                details={"job": job.job_id, "rows_done": checkpoints.at.rows_done},
+                details={"job": job.job_id, "imported": progress.at.imported},
             ) from exc
         await _retrying(lambda: self._sinks.jobs.finish(job.job_id, "done"))
         if kind.name == KIND_CANDIDATES and self._sinks.announce is not None:
@@ -583,54 +249,76 @@ class Importer:
         assert job is not None
         return job
 
-    async def _pipeline(
+    async def _read(
         self,
         blocks: AsyncIterator[bytes],
         splitter: Splitter,
         counting: Counting,
-        checkpoints: _Checkpoints,
+        runs: SortedRuns,
+        progress: _Progress,
     ) -> None:
+        """Phase 1: check every row; rejections are recorded as they come (a rerun records
+        them again, harmlessly), accepted rows go to the sorted runs."""
+        jobs = self._sinks.jobs
+
+        async def settle(batch: Batch) -> None:
+            if batch.rejections:
+                rejections = batch.rejections
+                await _retrying(lambda: jobs.reject(progress.job_id, rejections))
+            # Parsing and sorting are pure CPU: off the event loop, so an API process
+            # importing an upload keeps serving.
+            await asyncio.to_thread(runs.add, batch.records)
+            await progress.read(batch)
+
+        async for block in blocks:
+            for batch in await asyncio.to_thread(splitter.feed, block, counting.consumed):
+                await settle(batch)
+        last = splitter.finish(counting.consumed)
+        if last is not None:
+            await settle(last)
+
+    async def _load(
+        self, stack: ExitStack, runs: SortedRuns, kind: Kind, skip: int, progress: _Progress
+    ) -> None:
+        """Phase 2: the merged rows in key order, ``skip`` of them loaded by an earlier run."""
+        merged = runs.merged(stack)
+        await asyncio.to_thread(_drop, merged, skip)
         writers = max(1, self._settings.import_writers)
-        queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=2 * writers)
+        queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=writers)
+        size = self._settings.import_batch_rows
 
         async def produce() -> None:
-            async for block in blocks:
-                # Parsing is pure CPU: off the event loop, so an API process keeps serving.
-                for batch in await asyncio.to_thread(splitter.feed, block, counting.consumed):
-                    await queue.put(batch)
-            last = splitter.finish(counting.consumed)
-            if last is not None:
-                await queue.put(last)
+            for seq in itertools.count():
+                records = await asyncio.to_thread(_take, merged, size, kind.decode)
+                if not records:
+                    break
+                await queue.put(Batch(seq, 0, 0, 0, records))
             for _ in range(writers):
                 await queue.put(None)
 
         async def write() -> None:
             while (batch := await queue.get()) is not None:
-                await self._write(checkpoints.job_id, batch)
-                await checkpoints.settled(batch)
+                await self._write(batch)
+                await progress.loaded(batch)
 
         async with asyncio.TaskGroup() as group:
-            group.create_task(produce(), name="import-read")
+            group.create_task(produce(), name="import-merge")
             for i in range(writers):
                 group.create_task(write(), name=f"import-write-{i}")
 
-    async def _write(self, job_id: str, batch: Batch) -> None:
+    async def _write(self, batch: Batch) -> None:
         sinks = self._sinks
         calls: list[Callable[[], Awaitable[object]]] = []
-        if batch.records and isinstance(batch.records[0], StaffAccount):
+        if isinstance(batch.records[0], StaffAccount):
             accounts = batch.records
             calls.append(lambda: sinks.staff.upsert_staff(accounts))
-        elif batch.records:
-            # Sorted: concurrent writers then take row locks in one order (no deadlocks).
-            rows = sorted(batch.records)
-            people = [r[:4] for r in rows]
-            exams = {r[0]: r[4] for r in rows}
+        else:
+            # In key order already: concurrent writers take row locks in one order.
+            people = [r[:4] for r in batch.records]
+            exams = {r[0]: r[4] for r in batch.records}
             calls.append(lambda: sinks.db.upsert_candidates(people))
             calls.append(lambda: sinks.db.upsert_exams(exams))
             calls.append(lambda: sinks.cache.put_exams(exams))
-        if batch.rejections:
-            rejections = batch.rejections
-            calls.append(lambda: sinks.jobs.reject(job_id, rejections))
         await asyncio.gather(*(_retrying(call) for call in calls))
 
 

@@ -64,6 +64,8 @@ class Settings:
     # longest wait for the next chunk of an upload.
     import_batch_rows: int = 5000
     import_writers: int = 2
+    # Accepted rows are sorted in runs of this many before loading (memory: ~300 B a row).
+    import_run_rows: int = 200_000
     import_read_timeout_s: float = 60.0
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19 * 1024

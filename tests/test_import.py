@@ -90,7 +90,7 @@ async def test_bad_rows_are_reported_and_good_rows_imported(
     assert resp.status == 200, await resp.text()
     job = await resp.json()
     assert job["state"] == "done" and job["kind"] == "candidates"
-    assert (job["rows_done"], job["imported"], job["rejected"]) == (10, 1, 9)
+    assert (job["rows_read"], job["imported"], job["rejected"]) == (10, 1, 9)
     reasons = {r["line"]: r["reason"] for r in job["rejections"]}
     assert set(reasons) == {3, 4, 5, 6, 7, 8, 9, 10, 11}
     assert "check digit" in reasons[3]
@@ -120,7 +120,8 @@ async def test_streamed_gzip_upload_and_job_status(
     assert resp.status == 200, await resp.text()
     status = await (await api.get(urls.ADMIN_IMPORT.format(job="gz-job-1"), headers=admin)).json()
     assert status["state"] == "done" and status["imported"] == 300 and status["rejected"] == 0
-    assert status["rate_rows_per_s"] > 0 and status["eta_s"] is None
+    assert status["load_rate_rows_per_s"] > 0 and status["eta_s"] is None
+    assert status["phase"] == "done"
     assert status["byte_offset"] == len(gzip.decompress(body))
     for cid in (ids[0], ids[-1]):
         assert (await db.get_exam(cid)) is not None and (await cache.get_exam(cid)) is not None
@@ -227,7 +228,9 @@ async def test_killed_import_resumes_without_duplicates(
 ) -> None:
     path = tmp_path / "kill.csv.gz"
     good, bad = _file_without_demo(path, 20_000)
-    small = dataclasses.replace(settings, import_batch_rows=100, import_writers=2)
+    small = dataclasses.replace(
+        settings, import_batch_rows=100, import_writers=2, import_run_rows=3_000
+    )
     jobs = ImportJobs(db)
     job_id = f"kill-{time.time_ns()}"
     proc = _import_process(small, path, job_id)
@@ -235,7 +238,7 @@ async def test_killed_import_resumes_without_duplicates(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             job = await jobs.get(job_id)
-            if job is not None and job.rows_done >= 2_000:
+            if job is not None and job.imported >= 2_000:
                 break
             await asyncio.sleep(0.01)
         os.kill(proc.pid, signal.SIGKILL)
@@ -243,13 +246,13 @@ async def test_killed_import_resumes_without_duplicates(
         proc.wait(timeout=30)
     killed = await jobs.get(job_id)
     assert killed is not None and killed.state == "running"
-    assert 2_000 <= killed.rows_done < good + bad, "killed too late to test a resume"
+    assert 2_000 <= killed.imported < good, "killed too late to test a resume"
 
     rerun = _import_process(small, path, job_id)
     assert await asyncio.to_thread(rerun.wait, 120) == 1  # 1: done, with rejected rows
     done = await jobs.get(job_id)
     assert done is not None and done.state == "done" and done.runs == 2
-    assert done.resumed_from == killed.rows_done
+    assert done.resumed_from == killed.imported
     assert (done.rows_done, done.imported, done.rejected) == (good + bad, good, bad)
     rejections = await jobs.rejections(job_id, 0, 10 * bad)
     assert len(rejections) == bad  # no rejection recorded twice

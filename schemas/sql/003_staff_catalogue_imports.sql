@@ -30,8 +30,9 @@ CREATE TABLE IF NOT EXISTS control_lines (
   PRIMARY KEY (batch_code, category)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
--- One row per import. rows_done/offset are the checkpoint: every data row before them is
--- settled (written to MySQL and Redis, or rejected), so a rerun skips exactly those rows.
+-- One row per import. Reading: rows_done data rows (byte_offset bytes of the CSV, input_bytes
+-- of the maybe compressed input) read, rejected of them rejected. Loading: imported rows
+-- written to MySQL and Redis in key order, the checkpoint a rerun goes on from.
 CREATE TABLE IF NOT EXISTS import_jobs (
   job_id VARCHAR(64) NOT NULL PRIMARY KEY,
   kind VARCHAR(16) NOT NULL,
@@ -45,7 +46,6 @@ CREATE TABLE IF NOT EXISTS import_jobs (
   imported BIGINT UNSIGNED NOT NULL DEFAULT 0,
   rejected BIGINT UNSIGNED NOT NULL DEFAULT 0,
   resumed_from BIGINT UNSIGNED NOT NULL DEFAULT 0,
-  resumed_input_bytes BIGINT UNSIGNED NOT NULL DEFAULT 0,
   runs INT UNSIGNED NOT NULL DEFAULT 1,
   error VARCHAR(1000) NOT NULL DEFAULT '',
   started_at DATETIME(6) NOT NULL,

@@ -167,10 +167,11 @@ INSERT INTO import_jobs (job_id, kind, source, fingerprint, state, total_bytes,
 VALUES (%s, %s, %s, %s, 'running', %s, NOW(6), NOW(6), NOW(6))
 
 -- name: restart_import_job
--- A rerun of an unfinished job: it goes on from its checkpoint.
+-- A rerun of an unfinished job: it goes on from its checkpoint (the rows loaded).
+-- Reading starts over (rows, rejections, bytes); loading goes on after the rows loaded.
 UPDATE import_jobs SET state = 'running', error = '', total_bytes = %s, runs = runs + 1,
-  resumed_from = rows_done, resumed_input_bytes = input_bytes, run_started_at = NOW(6),
-  updated_at = NOW(6), finished_at = NULL
+  resumed_from = imported, rows_done = 0, rejected = 0, byte_offset = 0, input_bytes = 0,
+  run_started_at = NOW(6), updated_at = NOW(6), finished_at = NULL
 WHERE job_id = %s
 
 -- name: checkpoint_import_job
@@ -184,8 +185,7 @@ WHERE job_id = %s
 
 -- name: get_import_job
 SELECT job_id, kind, source, fingerprint, state, total_bytes, input_bytes, byte_offset,
-  rows_done, imported, rejected, resumed_from, resumed_input_bytes, runs, error, started_at,
-  run_started_at,
+  rows_done, imported, rejected, resumed_from, runs, error, started_at, run_started_at,
   updated_at, finished_at, NOW(6)
 FROM import_jobs WHERE job_id = %s
 

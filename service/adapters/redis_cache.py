@@ -150,7 +150,7 @@ class RedisCache:
         """Pipelined bulk load (imports, demo data). Not a transaction: on a cluster the
         client splits the pipeline by node, as the candidates' keys lie in many slots."""
         # One MSET per hash tag (one slot each) costs a fraction of one SET per key in
-        # redis-py; pack_small makes the many small values cheap to compress.
+        # redis-py; pack_small skips compressing the many small values.
         by_tag: dict[str, dict[str, bytes]] = {}
         for candidate_id, exam in exams.items():
             group = by_tag.setdefault(self._names.tag(candidate_id), {})

@@ -11,7 +11,8 @@ from service.http import keys, urls
 from service.http.params import path_param, query_param
 from service.http.routes import require_role
 from service.http.staff_keys import IMPORT_JOBS, IMPORTER
-from service.importer import Options, StreamSource
+from service.import_sources import StreamSource
+from service.importer import Options
 from service.usecases.accounts import ROLE_ADMIN
 
 _JOB = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
