@@ -30,7 +30,10 @@ def unpack(blob: bytes) -> Any:
     if blob.startswith(b"{"):  # a plain JSON object from pack_small
         return orjson.loads(blob)
     inflater = zlib.decompressobj(wbits=31)
-    raw = inflater.decompress(blob, _MAX_INFLATED)
+    try:
+        raw = inflater.decompress(blob, _MAX_INFLATED)
+    except zlib.error as exc:  # not a ValueError: callers that refuse bad values catch that
+        raise ValueError(f"not a valid gzip value: {exc}") from exc
     if inflater.unconsumed_tail:
         raise ValueError("compressed value inflates beyond the limit")
     return orjson.loads(raw)
