@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -86,6 +87,10 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace, faults: list[str]) -> int:
+    # SIGTERM cancels the run, so the finally blocks below stop every server we started.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     root = Path(tempfile.mkdtemp(prefix="volreg-chaos-"))
     cluster = LocalCluster(root)
     fleet: Fleet | None = None

@@ -54,7 +54,8 @@ async def warm_up(
 
     async def write() -> None:
         while (records := await pages.get()) is not None:
-            report.applied += await sink.fill_many(records)
+            applied = await sink.fill_many(records)  # not "+= await": writers run concurrently
+            report.applied += applied
             report.forms += len(records)
             progress(len(records))
 
