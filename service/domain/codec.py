@@ -15,7 +15,12 @@ _MAX_INFLATED = 4 * 1024 * 1024
 
 def pack(value: Any) -> bytes:
     """JSON-encode and gzip a value."""
-    return gzip.compress(orjson.dumps(value), compresslevel=_LEVEL, mtime=0)
+    return compress(orjson.dumps(value))
+
+
+def compress(raw_json: bytes) -> bytes:
+    """Gzip JSON that is already encoded (the same bytes :func:`pack` makes of its value)."""
+    return gzip.compress(raw_json, compresslevel=_LEVEL, mtime=0)
 
 
 def pack_small(value: Any) -> bytes:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from schemas.http import FormBody
+from schemas.http import FormBody, choices_json
 from schemas.records import STATUS_SAVED, FormKey, FormRecord
 from service.domain import codec
 from service.errors import (
@@ -45,7 +45,7 @@ def choices_of(record: FormRecord) -> list[Any]:
 
 def payload_of(form: FormBody) -> bytes:
     """The stored bytes of a form: its choices as gzip-compressed JSON."""
-    return codec.pack([c.model_dump() for c in form.choices])
+    return codec.compress(choices_json(form))
 
 
 class ChoiceCheck(Protocol):
