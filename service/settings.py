@@ -63,7 +63,7 @@ class Settings:
     # Bulk import: data rows per batch (and checkpoint), batches written concurrently, and the
     # longest wait for the next chunk of an upload.
     import_batch_rows: int = 5000
-    import_writers: int = 2
+    import_writers: int = 3
     # Accepted rows are sorted in runs of this many before loading (memory: ~300 B a row).
     import_run_rows: int = 200_000
     import_read_timeout_s: float = 60.0
