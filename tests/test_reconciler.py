@@ -218,7 +218,7 @@ async def test_repairs_never_overwrite_a_concurrent_newer_save(
     harness: Harness, index: FormIndex, db: MySQLDatabase, rs: Settings
 ) -> None:
     racing_index = _RacingIndex(index.client, names_of(rs), rs)
-    racing_archive = _RacingArchive(db)
+    racing_archive = _RacingArchive(db, rs.shards)
     # Redis behind MySQL (crash window); a newer save commits in Redis just before the fill,
     # its message still on the way.
     behind = _key()

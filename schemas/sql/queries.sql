@@ -101,9 +101,10 @@ INSERT INTO reconcile_runs (mode, shard, outcome, started_at, duration_ms, check
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 
 -- name: warmup_forms_page
--- Warm-up: every form in key order, with its content (keyset paging on the primary key).
+-- Warm-up: one shard's forms in key order, with their content (keyset paging on
+-- idx_forms_shard): a page fills Redis with a few calls on the shard's slot.
 SELECT candidate_id, batch_code, version, updated_us, status, choices FROM forms
-WHERE candidate_id > %s OR (candidate_id = %s AND batch_code > %s)
+WHERE shard = %s AND (candidate_id > %s OR (candidate_id = %s AND batch_code > %s))
 ORDER BY candidate_id, batch_code LIMIT %s
 
 -- name: warmup_count

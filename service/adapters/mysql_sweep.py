@@ -36,8 +36,9 @@ def _pairs(keys: Sequence[FormKey]) -> list[str]:
 
 
 class FormArchive:
-    def __init__(self, db: MySQLDatabase | _Sharded) -> None:
+    def __init__(self, db: MySQLDatabase | _Sharded, shards: int) -> None:
         self._db = db
+        self._shards = shards
         self._parts = [db] if isinstance(db, MySQLDatabase) else db.parts
 
     async def _all(self, name: str, args: Sequence[Any], statement: str | None = None) -> list[Any]:
@@ -119,22 +120,23 @@ class FormArchive:
         return sum(int(r[0]) for r in await self._all("warmup_count", ()))
 
     async def all_forms(self, page: int) -> AsyncIterator[list[FormRecord]]:
-        """Every form with its content, in pages (each part in key order)."""
-        for part in self._parts:
-            after = FormKey("", "")
-            while True:
-                async with part._cursor() as cur:
-                    args = (after.candidate_id, after.candidate_id, after.batch, page)
-                    await cur.execute(query("warmup_forms_page"), args)
-                    rows = await cur.fetchall()
-                if not rows:
-                    break
-                records = [_record(r) for r in rows]
-                yield records
-                after = records[-1].key
+        """Every form with its content, in pages of one shard each."""
+        for shard in range(self._shards):
+            for part in self._parts:
+                after = FormKey("", "")
+                while True:
+                    async with part._cursor() as cur:
+                        args = (shard, after.candidate_id, after.candidate_id, after.batch, page)
+                        await cur.execute(query("warmup_forms_page"), args)
+                        rows = await cur.fetchall()
+                    if not rows:
+                        break
+                    records = [_record(r) for r in rows]
+                    yield records
+                    after = records[-1].key
 
 
 @asynccontextmanager
 async def open_archive(settings: Settings) -> AsyncIterator[FormArchive]:
     async with open_database(settings) as db:
-        yield FormArchive(db)
+        yield FormArchive(db, settings.shards)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from importlib import resources
 from typing import Any, TypeVar, cast
@@ -96,30 +96,22 @@ class RedisCache:
         return await self._apply(record, None, "")
 
     async def _apply(self, record: FormRecord, idem: str | None, idem_result: str) -> bool:
-        keys, args = self._commit_args(record, idem, idem_result)
+        keys, args = self._commit_args([record], idem, idem_result)
         reply = await self._call(self._commit(keys=keys, args=args))
         return bool(reply[0])
 
     def _commit_args(
-        self, record: FormRecord, idem: str | None, idem_result: str
+        self, records: Sequence[FormRecord], idem: str | None, idem_result: str
     ) -> tuple[list[str], list[Any]]:
-        """KEYS and ARGV of commit.lua (also sent pipelined by bulk fills)."""
-        parts = codec.split(record.payload, self._settings.chunk_bytes)
-        shard = shard_of(record.candidate_id, self._settings.shards)
-        keys = [
-            self._names.form_key(record.key),
-            self._idem_key(record.key, idem),
-            self._names.changes_key(shard),
-        ]
-        args: list[Any] = [
-            record.version,
-            record.updated_us,
-            record.status,
-            len(parts),
-            idem_result,
-            self._settings.idempotency_ttl_s,
-            *parts,
-        ]
+        """KEYS and ARGV of commit.lua for records of one shard (bulk fills send many)."""
+        first = records[0]
+        shard = shard_of(first.candidate_id, self._settings.shards)
+        keys = [self._idem_key(first.key, idem), self._names.changes_key(shard)]
+        args: list[Any] = [idem_result, self._settings.idempotency_ttl_s]
+        for record in records:
+            parts = codec.split(record.payload, self._settings.chunk_bytes)
+            keys.append(self._names.form_key(record.key))
+            args += [record.version, record.updated_us, record.status, len(parts), *parts]
         return keys, args
 
     async def release_idempotency(self, key: FormKey, idem: str) -> None:

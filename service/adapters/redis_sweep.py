@@ -13,9 +13,13 @@ import redis.asyncio as redis
 from reconciler.model import Stamp
 from schemas.records import FormKey, FormRecord
 from service.adapters.redis_cache import RedisCache, open_cache
+from service.domain.ids import shard_of
 from service.names import Names
 from service.settings import Settings
 
+# Forms per commit.lua call in bulk fills: big enough to spare round trips and per-command
+# client overhead, small enough not to hold Redis for long (a few ms).
+_FILL_CALL = 200
 # Delete or extend the lock only while it still holds our token.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -88,17 +92,28 @@ class FormIndex(RedisCache):
         }
 
     async def fill_many(self, records: Sequence[FormRecord]) -> int:
-        """Compare-and-set every record (commit.lua, pipelined); returns how many applied."""
+        """Compare-and-set every record; returns how many applied. One commit.lua call per
+        shard and up to ``_FILL_CALL`` forms (a script may touch one slot only), pipelined."""
         if not records:
             return 0
+        by_shard: dict[int, list[FormRecord]] = {}
+        for record in records:
+            by_shard.setdefault(shard_of(record.candidate_id, self._settings.shards), []).append(
+                record
+            )
+        calls = [
+            self._commit_args(group[i : i + _FILL_CALL], None, "")
+            for group in by_shard.values()
+            for i in range(0, len(group), _FILL_CALL)
+        ]
         if isinstance(self._r, redis.RedisCluster):
-            # The cluster pipeline does not run scripts: one call per form.
-            return sum([await self.fill(r) for r in records])
-        async with self._r.pipeline(transaction=False) as pipe:
-            for record in records:
-                keys, args = self._commit_args(record, None, "")
-                await self._commit(keys=keys, args=args, client=pipe)
-            replies = await self._call(pipe.execute())
+            # The cluster pipeline does not run scripts: one call after the other.
+            replies = [await self._call(self._commit(keys=k, args=a)) for k, a in calls]
+        else:
+            async with self._r.pipeline(transaction=False) as pipe:
+                for k, a in calls:
+                    await self._commit(keys=k, args=a, client=pipe)
+                replies = await self._call(pipe.execute())
         return sum(int(reply[0]) for reply in replies)
 
     # --- The run lock: one reconcile run at a time across every process.
