@@ -12,6 +12,7 @@ from tqdm import tqdm
 from service.adapters.mysql_db import open_database
 from service.adapters.mysql_imports import ImportJobs, JobRow
 from service.adapters.mysql_staff import StaffTables
+from service.adapters.rabbit import open_broker
 from service.adapters.rabbit_broadcast import open_broadcast
 from service.adapters.redis_cache import open_cache
 from service.errors import Unavailable, VolregError
@@ -31,11 +32,14 @@ async def import_file(
     async with AsyncExitStack() as stack:
         db = await stack.enter_async_context(open_database(settings))
         cache = await stack.enter_async_context(open_cache(settings, names))
-        broadcast = await stack.enter_async_context(open_broadcast(settings, names))
+        broker = await stack.enter_async_context(open_broker(settings, names))
+        broadcast = await stack.enter_async_context(
+            open_broadcast(broker, names, settings.broker_timeout_s)
+        )
 
         async def announce(keys: list[str]) -> None:
             try:
-                await broadcast.wait_connected(_BROADCAST_WAIT_S)
+                await broadcast.wait_attached(_BROADCAST_WAIT_S)
             except TimeoutError:
                 raise Unavailable("broker not reachable") from None
             await broadcast.publish(keys)

@@ -1,5 +1,6 @@
-"""Catalogue invalidations over a RabbitMQ fanout exchange: every API process binds an
-exclusive, auto-delete queue and drops its local copies of the keys it hears about."""
+"""Catalogue invalidations over a RabbitMQ fanout exchange, on the broker's connection: every
+API process binds an exclusive, auto-delete queue and drops its local copies of the keys it
+hears about."""
 
 from __future__ import annotations
 
@@ -12,15 +13,15 @@ from typing import Any
 
 import aio_pika
 import orjson
-from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
+from service.adapters.rabbit import RabbitBroker
 from service.errors import BrokerUnavailable
 from service.names import Names
-from service.settings import Settings
 
 log = logging.getLogger(__name__)
-_RECONNECT_S = 1.0
+_RETRY_S = 1.0
 
 
 class Broadcast:
@@ -29,68 +30,65 @@ class Broadcast:
 
     def __init__(
         self,
-        settings: Settings,
+        broker: RabbitBroker,
         names: Names,
+        timeout_s: float,
         on_keys: Callable[[list[str]], None] | None = None,
         on_reset: Callable[[], None] | None = None,
     ) -> None:
-        self._settings = settings
+        self._broker = broker
         self._names = names
+        self._timeout_s = timeout_s
         self._on_keys = on_keys
         self._on_reset = on_reset
-        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
         self._task: asyncio.Task[None] | None = None
-        self._connected = asyncio.Event()
+        self._attached = asyncio.Event()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._connect_forever(), name="catalogue-broadcast")
+        self._task = asyncio.create_task(self._attach_forever(), name="catalogue-broadcast")
 
-    async def wait_connected(self, timeout: float) -> None:
+    async def wait_attached(self, timeout: float) -> None:
         async with asyncio.timeout(timeout):
-            await self._connected.wait()
+            await self._attached.wait()
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with suppress(asyncio.CancelledError):
                 await self._task
-        if self._connection is not None:
+        if self._channel is not None:
             with suppress(*CONNECTION_EXCEPTIONS, TimeoutError):
-                async with asyncio.timeout(self._settings.broker_timeout_s):
-                    await self._connection.close()
+                async with asyncio.timeout(self._timeout_s):
+                    await self._channel.close()
 
-    async def _connect_forever(self) -> None:
+    async def _attach_forever(self) -> None:
+        """Once the broker is connected: a channel with the exchange (and our queue)."""
         while True:
             try:
-                await self._connect()
-                self._connected.set()
+                await self._broker.wait_connected(timeout=_RETRY_S)
+                async with asyncio.timeout(self._timeout_s):
+                    await self._attach()
+                self._attached.set()
                 return
-            except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
-                log.warning("broadcast: broker not reachable, retrying: %s", exc)
-                await asyncio.sleep(_RECONNECT_S)
+            except (*CONNECTION_EXCEPTIONS, BrokerUnavailable, TimeoutError) as exc:
+                log.debug("broadcast: broker not ready yet: %s", exc)
+                await asyncio.sleep(_RETRY_S)
 
-    async def _connect(self) -> None:
-        timeout = self._settings.broker_timeout_s
-        connection = await aio_pika.connect_robust(
-            self._settings.amqp_url, timeout=timeout, reconnect_interval=_RECONNECT_S
+    async def _attach(self) -> None:
+        connection = self._broker.connection()
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.declare_exchange(
+            self._names.catalogue_exchange, aio_pika.ExchangeType.FANOUT, auto_delete=True
         )
-        try:
-            async with asyncio.timeout(timeout):
-                channel = await connection.channel(publisher_confirms=True)
-                exchange = await channel.declare_exchange(
-                    self._names.catalogue_exchange, aio_pika.ExchangeType.FANOUT, auto_delete=True
-                )
-                if self._on_keys is not None:
-                    name = f"{self._names.catalogue_exchange}.{uuid.uuid4().hex[:12]}"
-                    queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
-                    await queue.bind(exchange)
-                    await queue.consume(self._deliver, no_ack=True)
-        except BaseException:
-            await connection.close()
-            raise
+        if self._on_keys is not None:
+            name = f"{self._names.catalogue_exchange}.{uuid.uuid4().hex[:12]}"
+            queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
+            await queue.bind(exchange)
+            await queue.consume(self._deliver, no_ack=True)
         connection.reconnect_callbacks.add(self._reconnected)
-        self._connection, self._exchange = connection, exchange
+        self._channel, self._exchange = channel, exchange
 
     def _reconnected(self, *_: Any) -> None:
         log.info("broadcast: reconnected; dropping local copies (messages may be missed)")
@@ -110,12 +108,12 @@ class Broadcast:
 
     async def publish(self, keys: list[str]) -> None:
         """Returns once the broker confirmed; raises BrokerUnavailable otherwise."""
-        exchange, connection = self._exchange, self._connection
-        if exchange is None or connection is None or connection.is_closed:
+        exchange, channel = self._exchange, self._channel
+        if exchange is None or channel is None or channel.is_closed:
             raise BrokerUnavailable("the invalidation broadcast is not connected")
         message = aio_pika.Message(orjson.dumps({"keys": keys}), content_type="application/json")
         try:
-            async with asyncio.timeout(self._settings.broker_timeout_s):
+            async with asyncio.timeout(self._timeout_s):
                 await exchange.publish(message, routing_key="")
         except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
             raise BrokerUnavailable from exc
@@ -123,12 +121,13 @@ class Broadcast:
 
 @asynccontextmanager
 async def open_broadcast(
-    settings: Settings,
+    broker: RabbitBroker,
     names: Names,
+    timeout_s: float,
     on_keys: Callable[[list[str]], None] | None = None,
     on_reset: Callable[[], None] | None = None,
 ) -> AsyncIterator[Broadcast]:
-    broadcast = Broadcast(settings, names, on_keys, on_reset)
+    broadcast = Broadcast(broker, names, timeout_s, on_keys, on_reset)
     await broadcast.start()
     try:
         yield broadcast

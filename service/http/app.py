@@ -64,7 +64,7 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
         open_cache(settings, names) as cache,
         open_database(settings) as db,
         open_broker(settings, names) as broker,
-        open_staff_parts(app, db, cache) as staff,
+        open_staff_parts(app, db, cache, broker) as staff,
     ):
         # The catalogue's multi-level cache holds the batches: no second cache in front.
         batches = BatchWindows(staff.catalogue, 0.0, on_miss=staff.catalogue.reload_batches)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -17,6 +19,7 @@ from service.usecases.accounts import ROLE_ADMIN
 
 _INSTITUTION = re.compile(r"^[0-9]{5}$")
 _BATCH = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+T = TypeVar("T")
 
 
 def _code(request: web.Request) -> str:
@@ -39,14 +42,18 @@ async def list_batches(request: web.Request) -> web.Response:
     return web.json_response({"batches": await request.app[CATALOGUE].batches()})
 
 
+async def _body(request: web.Request, parse: Callable[[Any], T]) -> T:
+    data = await read_json(request, request.app[keys.SETTINGS].max_body_bytes)
+    try:
+        return parse(data)
+    except Problem as exc:
+        raise ValidationFailed(str(exc), details=exc.problems) from None
+
+
 async def put_institution(request: web.Request) -> web.Response:
     require_role(request, ROLE_ADMIN)
     code = _code(request)
-    data = await read_json(request, request.app[keys.SETTINGS].max_body_bytes)
-    try:
-        body = parse_institution(data)
-    except Problem as exc:
-        raise ValidationFailed(str(exc), details=exc.problems) from None
+    body = await _body(request, parse_institution)
     outcome = await request.app[CATALOGUE].put_institution(code, body)
     return web.json_response({"institution": code, **outcome})
 
@@ -54,11 +61,7 @@ async def put_institution(request: web.Request) -> web.Response:
 async def put_batch(request: web.Request) -> web.Response:
     require_role(request, ROLE_ADMIN)
     code = path_param(request, "batch", _BATCH, "must be 1-32 lowercase letters, digits or '-'")
-    data = await read_json(request, request.app[keys.SETTINGS].max_body_bytes)
-    try:
-        body = parse_batch(data)
-    except Problem as exc:
-        raise ValidationFailed(str(exc), details=exc.problems) from None
+    body = await _body(request, parse_batch)
     outcome = await request.app[CATALOGUE].put_batch(code, body)
     return web.json_response({"batch": code, **outcome})
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from service.adapters.mysql_catalogue import CatalogueTables
 from service.adapters.mysql_imports import ImportJobs
 from service.adapters.mysql_staff import StaffTables
+from service.adapters.rabbit import RabbitBroker
 from service.adapters.rabbit_broadcast import open_broadcast
 from service.adapters.redis_cache import RedisCache
 from service.cache.local import LocalCache
@@ -32,7 +33,7 @@ class StaffParts:
 
 @asynccontextmanager
 async def open_staff_parts(
-    app: web.Application, db: Any, cache: RedisCache
+    app: web.Application, db: Any, cache: RedisCache, broker: RabbitBroker
 ) -> AsyncIterator[StaffParts]:
     settings, names = app[keys.SETTINGS], app[keys.NAMES]
     local: LocalCache[Any] = LocalCache(settings.catalogue_local_entries, settings.catalogue_ttl_s)
@@ -49,7 +50,9 @@ async def open_staff_parts(
         local.invalidate_all()
         exams.invalidate_all()
 
-    async with open_broadcast(settings, names, on_keys, on_reset) as broadcast:
+    async with open_broadcast(
+        broker, names, settings.broker_timeout_s, on_keys, on_reset
+    ) as broadcast:
         catalogue = Catalogue(
             CatalogueTables(db), cache, local, settings.catalogue_redis_ttl_s, broadcast
         )
