@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import subprocess
+import sys
 import time
 import uuid
 from typing import Any
@@ -97,3 +99,13 @@ async def wait_for_mysql(
             held = record.version if record else None
             raise AssertionError(f"MySQL holds {held} for {key}, expected >= {version}")
         await asyncio.sleep(0.05)
+
+
+def start_volreg(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``volreg COMMAND`` in a child process; its log goes to a pipe the test may read."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "service.cli", command],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )

@@ -8,9 +8,6 @@ import dataclasses
 import hashlib
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
@@ -19,6 +16,7 @@ import aiohttp
 import pytest
 from prometheus_client import generate_latest
 
+from loadtest.cluster_local import free_port
 from reconciler.command import EXIT_BUSY, EXIT_DRIFT, reconcile_once
 from reconciler.metrics import ReconcileMetrics
 from reconciler.model import (
@@ -43,7 +41,7 @@ from service.http.app import names_of
 from service.ports import Batch, Reserved
 from service.settings import Settings
 from tests.harness import Harness, isolated
-from tests.support import OPEN_BATCH, RUN, choices, make_settings, settings_env
+from tests.support import OPEN_BATCH, RUN, choices, make_settings, settings_env, start_volreg
 
 # Tests here run one after another and share this database and key prefix of their own, so
 # that full runs see only the forms written by this module.
@@ -324,27 +322,12 @@ async def test_unrepaired_drift_is_reported_everywhere_and_fails_the_once_run(
     assert await reconcile_once(settings, MODE_INCREMENTAL, None) == 0
 
 
-def _spawn(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "reconcile"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_scheduled_reconciler_serves_status_and_metrics_and_stops_on_sigterm(
     rs: Settings,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = settings_env(dataclasses.replace(rs, reconcile_http_port=port, reconcile_interval_s=1.0))
-    proc = _spawn(env)
+    proc = start_volreg("reconcile", env)
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             deadline = time.monotonic() + 30

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
+from loadtest.cluster_local import free_port
 from schemas.http import parse_form
 from schemas.records import STATUS_SAVED, FormKey, FormRecord
 from service.adapters.mysql_db import MySQLDatabase, open_database
@@ -44,6 +45,7 @@ from tests.support import (
     form_url,
     make_settings,
     settings_env,
+    start_volreg,
     wait_for_mysql,
 )
 
@@ -118,32 +120,16 @@ class SlowProxy:
         dst.transport.abort()
 
 
-def _start_api(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_sigterm_lets_in_flight_saves_finish_and_each_is_durable(
     settings: Settings, db: MySQLDatabase, consumer: None
 ) -> None:
     target = urlsplit(settings.amqp_url)
     proxy = SlowProxy(target.hostname or "127.0.0.1", target.port or 5672, delay_s=1.5)
     await proxy.start()
-    port = _free_port()
+    port = free_port()
     amqp = settings.amqp_url.replace(f"{target.hostname}:{target.port}", f"127.0.0.1:{proxy.port}")
-    api = _start_api(settings_env(dataclasses.replace(settings, http_port=port, amqp_url=amqp)))
+    env = settings_env(dataclasses.replace(settings, http_port=port, amqp_url=amqp))
+    api = start_volreg("serve", env)
     base = f"http://127.0.0.1:{port}"
     keys = _keys(130102, 8)
     signer = TokenSigner(settings.token_secret)
