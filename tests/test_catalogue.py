@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -17,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from loadtest.spawn import free_port
 from schemas.http import InstitutionBody, MajorBody
 from service.adapters.mysql_catalogue import CatalogueTables
 from service.adapters.mysql_db import MySQLDatabase
@@ -29,7 +28,7 @@ from service.usecases.catalogue import Catalogue
 from tests.conftest import ClientFactory
 from tests.proxy import Proxy
 from tests.staff_support import ADMIN, TEACHER, staff_login
-from tests.support import OPEN_BATCH, form_url, login, settings_env
+from tests.support import OPEN_BATCH, form_url, login, settings_env, start_volreg
 
 Client = TestClient[Any, Any]
 # A publish reaches the other API processes through one broadcast message; this is the bound
@@ -286,23 +285,15 @@ async def test_bad_publishes_change_nothing(
 # --- Two API processes.
 
 
-def _spare_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def two_apis(settings: Settings) -> Iterator[list[str]]:
     """Two `volreg serve` processes whose local copies would live for 10 minutes: only the
     broadcast can make a publish visible in time."""
-    ports = [_spare_port(), _spare_port()]
+    ports = [free_port(), free_port()]
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve"],
-            env=settings_env(dataclasses.replace(settings, http_port=p, catalogue_ttl_s=600.0)),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        start_volreg(
+            "serve",
+            settings_env(dataclasses.replace(settings, http_port=p, catalogue_ttl_s=600.0)),
         )
         for p in ports
     ]
@@ -317,6 +308,8 @@ def two_apis(settings: Settings) -> Iterator[list[str]]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+            if proc.stderr is not None:
+                proc.stderr.close()
 
 
 async def _wait_ready(session: aiohttp.ClientSession, base: str) -> None:
