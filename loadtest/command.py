@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from loadtest import plots, report
+from loadtest import inproc, plots, report
 from loadtest.client import PrepError
 from loadtest.run import Options, run
 from loadtest.scenarios import parse_names
@@ -29,6 +29,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="WORKERS",
         help="start an API with this many workers (naive route on) and a consumer for the run",
     )
+    target.add_argument(
+        "--in-process",
+        action="store_true",
+        help="no HTTP: time the save path's steps in this process, redis-py's pool against "
+        "the multiplexed connection (CPU per operation)",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="--in-process: alternating rounds")
+    p.add_argument("--ops", type=int, default=4000, help="--in-process: operations per step")
     p.add_argument(
         "--scenarios",
         default="all",
@@ -88,6 +96,16 @@ async def _measure(settings: Settings, args: argparse.Namespace, out: Path) -> t
         return options, await run(options, settings)
 
 
+def _in_process(settings: Settings, args: argparse.Namespace) -> int:
+    result = asyncio.run(
+        inproc.compare(settings, args.candidates_csv, args.batch, args.ops, args.rounds)
+    )
+    if args.json:
+        report.write_json(result, args.json)
+    print("\n".join(inproc.table(result)))
+    return 0
+
+
 def main(settings: Settings, args: argparse.Namespace) -> int:
     for name in ("duration", "slice", "connections", "threads", "candidates"):
         if getattr(args, name) < 1:
@@ -97,6 +115,8 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         parse_names(args.scenarios)
         if args.profile and not args.spawn:
             raise ValueError("--profile needs --spawn (it records the API this run starts)")
+        if args.in_process:
+            return _in_process(settings, args)
         out = args.out or Path("reports") / f"loadtest-{datetime.now():%Y%m%d-%H%M%S}"
         out.mkdir(parents=True, exist_ok=True)
         options, measured = asyncio.run(_measure(settings, args, out))

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from loadtest import bodies, client, luagen, machine, observe, wrk
 from loadtest.client import PrepError, Session
 from loadtest.scenarios import Scenario
+from loadtest.spawn import stop
 from loadtest.stats import merge
 from service.adapters.mysql_db import open_database
 from service.adapters.rabbit import RabbitBroker, open_broker
@@ -142,6 +143,7 @@ async def _profiling(options: Options, scenario: Scenario) -> AsyncIterator[None
         "--pid",
         str(options.api_pid),
         "--subprocesses",
+        "--nolineno",  # one box per function: a graph small enough to keep in docs/
         "--rate",
         "200",
         "--duration",
@@ -156,12 +158,7 @@ async def _profiling(options: Options, scenario: Scenario) -> AsyncIterator[None
     try:
         yield
     finally:
-        try:
-            async with asyncio.timeout(30):
-                await proc.wait()
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await stop(proc, wait_s=30, terminate=False)  # py-spy stops after the duration
         print(f"flame graph: {svg}", file=sys.stderr)
 
 

@@ -48,12 +48,16 @@ async def _start(*args: str, env: dict[str, str], log: Path) -> asyncio.subproce
         )
 
 
-async def _stop(proc: asyncio.subprocess.Process) -> None:
+async def stop(
+    proc: asyncio.subprocess.Process, wait_s: float = _STOP_WAIT_S, terminate: bool = True
+) -> None:
+    """SIGTERM (unless it stops by itself), give it ``wait_s`` to exit, then kill it."""
     if proc.returncode is not None:
         return
-    proc.send_signal(signal.SIGTERM)
+    if terminate:
+        proc.send_signal(signal.SIGTERM)
     try:
-        async with asyncio.timeout(_STOP_WAIT_S):
+        async with asyncio.timeout(wait_s):
             await proc.wait()
     except TimeoutError:
         proc.kill()
@@ -91,5 +95,5 @@ async def spawned(workers: int, log_dir: Path) -> AsyncIterator[Deployment]:
         await wait_ready(url, [api, consumer], f"; see {api_log} and {consumer_log}")
         yield Deployment(url, api.pid)
     finally:
-        await _stop(api)  # the API first, so the consumer drains what it accepted
-        await _stop(consumer)
+        await stop(api)  # the API first, so the consumer drains what it accepted
+        await stop(consumer)

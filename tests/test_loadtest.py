@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from aiohttp.test_utils import TestClient
 from loadtest import luagen, report, stats, wrk
 from loadtest.bodies import form_body, picks, synthetic_catalogue
 from loadtest.scenarios import SCENARIOS, parse_names
-from loadtest.spawn import free_port, wait_ready
+from loadtest.spawn import free_port, stop, wait_ready
 from schemas.records import FormKey
 from service.adapters.mysql_db import MySQLDatabase
 from service.domain.ids import make_id
@@ -78,14 +77,7 @@ async def api_process(settings: Settings, consumer: None) -> AsyncIterator[str]:
         await wait_ready(url, [proc])
         yield url
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(20):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop(proc)
 
 
 async def _volreg(settings: Settings, *args: str) -> tuple[int, str]:
@@ -190,6 +182,32 @@ async def test_naive_scenario_needs_the_benchmark_route(
     )
     assert code == 2, out
     assert "volreg serve --naive" in out
+
+
+async def test_in_process_comparison_reports_both_redis_clients(
+    settings: Settings, consumer: None, candidates_csv: Path, tmp_path: Path
+) -> None:
+    json_path = tmp_path / "inproc.json"
+    code, out = await _volreg(
+        settings,
+        "loadtest",
+        "--in-process",
+        "--rounds",
+        "1",
+        "--ops",
+        "40",
+        "--candidates-csv",
+        str(candidates_csv),
+        "--json",
+        str(json_path),
+    )
+    assert code == 0, out
+    assert "| pool |" in out and "| multiplexed |" in out
+    result = orjson.loads(json_path.read_bytes())
+    for variant in ("pool", "multiplexed"):
+        (figures,) = result["rounds"][variant]
+        for step in ("stage", "read", "save"):
+            assert figures[step]["ops_per_s"] > 0 and figures[step]["cpu_ms_per_op"] > 0
 
 
 async def test_unknown_scenario_is_refused(settings: Settings, tmp_path: Path) -> None:
