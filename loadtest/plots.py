@@ -39,10 +39,15 @@ def plot_scenario(name: str, scenario: dict[str, Any], path: Path) -> Path:
     if rows == 3:
         samples = queue["samples"]
         axes[2].step([t for t, _ in samples], [d for _, d in samples], where="post")
-        axes[2].set_ylabel("queue depth")
-        axes[2].set_ylim(bottom=0)
+        # Ready messages only: what the consumer prefetched (unacked) is not counted.
+        axes[2].set_ylabel("ready messages")
+        axes[2].set_ylim(0, max(1, queue["max_depth"] or 0) * 1.1)
         end = timeline[-1]["t"] + timeline[-1]["seconds"] if timeline else 0
-        axes[2].axvline(end, color="grey", linestyle="--", linewidth=1)
+        axes[2].axvline(end, color="grey", linestyle="--", linewidth=1, label="load stops")
+        if queue.get("mysql_caught_up_s") is not None:
+            caught_up = end + queue["mysql_caught_up_s"]
+            axes[2].axvline(caught_up, color="green", linewidth=1, label="MySQL caught up")
+        axes[2].legend(loc="upper left")
     axes[-1].set_xlabel("seconds since the scenario started")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
