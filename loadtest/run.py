@@ -27,6 +27,7 @@ from loadtest.spawn import stop
 from loadtest.stats import merge
 from service.adapters.mysql_db import open_database
 from service.adapters.rabbit import RabbitBroker, open_broker
+from service.gendata import DEMO_CANDIDATE
 from service.http import urls
 from service.http.app import names_of
 from service.settings import Settings
@@ -104,7 +105,7 @@ async def _prepare(options: Options, need_forms: bool) -> Prepared:
 
 
 async def _check_naive(options: Options) -> None:
-    path = urls.NAIVE_FORM.format(candidate_id="11010519491231002X", batch=options.batch)
+    path = urls.NAIVE_FORM.format(candidate_id=DEMO_CANDIDATE, batch=options.batch)
     status = await client.probe(options.url, path)
     if status in (404, 405):
         raise PrepError(
@@ -245,9 +246,9 @@ async def _measure(
         api_before = machine.tree_cpu_s(options.api_pid) if options.api_pid else None
         async with _profiling(options, scenario):
             runs, timeline = await _run_slices(options, scenario, script, started)
-        cpu.stop()
-        api_after = machine.tree_cpu_s(options.api_pid) if options.api_pid else None
-        stopped = time.monotonic()
+            stopped = time.monotonic()  # the load ends here, not when py-spy has written
+            cpu.stop()
+            api_after = machine.tree_cpu_s(options.api_pid) if options.api_pid else None
         if scenario.publishes:
             caught_up = await _catch_up(options, observers, sessions, stopped)
             await asyncio.sleep(0.5)  # a few more samples at depth 0
