@@ -59,7 +59,8 @@ class RoundResult:
     restart_s: float = 0.0
     drain_s: float = 0.0
     reconcile_runs: int = 0
-    converge_s: float = 0.0
+    converge_s: float = 0.0  # from the end of the load until the stores agree
+    since_kill_s: float = 0.0  # from the kill until the stores agree (load included)
     lost: int = 0
     mismatched: int = 0
     phantom: int = 0
@@ -227,7 +228,8 @@ async def _round(
     await _drain(settings, load, keys)
     result.drain_s = time.monotonic() - loaded
     verdict = await _converge(settings, load, keys, result)
-    result.converge_s = time.monotonic() - killed
+    result.converge_s = time.monotonic() - loaded
+    result.since_kill_s = time.monotonic() - killed
     result.lost, result.mismatched = verdict.lost, verdict.mismatched
     result.phantom, result.order_errors = verdict.phantom, verdict.order_errors
     return result
@@ -335,7 +337,7 @@ def _summary(
 
 def _as_dict(r: RoundResult) -> dict[str, Any]:
     out = asdict(r)
-    for name in ("down_s", "restart_s", "drain_s", "converge_s"):
+    for name in ("down_s", "restart_s", "drain_s", "converge_s", "since_kill_s"):
         out[name] = round(out[name], 2)
     return out
 

@@ -57,20 +57,23 @@ def markdown(s: dict[str, Any]) -> str:
         f"{s['finished_at']}.",
         "",
         "| round | fault (killed -9) | acked | failed | down s | back in s | drain s "
-        "| reconcile runs | repaired Redis / MySQL | converged in s | lost | mismatched |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| reconcile runs | repaired Redis / MySQL | converged in s | since kill s | lost "
+        "| mismatched |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in s["rounds"]:
         lines.append(
             f"| {r['round']} | {r['fault']} ({r['target']}) | {r['acked']} "
             f"| {r['failed_requests']} | {r['down_s']} | {r['restart_s']} | {r['drain_s']} "
             f"| {r['reconcile_runs']} | {r['repaired_redis']} / {r['repaired_mysql']} "
-            f"| {r['converge_s']} | {r['lost']} | {r['mismatched']} |"
+            f"| {r['converge_s']} | {r['since_kill_s']} | {r['lost']} | {r['mismatched']} |"
         )
     lines += [
         "",
-        "*converged in*: from the kill until every acknowledged save was in MySQL and Redis "
-        "and Redis equalled MySQL for every form (restart, drain and reconcile included).",
+        "*converged in*: from the end of the round's load until every acknowledged save was in "
+        "MySQL and Redis and Redis equalled MySQL for every form (drain, `reconcile --once "
+        "--full` in a new process, check). *since kill*: the same, counted from the kill (the "
+        "rest of the round's load included). *back in*: restart until every API is ready.",
         "",
         "Refusals by kind: "
         + (", ".join(f"{k}: {v}" for k, v in sorted(s["failures"].items())) or "none"),
