@@ -106,6 +106,16 @@ def test_settings_from_env_types_and_errors() -> None:
         Settings.from_env({"VOLREG_SHARDS": "many"})
 
 
+@pytest.mark.parametrize(
+    ("raw", "value"), [("1", True), ("true", True), ("0", False), ("off", False)]
+)
+def test_settings_from_env_reads_booleans_as_words(raw: str, value: bool) -> None:
+    # bool("0") would be True: a benchmark-only route must not switch on by accident.
+    assert Settings.from_env({"VOLREG_BENCH_NAIVE": raw}).bench_naive is value
+    with pytest.raises(ValueError, match="VOLREG_REDIS_MULTIPLEX"):
+        Settings.from_env({"VOLREG_REDIS_MULTIPLEX": "maybe"})
+
+
 def test_message_round_trip_and_rejections() -> None:
     record = FormRecord("11010519491231002X", "undergrad-1", 5, 4, STATUS_SAVED, codec.pack([1]))
     headers, body = messages.encode(record, shard=3)
