@@ -18,6 +18,7 @@ from reconciler.model import MODE_FULL, MODE_INCREMENTAL
 from reconciler.run import LockBusy, Reconciler
 from service.adapters.mysql_sweep import open_archive
 from service.adapters.redis_sweep import open_index
+from service.errors import Unavailable
 from service.http.app import names_of
 from service.settings import Settings
 
@@ -39,6 +40,8 @@ class Schedule:
             await self._reconciler.run(mode)
         except LockBusy:
             log.info("reconcile %s run skipped: another run holds the lock", mode)
+        except Unavailable as exc:  # Redis down: no lock to take; the next run tries again
+            log.warning("reconcile %s run skipped: %s", mode, exc)
         finally:
             self._running.discard(task)
 
