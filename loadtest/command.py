@@ -11,6 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from loadtest import inproc, plots, report
 from loadtest.client import PrepError
 from loadtest.run import Options, run
@@ -122,6 +124,9 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         options, measured = asyncio.run(_measure(settings, args, out))
     except (ValueError, PrepError, WrkError, SpawnError) as exc:
         print(f"volreg loadtest: {exc}", file=sys.stderr)
+        return 2
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        print(f"volreg loadtest: the deployment did not answer: {exc or 'timed out'}", file=sys.stderr)
         return 2
     full = report.complete(measured)
     json_path = args.json or options.out_dir / "loadtest.json"
