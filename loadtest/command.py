@@ -126,7 +126,8 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         print(f"volreg loadtest: {exc}", file=sys.stderr)
         return 2
     except (aiohttp.ClientError, TimeoutError) as exc:
-        print(f"volreg loadtest: the deployment did not answer: {exc or 'timed out'}", file=sys.stderr)
+        reason = str(exc) or "timed out"
+        print(f"volreg loadtest: the deployment did not answer: {reason}", file=sys.stderr)
         return 2
     full = report.complete(measured)
     json_path = args.json or options.out_dir / "loadtest.json"
