@@ -13,12 +13,13 @@ from typing import Protocol
 
 from aiohttp import web
 
+from schemas.http import FormBody
 from schemas.records import STATUS_SAVED, FormKey, FormRecord
 from service.http import urls
 from service.http.respond import json_response
 from service.http.routes import parse_save
 from service.usecases.batches import BatchWindows
-from service.usecases.forms import Saved, payload_of
+from service.usecases.forms import ChoiceCheck, Saved, payload_of
 
 
 class NaiveStore(Protocol):
@@ -28,13 +29,20 @@ class NaiveStore(Protocol):
 
 
 class NaiveForms:
-    def __init__(self, db: NaiveStore, batches: BatchWindows) -> None:
+    def __init__(
+        self, db: NaiveStore, batches: BatchWindows, catalogue: ChoiceCheck | None = None
+    ) -> None:
         self._db = db
         self._batches = batches
+        self._catalogue = catalogue
         self._table_ready = False
 
-    async def save(self, key: FormKey, payload: bytes, now: datetime) -> Saved:
+    async def save(self, key: FormKey, form: FormBody, now: datetime) -> Saved:
+        """The same checks as the real save (window, catalogue), then one MySQL commit."""
         await self._batches.require_open(key.batch, now)
+        if self._catalogue is not None:
+            await self._catalogue.check_choices(form)
+        payload = payload_of(form)
         if not self._table_ready:
             # Created on first use, so a normal schema never carries the benchmark table.
             await self._db.create_naive_table()
@@ -50,7 +58,7 @@ NAIVE = web.AppKey("naive", NaiveForms)
 
 async def put_form_naive(request: web.Request) -> web.Response:
     key, form, _idem = await parse_save(request)
-    saved = await request.app[NAIVE].save(key, payload_of(form), datetime.now())
+    saved = await request.app[NAIVE].save(key, form, datetime.now())
     return json_response(saved.to_json())
 
 

@@ -237,6 +237,9 @@ async def test_naive_route_only_when_enabled_and_never_touches_the_real_forms(
     # Same validation as the real PUT, and the real forms table is never touched.
     bad = await bench.put(naive_url, json={"choices": []}, headers=headers)
     assert bad.status == 422
+    unknown = [{"institution": "99999", "majors": ["080901"], "accept_adjustment": False}]
+    bad = await bench.put(naive_url, json={"choices": unknown}, headers=headers)
+    assert bad.status == 422, "the catalogue check applies to the naive save too"
     assert (await bench.put(naive_url, json={"choices": choices(1)})).status == 401
     other = urls.NAIVE_FORM.format(candidate_id=DEMO_ID, batch=OPEN_BATCH)
     assert (await bench.put(other, json={"choices": choices(1)}, headers=headers)).status == 403

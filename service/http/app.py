@@ -70,7 +70,7 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
         batches = BatchWindows(staff.catalogue, 0.0, on_miss=staff.catalogue.reload_batches)
         app[keys.FORMS] = Forms(cache, broker, db, batches, staff.catalogue)
         if settings.bench_naive:
-            app[NAIVE] = NaiveForms(db, batches)
+            app[NAIVE] = NaiveForms(db, batches, staff.catalogue)
         passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
         app[keys.ACCOUNTS] = Accounts(
             db,
