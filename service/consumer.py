@@ -26,12 +26,17 @@ class FormWriter:
         self._db = db
         self._settings = settings
         self._metrics = metrics
+        self._stop = asyncio.Event()
 
     async def run(self, inbox: asyncio.Queue[Inbound], stop: asyncio.Event) -> None:
+        self._stop = stop
         while not stop.is_set():
             batch = await self._collect(inbox)
             if batch:
-                await self.apply(batch)
+                try:
+                    await self.apply(batch)
+                except _Abandoned:
+                    return
 
     async def _collect(self, inbox: asyncio.Queue[Inbound]) -> list[Inbound]:
         """Up to ``consume_batch`` deliveries, waiting at most ``consume_wait_ms`` after the
@@ -100,6 +105,10 @@ class FormWriter:
                 await self._db.upsert_forms(rows)
                 return
             except DatabaseUnavailable as exc:
+                if self._stop.is_set():
+                    # Stopping while MySQL is down: leave the batch unacked; the broker
+                    # redelivers it to the next consumer.
+                    raise _Abandoned from exc
                 log.warning("MySQL unavailable, %d rows wait: %s", len(rows), exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _BACKOFF_MAX_S)
@@ -118,3 +127,7 @@ class FormWriter:
             await delivery.ack()
         except BrokerUnavailable:
             log.warning("broker gone before ack; the message will be redelivered (harmless)")
+
+
+class _Abandoned(Exception):
+    """A batch given up (unacked) because the consumer is stopping."""

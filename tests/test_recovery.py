@@ -213,6 +213,44 @@ async def test_mysql_down_saves_keep_succeeding_and_the_consumer_drains_when_it_
                 await proxy.cut()
 
 
+async def test_a_consumer_stops_on_request_while_mysql_is_down_leaving_its_batch_unacked(
+    settings: Settings, db: MySQLDatabase, cache: RedisCache
+) -> None:
+    proxy = await _proxy_for(settings.mysql_dsn)
+    proxied = dataclasses.replace(settings, mysql_dsn=proxy.url(settings.mysql_dsn))
+    key = _keys(120102, 1)[0]
+    async with (
+        open_database(proxied) as via_proxy,
+        isolated(proxied, via_proxy, cache, consume=False) as h,
+    ):
+        saved = await h.forms.save(key, parse_form({"choices": choices(1)}), None, datetime.now())
+        await proxy.cut()
+        names = names_of(h.settings)
+        async with open_broker(h.settings, names) as first_consumer:
+            await first_consumer.wait_connected(10)
+            inbox: asyncio.Queue[Inbound] = asyncio.Queue()
+            await first_consumer.consume(inbox.put)
+            stop = asyncio.Event()
+            writer = asyncio.create_task(h.writer.run(inbox, stop), name="test-consumer-stop")
+            await asyncio.sleep(1.0)  # its batch is now being retried against the cut MySQL
+            stop.set()
+            async with asyncio.timeout(10):
+                await writer  # returns by itself, no cancel needed
+        # It did not ack: with its connection gone the broker hands the message to the next
+        # consumer, which writes it once MySQL is back.
+        await proxy.restore()
+        async with open_broker(h.settings, names) as next_consumer:
+            await next_consumer.wait_connected(10)
+            again: asyncio.Queue[Inbound] = asyncio.Queue()
+            await next_consumer.consume(again.put)
+            async with asyncio.timeout(20):
+                delivery = await again.get()
+            await h.writer.apply([delivery])
+    assert (await wait_for_mysql(db, key, saved.version)).version == saved.version
+    with contextlib.suppress(OSError):
+        await proxy.cut()
+
+
 async def test_a_consumer_resumes_after_its_broker_connection_drops(
     settings: Settings, db: MySQLDatabase, cache: RedisCache
 ) -> None:
