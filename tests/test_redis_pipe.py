@@ -95,3 +95,23 @@ async def test_a_silent_server_times_out_and_the_connection_is_dropped() -> None
         await p.aclose()
         server.close()
         await server.wait_closed()
+
+
+def test_only_plain_tcp_urls_are_multiplexed() -> None:
+    assert RedisPipe.supports("redis://127.0.0.1:6379/0")
+    assert not RedisPipe.supports("rediss://cache.example:6380/0")  # TLS stays on redis-py
+    assert not RedisPipe.supports("unix:///run/redis.sock")
+
+
+async def test_the_database_number_of_the_url_is_selected(settings: Settings) -> None:
+    base = settings.redis_url.rsplit("/", 1)[0]
+    key = _key(settings, "db")
+    one, zero = RedisPipe(f"{base}/1", timeout_s=2.0), RedisPipe(f"{base}/0", timeout_s=2.0)
+    try:
+        await one.execute("SET", key, "in-db-1", "EX", 60)
+        assert await zero.execute("GET", key) is None
+        assert await one.execute("GET", key) == b"in-db-1"
+    finally:
+        await one.execute("DEL", key)
+        await one.aclose()
+        await zero.aclose()

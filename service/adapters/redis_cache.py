@@ -193,7 +193,7 @@ async def open_cache(settings: Settings, names: Names) -> AsyncIterator[RedisCac
     )
     client = redis.Redis(connection_pool=pool)
     pipe = None
-    if settings.redis_multiplex:
+    if settings.redis_multiplex and RedisPipe.supports(settings.redis_url):
         pipe = RedisPipe(settings.redis_url, settings.redis_timeout_s)
     try:
         cache = RedisCache(client, names, settings, pipe)

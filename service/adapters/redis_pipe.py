@@ -71,10 +71,15 @@ class RedisPipe:
     """Connects lazily, reconnects after a loss; a command that times out closes the
     connection (every reply behind it would be late too) so the next one starts afresh."""
 
+    @staticmethod
+    def supports(url: str) -> bool:
+        """Plain TCP only: TLS (rediss://) and unix sockets stay on redis-py's pool."""
+        return urlsplit(url).scheme == "redis"
+
     def __init__(self, url: str, timeout_s: float) -> None:
-        parts = urlsplit(url)
-        if parts.scheme != "redis":
+        if not self.supports(url):
             raise ValueError(f"redis_pipe supports redis:// URLs only, got {url!r}")
+        parts = urlsplit(url)
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 6379
         self._password = unquote(parts.password) if parts.password else None
