@@ -18,6 +18,8 @@ from service.http import urls
 T = TypeVar("T")
 _TIMEOUT = aiohttp.ClientTimeout(total=30)
 _CONCURRENCY = 16
+_ATTEMPTS = 5
+_RETRY_WAIT_MAX_S = 2.0
 
 
 class PrepError(RuntimeError):
@@ -66,10 +68,32 @@ async def _each(
     return list(await asyncio.gather(*(one(i) for i in items)))
 
 
-async def _check(resp: aiohttp.ClientResponse, what: str) -> Any:
-    if resp.status != 200:
-        raise PrepError(f"{what}: HTTP {resp.status}: {(await resp.text())[:300]}")
-    return await resp.json()
+async def _call(
+    http: aiohttp.ClientSession, method: str, url: str, what: str, **kwargs: Any
+) -> Any:
+    """The JSON of a 200 answer; None for a 404. A 503 (overloaded, or a dependency briefly
+    away) is retried after its Retry-After, as the API asks clients to."""
+    attempt = 1
+    while True:
+        async with http.request(method, url, **kwargs) as resp:
+            if resp.status == 200:
+                return await resp.json()
+            if resp.status == 404:
+                return None
+            if resp.status != 503 or attempt >= _ATTEMPTS:
+                raise PrepError(f"{what}: HTTP {resp.status}: {(await resp.text())[:300]}")
+            wait = float(resp.headers.get("Retry-After", "1"))
+        await asyncio.sleep(min(wait, _RETRY_WAIT_MAX_S))
+        attempt += 1
+
+
+async def _required(
+    http: aiohttp.ClientSession, method: str, url: str, what: str, **kwargs: Any
+) -> Any:
+    data = await _call(http, method, url, what, **kwargs)
+    if data is None:
+        raise PrepError(f"{what}: HTTP 404")
+    return data
 
 
 async def login_all(
@@ -79,8 +103,7 @@ async def login_all(
 
         async def login(cid: str) -> Session:
             body = {"candidate_id": cid, "password": password}
-            async with http.post(urls.LOGIN, json=body) as resp:
-                data = await _check(resp, f"login {cid}")
+            data = await _required(http, "POST", urls.LOGIN, f"login {cid}", json=body)
             return Session(cid, data["token"])
 
         return await _each(ids, login, progress)
@@ -98,8 +121,8 @@ async def save_all(
 
         async def save(s: Session) -> None:
             url = urls.FORM.format(candidate_id=s.candidate_id, batch=batch)
-            async with http.put(url, json=body, headers=s.headers) as resp:
-                await _check(resp, f"save {s.candidate_id}")
+            what = f"save {s.candidate_id}"
+            await _required(http, "PUT", url, what, json=body, headers=s.headers)
 
         await _each(sessions, save, progress)
 
@@ -110,10 +133,8 @@ async def versions(base: str, sessions: Sequence[Session], batch: str) -> dict[s
 
         async def read(s: Session) -> tuple[str, int | None]:
             url = urls.FORM.format(candidate_id=s.candidate_id, batch=batch)
-            async with http.get(url, headers=s.headers) as resp:
-                if resp.status == 404:
-                    return s.candidate_id, None
-                return s.candidate_id, int((await _check(resp, f"read {url}"))["version"])
+            data = await _call(http, "GET", url, f"read {url}", headers=s.headers)
+            return s.candidate_id, None if data is None else int(data["version"])
 
         pairs = await _each(sessions, read, lambda _: None)
     return {cid: v for cid, v in pairs if v is not None}
@@ -124,17 +145,16 @@ async def catalogue(base: str, session: Session, limit: int) -> Catalogue | None
     has no catalogue routes (then any well-formed codes are accepted)."""
     path = urls.CATALOGUE_INSTITUTIONS
     async with aiohttp.ClientSession(base, timeout=_TIMEOUT, headers=session.headers) as http:
-        async with http.get(path) as resp:
-            if resp.status == 404:
-                return None
-            listed = (await _check(resp, "list institutions"))["institutions"][:limit]
+        listed = await _call(http, "GET", path, "list institutions")
+        if listed is None:
+            return None
 
         async def majors(item: dict[str, Any]) -> tuple[str, list[str]]:
-            async with http.get(f"{path}/{item['code']}") as resp:
-                data = await _check(resp, f"institution {item['code']}")
+            url = f"{path}/{item['code']}"
+            data = await _required(http, "GET", url, f"institution {item['code']}")
             return item["code"], [m["code"] for m in data["majors"]]
 
-        found = await _each(listed, majors, lambda _: None)
+        found = await _each(listed["institutions"][:limit], majors, lambda _: None)
     if not any(m for _, m in found):
         raise PrepError("the catalogue has no institution with majors: publish it first")
     return found
