@@ -164,8 +164,8 @@ async def test_loadtest_runs_every_scenario_and_reports_figures(
         assert ratios[key] is not None and ratios[key] > 0, ratios
     scenarios = result["scenarios"]
     assert ratios["save_over_ceiling"] == pytest.approx(
-        scenarios["save"]["rps"] / scenarios["ceiling"]["rps"], rel=0.01
-    )
+        scenarios["save"]["rps"] / scenarios["ceiling"]["rps"], abs=0.0006
+    )  # the report rounds ratios to 3 decimals
     assert {t["name"] for t in result["targets"]} >= {"save / ceiling", "save p99 ms"}
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert "| save |" in markdown and "Ratios:" in markdown
