@@ -14,7 +14,7 @@ from typing import Any
 
 from schemas.http import BatchBody, CandidateLogin, FormBody, InstitutionBody, StaffLogin
 from service.domain import ids
-from service.errors import Unavailable, VolregError
+from service.errors import TooManyRequests, Unavailable, VolregError
 from service.http import routes, urls
 from service.usecases.accounts import ROLE_ADMIN, ROLE_CANDIDATE, ROLE_TEACHER
 
@@ -34,6 +34,7 @@ ERROR_RESPONSES = {
     413: "PayloadTooLarge",
     415: "UnsupportedEncoding",
     422: "ValidationFailed",
+    429: "TooManyRequests",
     503: "Unavailable",
 }
 
@@ -81,7 +82,7 @@ def _error_response(status: int, classes: list[type[VolregError]]) -> dict[str, 
         "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
         "content": json_content(ref("Error")),
     }
-    if any(issubclass(c, Unavailable) for c in classes):
+    if any(issubclass(c, Unavailable | TooManyRequests) for c in classes):
         response["headers"]["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
     return response
 
@@ -288,7 +289,7 @@ def _paths() -> dict[str, Any]:
                 "login",
                 "Log in (candidate, teacher or admin) and get a bearer token",
                 {"200": _ok("Logged in.", json_content(ref("LoginResult")))},
-                [400, 401, 413, 415, 422, 503],
+                [400, 401, 413, 415, 422, 429, 503],
                 tag="auth",
                 body={
                     "required": True,

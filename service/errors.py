@@ -88,6 +88,17 @@ class ValidationFailed(VolregError):
     code = "validation_failed"
 
 
+class TooManyRequests(VolregError):
+    """Too many failed attempts; wait before trying again."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str | None = None, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class Unavailable(VolregError):
     """A dependency is unavailable; retry later."""
 

@@ -44,6 +44,14 @@ class Batch:
         return self.opens_at <= now < self.closes_at
 
 
+class LoginFailures(Protocol):
+    """Per-account counter of failed logins over a window."""
+
+    async def login_failures(self, account: str) -> int: ...
+
+    async def add_login_failure(self, account: str, window_s: int) -> None: ...
+
+
 class FormCache(Protocol):
     """Redis: the live copy of every form, and the version counter."""
 

@@ -27,6 +27,10 @@ class Settings:
     mysql_shards: str = ""
     token_secret: str = _DEV_SECRET
     token_ttl_s: int = 8 * 3600
+    # Failed logins per account before further attempts are refused (429) for the window;
+    # also keeps argon2id's CPU cost from being used against the service. 0 turns it off.
+    login_failures_limit: int = 10
+    login_failures_window_s: int = 300
     # Names that cross process boundaries get these prefixes so test runs can share servers.
     key_prefix: str = "vr"
     queue_prefix: str = "volreg"

@@ -90,6 +90,9 @@ async def test_school_candidates_paged_with_filing_status(api: Client, db: MySQL
     assert saved.status == 200
     version = (await saved.json())["version"]
     await wait_for_mysql(db, FormKey(OTHER_ID, "undergrad-1"), version)
+    # A third candidate of the school, so paging by one really takes three pages.
+    third = make_id(110105, "20070202", 3)
+    await db.upsert_candidates([(third, "Third", SCHOOL, "not-a-hash")])
     teacher = await staff_login(api, TEACHER)
     url = urls.SCHOOL_CANDIDATES.format(school=SCHOOL)
 

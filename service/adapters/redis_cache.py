@@ -160,6 +160,18 @@ class RedisCache:
     async def put_catalogue(self, key: str, blob: bytes, ttl_s: int) -> None:
         await self._call(self._r.set(self._names.catalogue_key(key), blob, ex=ttl_s))
 
+    async def login_failures(self, account: str) -> int:
+        value = await self._call(self._r.get(self._names.login_failures_key(account)))
+        return int(value or 0)
+
+    async def add_login_failure(self, account: str, window_s: int) -> None:
+        """Count a failure; the window starts at the first failure (EXPIRE NX)."""
+        key = self._names.login_failures_key(account)
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, window_s, nx=True)
+            await self._call(pipe.execute())
+
     async def ping(self) -> None:
         await self._call(self._r.ping())
 

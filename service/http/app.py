@@ -27,6 +27,7 @@ from service.settings import Settings
 from service.usecases.accounts import Accounts
 from service.usecases.batches import BatchWindows
 from service.usecases.forms import Forms
+from service.usecases.login_guard import LoginGuard
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,9 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
             settings.token_ttl_s,
             staff=staff.staff,
             exams=staff.exams,
+            guard=LoginGuard(
+                cache, settings.login_failures_limit, settings.login_failures_window_s
+            ),
         )
         app[keys.PROBES] = Probes(
             {"redis": cache.ping, "broker": broker.ping, "mysql": db.ping},

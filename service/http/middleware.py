@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from service import logs
-from service.errors import Unavailable, VolregError
+from service.errors import TooManyRequests, Unavailable, VolregError
 from service.http.respond import json_response
 from service.metrics import Metrics
 
@@ -34,6 +34,8 @@ def _from_volreg(exc: VolregError, retry_after_s: int) -> web.Response:
     response = json_response(error_body(exc.code, exc.message, exc.details), status=exc.status)
     if isinstance(exc, Unavailable):
         response.headers["Retry-After"] = str(retry_after_s)
+    elif isinstance(exc, TooManyRequests):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
     return response
 
 

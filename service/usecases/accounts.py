@@ -12,6 +12,7 @@ from service.domain.passwords import Passwords
 from service.domain.tokens import Claims, TokenSigner
 from service.errors import NotFound, Unauthorized
 from service.ports import Database, FormCache
+from service.usecases.login_guard import LoginGuard
 from service.usecases.read_through import read_through
 
 ROLE_CANDIDATE = "candidate"
@@ -33,6 +34,7 @@ class Accounts:
         token_ttl_s: int,
         staff: StaffStore | None = None,
         exams: LocalCache[dict[str, Any] | None] | None = None,
+        guard: LoginGuard | None = None,
     ) -> None:
         self._db = db
         self._cache = cache
@@ -42,24 +44,31 @@ class Accounts:
         self._staff = staff
         # The per-process level of the exam cache (None: Redis → MySQL only).
         self._exams = exams
+        self._guard = guard
 
     async def login_candidate(self, candidate_id: str, password: str) -> tuple[str, Claims]:
         candidate = await self._db.get_candidate(candidate_id)
         stored = candidate.password_hash if candidate else None
-        await self._verify(stored, password, "wrong candidate ID or password")
+        await self._verify(candidate_id, stored, password, "wrong candidate ID or password")
         return self._issue(Claims(candidate_id, ROLE_CANDIDATE, self._expiry()))
 
     async def login_staff(self, username: str, password: str) -> tuple[str, Claims]:
         account = await self._staff.get_staff(username) if self._staff else None
         stored = account.password_hash if account else None
-        await self._verify(stored, password, "wrong username or password")
+        await self._verify(username, stored, password, "wrong username or password")
         assert account is not None
         return self._issue(Claims(username, account.role, self._expiry(), account.school_code))
 
-    async def _verify(self, stored: str | None, password: str, message: str) -> None:
+    async def _verify(
+        self, account: str, stored: str | None, password: str, message: str
+    ) -> None:
+        if self._guard is not None:
+            await self._guard.check(account)
         # argon2id costs tens of ms of CPU: never on the event loop. An unknown account is
         # checked against a decoy hash, so timing does not tell which accounts exist.
         if not await asyncio.to_thread(self._passwords.verify, stored, password):
+            if self._guard is not None:
+                await self._guard.failed(account)
             raise Unauthorized(message)
 
     def _expiry(self) -> int:
