@@ -16,6 +16,7 @@ from service.settings import Settings
 
 log = logging.getLogger(__name__)
 _BACKOFF_MAX_S = 5.0
+_FAILED_BATCH_PAUSE_S = 1.0
 
 
 class FormWriter:
@@ -37,6 +38,13 @@ class FormWriter:
                     await self.apply(batch)
                 except _Abandoned:
                     return
+                except Exception:
+                    # A bug or an unforeseen failure must not end the consumer with messages
+                    # stuck unacked on its channel. The batch goes back to the broker; one
+                    # that keeps failing is dead-lettered by the queue's delivery limit.
+                    log.exception("batch of %d failed; handing it back to the broker", len(batch))
+                    await self._requeue(batch)
+                    await asyncio.sleep(_FAILED_BATCH_PAUSE_S)
 
     async def _collect(self, inbox: asyncio.Queue[Inbound]) -> list[Inbound]:
         """Up to ``consume_batch`` deliveries, waiting at most ``consume_wait_ms`` after the
@@ -121,6 +129,13 @@ class FormWriter:
             log.warning("broker gone while dead-lettering; it will be redelivered")
             return
         self._metrics.dead_lettered.inc()
+
+    async def _requeue(self, batch: Sequence[Inbound]) -> None:
+        for delivery in batch:
+            try:
+                await delivery.requeue()
+            except BrokerUnavailable:
+                return  # the channel is gone: the broker redelivers everything unacked
 
     async def _ack(self, delivery: Inbound) -> None:
         try:

@@ -112,6 +112,9 @@ class Inbound(Protocol):
     async def dead_letter(self, reason: str) -> None:
         """Park it in the dead-letter queue with ``reason``, then ack it."""
 
+    async def requeue(self) -> None:
+        """Hand it back to the broker for redelivery (counted against the delivery limit)."""
+
 
 class Subscriber(Protocol):
     async def consume(self, handler: Callable[[Inbound], Awaitable[None]]) -> None: ...

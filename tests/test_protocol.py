@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
+from typing import Any
 
 import aio_pika
 import pytest
@@ -14,14 +16,16 @@ from schemas.http import parse_form
 from schemas.records import STATUS_SAVED, FormKey, FormRecord
 from service.adapters.mysql_db import MySQLDatabase
 from service.adapters.redis_cache import RedisCache
+from service.consumer import FormWriter
 from service.domain import codec
 from service.domain.ids import make_id
 from service.http.app import names_of
+from service.metrics import Metrics
 from service.ports import Publisher
 from service.settings import Settings
 from service.usecases.forms import Saved
 from tests.harness import Harness, isolated
-from tests.support import OPEN_BATCH, choices
+from tests.support import OPEN_BATCH, choices, wait_for_mysql
 
 
 def fresh_key() -> FormKey:
@@ -162,3 +166,57 @@ async def test_poison_message_is_dead_lettered_with_reason_and_good_ones_applied
         assert any("version" in r for r in reasons) and any(
             "headers" in r or "header" in r for r in reasons
         ), reasons
+
+
+class FailingDatabase:
+    """Delegates to MySQL but fails the first ``failures`` upserts with an unforeseen error."""
+
+    def __init__(self, inner: MySQLDatabase, failures: int) -> None:
+        self._inner = inner
+        self.failures = failures
+
+    async def upsert_forms(self, records: Sequence[FormRecord]) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise RuntimeError("unforeseen failure")
+        await self._inner.upsert_forms(records)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@pytest.mark.parametrize("failures", [1, 100])
+async def test_a_batch_that_crashes_the_writer_goes_back_to_the_broker(
+    settings: Settings, db: MySQLDatabase, cache: RedisCache, failures: int
+) -> None:
+    """Once: redelivered and applied. Always: dead-lettered by the queue's delivery limit,
+    and the consumer keeps running either way."""
+    limited = dataclasses.replace(settings, delivery_limit=2)
+    async with isolated(limited, db, cache) as harness:
+        flaky = FailingDatabase(db, failures)
+        writer = FormWriter(flaky, harness.settings, Metrics())  # type: ignore[arg-type]
+        key = fresh_key()
+        record = FormRecord(key.candidate_id, key.batch, 9, 9, STATUS_SAVED, codec.pack([9]))
+        await harness.broker.publish(record)
+        stop = asyncio.Event()
+        task = asyncio.create_task(writer.run(harness.inbox, stop), name="test-flaky-writer")
+        try:
+            if failures == 1:
+                assert await wait_for_mysql(db, key, 9) == record
+            else:
+                names = names_of(harness.settings)
+                channel = await harness.broker.connection().channel()
+                dlq = await channel.get_queue(names.dead_letter_queue)
+                async with asyncio.timeout(30):
+                    message = None
+                    while message is None:  # polling a queue, not waiting on an event
+                        await asyncio.sleep(0.2)
+                        message = await dlq.get(fail=False)
+                await message.ack()
+                await channel.close()
+                assert message.headers["version"] == 9
+                assert await db.get_form(key) is None
+            assert not task.done(), "the consumer must survive a failing batch"
+        finally:
+            stop.set()
+            await task

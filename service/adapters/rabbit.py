@@ -267,6 +267,14 @@ class _Delivery:
     async def dead_letter(self, reason: str) -> None:
         await self.broker.dead_letter(self.incoming, reason)
 
+    async def requeue(self) -> None:
+        if self.incoming.processed:  # acked or dead-lettered before the batch failed
+            return
+        try:
+            await self.incoming.nack(requeue=True)
+        except CONNECTION_EXCEPTIONS as exc:
+            raise BrokerUnavailable from exc
+
 
 async def declare_topology(
     channel: AbstractChannel, names: Names, settings: Settings
