@@ -3,13 +3,12 @@ their filing windows and control lines. Copied to every database when MySQL is s
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 from schemas.http import BatchBody, InstitutionBody
 from schemas.sql_files import multi_row, query
-from service.adapters.mysql_parts import fetch_all_from_any, parts_of
+from service.adapters.mysql_parts import fetch_all_from_any, parts_of, wait_all
 from service.ports import Batch
 
 
@@ -76,4 +75,5 @@ class CatalogueTables:
         await self._everywhere(steps)
 
     async def _everywhere(self, steps: list[tuple[str, Sequence[Any]]]) -> None:
-        await asyncio.gather(*(part.transaction(steps) for part in parts_of(self._db)))
+        # Wait for every database before reporting a failure: none is left mid-transaction.
+        await wait_all(part.transaction(steps) for part in parts_of(self._db))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from service.adapters.mysql_db import MySQLDatabase
@@ -12,6 +14,15 @@ def parts_of(db: Any) -> list[MySQLDatabase]:
     """Every database: a sharded database lists its parts, a single one is its only part."""
     parts = getattr(db, "parts", None)
     return list(parts) if parts else [db]
+
+
+async def wait_all(calls: Iterable[Awaitable[None]]) -> None:
+    """Run the calls concurrently and wait for every one; then raise a retryable failure
+    first (the caller retries), else the first other failure."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        raise next((e for e in errors if isinstance(e, DatabaseUnavailable)), errors[0])
 
 
 def home_of(db: Any) -> MySQLDatabase:

@@ -3,16 +3,16 @@ sends every row to the database holding its shard."""
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from schemas.records import FormKey, FormRecord
 from service.adapters.mysql_db import MySQLDatabase, connect_one
+from service.adapters.mysql_parts import wait_all
 from service.domain.ids import shard_of
 from service.errors import DatabaseUnavailable
 from service.ports import Batch, Candidate
@@ -111,18 +111,18 @@ class ShardedDatabase:
         """One upsert per database, all at once. When a database fails the whole call fails:
         the consumer retries every row, which is harmless as the upserts are version-guarded."""
         groups = self._split(records, lambda r: r.candidate_id)
-        await _all(self._parts[dsn].upsert_forms(rows) for dsn, rows in groups.items())
+        await wait_all(self._parts[dsn].upsert_forms(rows) for dsn, rows in groups.items())
 
     async def upsert_candidates(self, rows: Sequence[tuple[str, str, str, str]]) -> None:
         groups = self._split(rows, lambda r: r[0])
-        await _all(self._parts[dsn].upsert_candidates(part) for dsn, part in groups.items())
+        await wait_all(self._parts[dsn].upsert_candidates(part) for dsn, part in groups.items())
 
     async def upsert_exams(self, exams: dict[str, dict[str, Any]]) -> None:
         groups = self._split(exams.items(), lambda item: item[0])
-        await _all(self._parts[dsn].upsert_exams(dict(part)) for dsn, part in groups.items())
+        await wait_all(self._parts[dsn].upsert_exams(dict(part)) for dsn, part in groups.items())
 
     async def upsert_batch(self, batch: Batch) -> None:
-        await _all(part.upsert_batch(batch) for part in self.parts)
+        await wait_all(part.upsert_batch(batch) for part in self.parts)
 
     async def get_candidate(self, candidate_id: str) -> Candidate | None:
         return await self.part_of(candidate_id).get_candidate(candidate_id)
@@ -142,23 +142,14 @@ class ShardedDatabase:
         raise error
 
     async def ping(self) -> None:
-        await _all(part.ping() for part in self.parts)
+        await wait_all(part.ping() for part in self.parts)
 
     # --- Benchmark only (the naive design), routed like the real rows.
     async def create_naive_table(self) -> None:
-        await _all(part.create_naive_table() for part in self.parts)
+        await wait_all(part.create_naive_table() for part in self.parts)
 
     async def naive_save_form(self, record: FormRecord) -> int:
         return await self.part_of(record.candidate_id).naive_save_form(record)
-
-
-async def _all(calls: Iterable[Awaitable[None]]) -> None:
-    """Run the calls concurrently and wait for every one; then raise a retryable failure
-    first (the caller retries), else the first other failure."""
-    results = await asyncio.gather(*calls, return_exceptions=True)
-    errors = [r for r in results if isinstance(r, BaseException)]
-    if errors:
-        raise next((e for e in errors if isinstance(e, DatabaseUnavailable)), errors[0])
 
 
 @asynccontextmanager
