@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -114,7 +114,3 @@ class Inbound(Protocol):
 
     async def requeue(self) -> None:
         """Hand it back to the broker for redelivery (counted against the delivery limit)."""
-
-
-class Subscriber(Protocol):
-    async def consume(self, handler: Callable[[Inbound], Awaitable[None]]) -> None: ...
