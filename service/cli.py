@@ -42,9 +42,7 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"volreg import: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(
-        import_file(settings, names_of(settings), path, total, args.fresh, args.job)
-    )
+    return asyncio.run(import_file(settings, names_of(settings), path, total, args.fresh, args.job))
 
 
 def _admin(settings: Settings, args: argparse.Namespace) -> int:

@@ -59,9 +59,7 @@ class Accounts:
         assert account is not None
         return self._issue(Claims(username, account.role, self._expiry(), account.school_code))
 
-    async def _verify(
-        self, account: str, stored: str | None, password: str, message: str
-    ) -> None:
+    async def _verify(self, account: str, stored: str | None, password: str, message: str) -> None:
         if self._guard is not None:
             await self._guard.check(account)
         # argon2id costs tens of ms of CPU: never on the event loop. An unknown account is
