@@ -36,13 +36,14 @@ down:
 test: deps venv
 	.venv/bin/pytest $(PYTEST_ARGS)
 
-# tests/cluster/topology.py starts the Redis Cluster and points every suite at it and at MySQL
-# split over two databases; `python -m` puts the checkout on sys.path for that plugin.
-CLUSTER_SUITES = tests/cluster $(wildcard tests/test_save_path.py tests/test_protocol.py \
-	tests/test_failures.py tests/test_reconcile*.py)
+# tests/system/cluster/topology.py starts the Redis Cluster and points every suite at it and at
+# MySQL split over two databases; `python -m` puts the checkout on sys.path for that plugin.
+CLUSTER_SUITES = tests/system/cluster $(wildcard tests/integration/test_save_path.py \
+	tests/integration/test_protocol.py tests/integration/test_failures.py \
+	tests/integration/test_reconcile*.py)
 
 test-cluster: deps venv
-	.venv/bin/python -m pytest -p tests.cluster.topology $(CLUSTER_SUITES) $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -p tests.system.cluster.topology $(CLUSTER_SUITES) $(PYTEST_ARGS)
 
 lint: venv
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy

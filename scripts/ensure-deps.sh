@@ -24,7 +24,7 @@ have mariadbd || missing+=(mariadb-server)
 have mariadb || missing+=(mariadb-client)
 { have rabbitmq-server && have rabbitmqctl; } || missing+=(rabbitmq-server)
 have curl || missing+=(curl)
-# deploy/nginx is tested in front of two API instances (tests/test_nginx.py), which runs its
+# deploy/nginx is tested in front of two API instances (tests/system/test_nginx.py), which runs its
 # own nginx on a spare port: the packaged service itself is not needed.
 have nginx || missing+=(nginx)
 # The HTTP load generator `volreg loadtest` drives (not needed to run the service).

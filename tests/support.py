@@ -13,11 +13,11 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from schemas import urls
 from schemas.records import FormKey, FormRecord
-from service.domain.ids import make_id
-from service.http import urls
-from service.ports import Database
-from service.settings import Settings
+from service.core.ids import make_id
+from service.core.ports import Database
+from service.core.settings import Settings
 
 RUN = uuid.uuid4().hex[:8]
 DEMO_ID = "11010519491231002X"
@@ -49,7 +49,7 @@ def make_settings(**overrides: Any) -> Settings:
         consume_wait_ms=10,
     )
     settings = dataclasses.replace(base, **overrides)
-    # `make test-cluster` (tests/cluster/topology.py) runs the suites on a Redis Cluster and
+    # `make test-cluster` (tests/system/cluster/topology.py) runs the suites on a Redis Cluster and
     # on MySQL split in two halves of the shards, whatever their number.
     if os.environ.get("VOLREG_TEST_MYSQL_SHARDED") == "1" and "mysql_shards" not in overrides:
         half, dsn = settings.shards // 2, settings.mysql_dsn
@@ -104,7 +104,7 @@ async def wait_for_mysql(
 def start_volreg(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """``volreg COMMAND`` in a child process; its log goes to a pipe the test may read."""
     return subprocess.Popen(
-        [sys.executable, "-m", "service.cli", command],
+        [sys.executable, "-m", "service.main.cli", command],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

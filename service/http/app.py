@@ -7,27 +7,27 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from service.adapters.mysql_db import open_database
-from service.adapters.rabbit import open_broker
-from service.adapters.redis_cache import open_cache
-from service.domain.passwords import Passwords
-from service.domain.tokens import TokenSigner
+from service.accounts.guard import LoginGuard
+from service.accounts.login import Accounts
+from service.core.metrics import Metrics
+from service.core.names import Names
+from service.core.passwords import Passwords
+from service.core.settings import Settings
+from service.core.tokens import TokenSigner
+from service.forms.save import Forms
+from service.forms.windows import BatchWindows
 from service.http import keys
-from service.http.admin_routes import add_admin_routes
-from service.http.catalogue_routes import add_catalogue_routes
+from service.http.endpoints.candidates import add_routes
+from service.http.endpoints.catalogue import add_catalogue_routes
+from service.http.endpoints.imports import add_admin_routes
+from service.http.endpoints.naive import NAIVE, NaiveForms, add_naive_routes
+from service.http.endpoints.schools import add_staff_routes
 from service.http.middleware import make_middleware
 from service.http.probes import Probes
-from service.http.routes import add_routes
-from service.http.staff_routes import add_staff_routes
-from service.http.staff_setup import open_staff_parts
-from service.metrics import Metrics
-from service.naive import NAIVE, NaiveForms, add_naive_routes
-from service.names import Names
-from service.settings import Settings
-from service.usecases.accounts import Accounts
-from service.usecases.batches import BatchWindows
-from service.usecases.forms import Forms
-from service.usecases.login_guard import LoginGuard
+from service.main.staff_setup import open_staff_parts
+from service.storage.mysql_db import open_database
+from service.storage.rabbit import open_broker
+from service.storage.redis_cache import open_cache
 
 log = logging.getLogger(__name__)
 
