@@ -16,7 +16,7 @@ help:
 	@echo "  make test    ensure servers and .venv, then run pytest (PYTEST_ARGS=... to pass options)"
 	@echo "  make test-cluster  the Redis Cluster and sharded-MySQL suites, and the save, read,"
 	@echo "               consume and reconcile suites again on a 6-node Redis Cluster + 2 MySQL shards"
-	@echo "  make lint    ruff check, ruff format --check, mypy"
+	@echo "  make lint    ruff check, ruff format --check, mypy, import-linter (the layers)"
 	@echo "  make deps    install/start Redis, MariaDB, RabbitMQ and create the database user"
 	@echo "  make venv    create .venv and install the project with dev dependencies"
 	@echo "  make clean   make down, then remove var/ (logs, pid files, demo data, token secret)"
@@ -46,7 +46,8 @@ test-cluster: deps venv
 	.venv/bin/python -m pytest -p tests.system.cluster.topology $(CLUSTER_SUITES) $(PYTEST_ARGS)
 
 lint: venv
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy \
+		&& .venv/bin/lint-imports
 
 clean: down
 	rm -rf var

@@ -35,8 +35,8 @@ from loadtest.cluster_local import LocalCluster, Server
 from reconciler.mysql_archive import open_archive
 from reconciler.redis_index import open_index
 from service.core.errors import Unavailable
+from service.core.names import names_of
 from service.core.settings import Settings
-from service.http.app import names_of
 from service.storage.mysql_migrate import migrate
 from service.storage.rabbit import open_broker
 

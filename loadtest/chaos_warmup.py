@@ -23,8 +23,8 @@ from reconciler.redis_index import open_index
 from reconciler.warmup import warm_up
 from schemas.records import STATUS_SAVED, FormRecord
 from service.core import codec
+from service.core.names import names_of
 from service.core.settings import Settings
-from service.http.app import names_of
 from service.storage.mysql_migrate import migrate
 
 _SEED_BATCH = 5000

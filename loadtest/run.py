@@ -26,10 +26,10 @@ from loadtest.scenarios import Scenario
 from loadtest.spawn import stop
 from loadtest.stats import merge
 from schemas import urls
+from service.core.names import names_of
 from service.core.settings import Settings
-from service.http.app import names_of
 from service.imports.gendata import DEMO_CANDIDATE
-from service.storage.mysql_db import open_database
+from service.storage.mysql_parts import open_database
 from service.storage.rabbit import RabbitBroker, open_broker
 
 log = logging.getLogger(__name__)

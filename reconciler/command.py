@@ -60,7 +60,7 @@ async def reconcile_once(settings: Settings, mode: str, shard: int | None) -> in
     """One run; prints its report as JSON. The exit code says whether drift remains."""
     from reconciler.mysql_archive import open_archive
     from reconciler.redis_index import open_index
-    from service.http.app import names_of
+    from service.core.names import names_of
 
     async with open_index(settings, names_of(settings)) as redis, open_archive(settings) as db:
         try:
@@ -81,7 +81,7 @@ def _warmup(settings: Settings, args: argparse.Namespace) -> int:
     from reconciler.mysql_archive import open_archive
     from reconciler.redis_index import open_index
     from reconciler.warmup import warm_up
-    from service.http.app import names_of
+    from service.core.names import names_of
 
     async def run() -> int:
         names = names_of(settings)

@@ -13,7 +13,8 @@ from reconciler.model import RunReport, Stamp
 from schemas.records import FormKey, FormRecord
 from schemas.sql_files import multi_row, query
 from service.core.settings import Settings
-from service.storage.mysql_db import MySQLDatabase, open_database
+from service.storage.mysql_db import MySQLDatabase
+from service.storage.mysql_parts import open_database
 
 
 class _Sharded(Protocol):

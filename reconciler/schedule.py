@@ -19,8 +19,8 @@ from reconciler.mysql_archive import open_archive
 from reconciler.redis_index import open_index
 from reconciler.run import LockBusy, Reconciler
 from service.core.errors import Unavailable
+from service.core.names import names_of
 from service.core.settings import Settings
-from service.http.app import names_of
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,15 @@ import redis.asyncio as redis
 from aiohttp.test_utils import TestClient, TestServer
 
 from service.core.metrics import Metrics
+from service.core.names import names_of
 from service.core.passwords import Passwords
 from service.core.ports import Batch, Inbound
 from service.core.settings import Settings
 from service.forms.consumer import FormWriter
-from service.http.app import create_app, names_of
-from service.storage.mysql_db import MySQLDatabase, open_database
+from service.main.wiring import create_app
+from service.storage.mysql_db import MySQLDatabase
 from service.storage.mysql_migrate import drop_database, migrate
+from service.storage.mysql_parts import open_database
 from service.storage.rabbit import open_broker
 from service.storage.redis_cache import RedisCache, open_cache
 from tests.proxy import Proxy

@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from service.core.metrics import Metrics
+from service.core.names import names_of
 from service.core.ports import Inbound, Publisher
 from service.core.settings import Settings
 from service.forms.consumer import FormWriter
 from service.forms.save import Forms
 from service.forms.windows import BatchWindows
-from service.http.app import names_of
 from service.storage.mysql_db import MySQLDatabase
 from service.storage.rabbit import RabbitBroker, open_broker
 from service.storage.redis_cache import RedisCache

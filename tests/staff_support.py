@@ -13,11 +13,12 @@ from aiohttp.test_utils import TestClient
 
 from schemas import urls
 from schemas.http import InstitutionBody, MajorBody
-from service.accounts.mysql import StaffAccount, StaffTables
+from service.accounts.login import StaffAccount
+from service.accounts.mysql import StaffTables
 from service.catalogue.mysql import CatalogueTables
 from service.core.passwords import Passwords
 from service.core.settings import Settings
-from service.imports.gendata import COLUMNS, TEACHER_COLUMNS
+from service.imports.columns import COLUMNS, TEACHER_COLUMNS
 
 ADMIN = "admin-t"
 TEACHER = "teacher-t"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from service.accounts.guard import LoginGuard
-from service.accounts.mysql import StaffAccount
 from service.core.errors import NotFound, Unauthorized
 from service.core.local_cache import LocalCache
 from service.core.passwords import Passwords
@@ -18,6 +18,15 @@ from service.core.tokens import Claims, TokenSigner
 ROLE_CANDIDATE = "candidate"
 ROLE_TEACHER = "teacher"
 ROLE_ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class StaffAccount:
+    username: str
+    role: str
+    school_code: str
+    name: str
+    password_hash: str
 
 
 class StaffStore(Protocol):

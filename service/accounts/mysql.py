@@ -5,23 +5,15 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from service.storage.mysql_parts import home_of, parts_of
-
-
-@dataclass(frozen=True, slots=True)
-class StaffAccount:
-    username: str
-    role: str
-    school_code: str
-    name: str
-    password_hash: str
+from service.accounts.login import StaffAccount
+from service.storage.mysql_db import MySQLDatabase
+from service.storage.mysql_parts import AnyDatabase, home_of, parts_of
 
 
 class StaffTables:
-    def __init__(self, db: Any) -> None:
+    def __init__(self, db: AnyDatabase) -> None:
         self._db = db
 
     async def get_staff(self, username: str) -> StaffAccount | None:
@@ -43,7 +35,7 @@ class StaffTables:
         forms: ``{"candidate_id", "name", "forms": {batch: {"status", "version",
         "updated_us"}}}``. With sharded MySQL every database is asked and the pages merged."""
 
-        async def one(part: Any) -> list[dict[str, Any]]:
+        async def one(part: MySQLDatabase) -> list[dict[str, Any]]:
             rows = await part.fetch_all(
                 "school_candidates", school, after, filing, filing, batch, batch, limit
             )

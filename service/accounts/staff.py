@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
+from typing import Protocol
 
-from service.accounts.login import ROLE_ADMIN, ROLE_TEACHER
-from service.accounts.mysql import StaffAccount, StaffTables
+from service.accounts.login import ROLE_ADMIN, ROLE_TEACHER, StaffAccount
 from service.core.passwords import Passwords
-from service.core.settings import Settings
-from service.storage.mysql_db import open_database
 
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SCHOOL = re.compile(r"^[0-9]{1,16}$")
@@ -30,14 +29,16 @@ def account_problem(username: str, role: str, school: str, password: str) -> str
     return None
 
 
+class StaffWriter(Protocol):
+    async def upsert_staff(self, accounts: Sequence[StaffAccount]) -> None: ...
+
+
 async def create_account(
-    settings: Settings, username: str, role: str, school: str, password: str
+    staff: StaffWriter, passwords: Passwords, username: str, role: str, school: str, password: str
 ) -> None:
     """Create or update (same username) an account; raises ValueError for bad values."""
     problem = account_problem(username, role, school, password)
     if problem:
         raise ValueError(problem)
-    passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
     hashed = await asyncio.to_thread(passwords.hash, password)
-    async with open_database(settings) as db:
-        await StaffTables(db).upsert_staff([StaffAccount(username, role, school, "", hashed)])
+    await staff.upsert_staff([StaffAccount(username, role, school, "", hashed)])

@@ -9,11 +9,12 @@ from typing import Any
 from schemas.http import BatchBody, InstitutionBody
 from schemas.sql_files import multi_row, query
 from service.core.ports import Batch
-from service.storage.mysql_parts import fetch_all_from_any, parts_of, wait_all
+from service.storage.mysql_db import wait_all
+from service.storage.mysql_parts import AnyDatabase, fetch_all_from_any, parts_of
 
 
 class CatalogueTables:
-    def __init__(self, db: Any) -> None:
+    def __init__(self, db: AnyDatabase) -> None:
         self._db = db
 
     async def institutions(self) -> list[dict[str, Any]]:

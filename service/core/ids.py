@@ -8,7 +8,7 @@ import re
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 _ASCII_ZERO = 48 * sum(_WEIGHTS)
-_SHAPE = re.compile(r"^[1-9][0-9]{16}[0-9X]$")  # [0-9], not \d: no Unicode digits
+ID_SHAPE = re.compile(r"^[1-9][0-9]{16}[0-9X]$")  # [0-9], not \d: no Unicode digits
 
 
 def check_digit(first17: str) -> str:
@@ -21,7 +21,7 @@ def check_digit(first17: str) -> str:
 
 def id_problem(candidate_id: str) -> str | None:
     """Why ``candidate_id`` is not a valid resident ID, or ``None`` if it is."""
-    if not _SHAPE.fullmatch(candidate_id):
+    if not ID_SHAPE.fullmatch(candidate_id):
         return "must be 17 digits followed by a digit or 'X'"
     if check_digit(candidate_id[:17]) != candidate_id[17]:
         return "check digit does not match"

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from schemas.records import FormKey
 from service.core.ids import is_valid_id, shard_of
+from service.core.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +99,7 @@ METRIC_RECONCILE_RUNS = "volreg_reconcile_runs_total"
 METRIC_RECONCILE_FORMS = "volreg_reconcile_forms_total"
 METRIC_RECONCILE_LAST = "volreg_reconcile_last_run"
 METRIC_RECONCILE_SECONDS = "volreg_reconcile_run_seconds"
+
+
+def names_of(settings: Settings) -> Names:
+    return Names(settings.key_prefix, settings.queue_prefix, settings.shards, settings.queues)

@@ -2,8 +2,8 @@
 
 Request bodies are the pydantic models of ``schemas.http``; paths are the templates of
 ``schemas.urls``; path and header patterns are the ones the handlers check; error codes
-come from the exception tree in ``service.core.errors``. ``python -m service.http.openapi`` rewrites
-``schemas/openapi.json``; a test fails when the committed file differs from ``build()``.
+come from the exception tree in ``service.core.errors``. ``python -m service.http.openapi``
+rewrites ``schemas/openapi.json``; a test fails when the committed file differs from ``build()``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from schemas.http import BatchBody, CandidateLogin, FormBody, InstitutionBody, S
 from service.accounts.login import ROLE_ADMIN, ROLE_CANDIDATE, ROLE_TEACHER
 from service.core import ids
 from service.core.errors import TooManyRequests, Unavailable, VolregError
-from service.http.endpoints import candidates as routes
+from service.http import patterns
 
 # The document is a contract: it lives with the others in schemas/.
 OUTPUT = Path(__file__).resolve().parents[2] / "schemas" / "openapi.json"
@@ -245,14 +245,14 @@ def _components() -> dict[str, Any]:
                 "required": True,
                 "description": "Resident ID number (GB 11643) with a valid check digit; "
                 "only the candidate's own token reaches it.",
-                "schema": {"type": "string", "pattern": ids._SHAPE.pattern},
+                "schema": {"type": "string", "pattern": ids.ID_SHAPE.pattern},
             },
             "Batch": {
                 "name": "batch",
                 "in": "path",
                 "required": True,
                 "description": "Admission batch code.",
-                "schema": {"type": "string", "pattern": routes._BATCH.pattern},
+                "schema": {"type": "string", "pattern": patterns.BATCH.pattern},
             },
             "IdempotencyKey": {
                 "name": "Idempotency-Key",
@@ -260,7 +260,7 @@ def _components() -> dict[str, Any]:
                 "required": False,
                 "description": "Repeating a save with the same key and body returns the first "
                 "result without saving again; the same key with another body is a 422.",
-                "schema": {"type": "string", "pattern": routes._IDEMPOTENCY_KEY.pattern},
+                "schema": {"type": "string", "pattern": patterns.IDEMPOTENCY_KEY.pattern},
             },
         },
         "headers": {

@@ -13,6 +13,7 @@ from typing import IO
 
 from service.core.ids import make_id
 from service.core.passwords import Passwords
+from service.imports.columns import COLUMNS, TEACHER_COLUMNS
 
 DEMO_CANDIDATE = "11010519491231002X"
 DEMO_PASSWORD = "demo-password"
@@ -21,19 +22,6 @@ DEMO_TEACHER = "teacher-demo"
 DEMO_TEACHER_PASSWORD = "demo-teacher"
 DEMO_ADMIN = "admin"
 DEMO_ADMIN_PASSWORD = "demo-admin"
-COLUMNS = (
-    "candidate_id",
-    "name",
-    "school_code",
-    "password_hash",
-    "total_score",
-    "rank",
-    "chinese",
-    "math",
-    "english",
-    "elective",
-)
-TEACHER_COLUMNS = ("username", "name", "school_code", "password_hash")
 _REGIONS = (110101, 110105, 110108, 120101, 130102, 310104, 320102, 330106, 370102, 440106)
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 _GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"

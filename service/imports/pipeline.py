@@ -23,10 +23,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from service.accounts.mysql import StaffAccount
+from service.accounts.login import StaffAccount
 from service.core.errors import Conflict, Unavailable
 from service.core.settings import Settings
-from service.imports.mysql import Checkpoint, ImportJobs, JobRow
+from service.imports.jobs import Checkpoint, JobRow, JobTable
 from service.imports.rows import KIND_CANDIDATES, Batch, Kind, Splitter, detect, split_line
 from service.imports.runs import SortedRuns, run_directory
 from service.imports.sources import (
@@ -69,7 +69,7 @@ class Sinks:
     db: CandidateSink
     cache: ExamCache
     staff: StaffSink
-    jobs: ImportJobs
+    jobs: JobTable
     # Told which cached keys an import changed (exam results are cached per process).
     announce: Callable[[list[str]], Awaitable[None]] | None = None
 
@@ -105,7 +105,7 @@ class _Progress:
     Loading batches finish out of order (concurrent writers): the checkpoint only moves over
     the unbroken prefix of loaded batches, and one caller at a time writes it."""
 
-    def __init__(self, jobs: ImportJobs, job: JobRow, options: Options) -> None:
+    def __init__(self, jobs: JobTable, job: JobRow, options: Options) -> None:
         self._jobs = jobs
         self.job_id = job.job_id
         self._options = options

@@ -11,10 +11,10 @@ from typing import Any
 
 import orjson
 
-from service.accounts.mysql import StaffAccount
+from service.accounts.login import StaffAccount
 from service.core.ids import id_problem
-from service.imports.gendata import COLUMNS as CANDIDATE_COLUMNS
-from service.imports.gendata import TEACHER_COLUMNS
+from service.imports.columns import COLUMNS as CANDIDATE_COLUMNS
+from service.imports.columns import TEACHER_COLUMNS
 from service.imports.sources import ImportRefused
 
 KIND_CANDIDATES = "candidates"

@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import dataclasses
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from service.core.logs import configure
 from service.core.settings import Settings
@@ -33,7 +35,7 @@ def _gen_data(_settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _import(settings: Settings, args: argparse.Namespace) -> int:
-    from service.http.app import names_of
+    from service.core.names import names_of
     from service.main.import_file import import_file
 
     path = Path(args.file)
@@ -49,13 +51,13 @@ def _admin(settings: Settings, args: argparse.Namespace) -> int:
     import getpass
     import os
 
-    from service.accounts.staff import create_account
+    from service.main.wiring import create_staff_account
 
     password = os.environ.get("VOLREG_NEW_PASSWORD") or getpass.getpass(
         f"password for {args.username}: "
     )
     try:
-        asyncio.run(create_account(settings, args.username, args.role, args.school, password))
+        asyncio.run(create_staff_account(settings, args.username, args.role, args.school, password))
     except ValueError as exc:
         print(f"volreg admin: {exc}", file=sys.stderr)
         return 2
@@ -65,24 +67,14 @@ def _admin(settings: Settings, args: argparse.Namespace) -> int:
 
 def _batch(settings: Settings, args: argparse.Namespace) -> int:
     from service.core.ports import Batch
-    from service.storage.mysql_db import open_database
+    from service.main.wiring import save_batch
 
     batch = Batch(args.code, args.name or args.code, args.opens, args.closes)
     if batch.closes_at <= batch.opens_at:
         print("--closes must be after --opens", file=sys.stderr)
         return 2
-
-    async def run() -> None:
-        from service.catalogue.catalogue import KEY_BATCHES
-        from service.http.app import names_of
-        from service.main.catalogue_publish import publish_keys
-
-        async with open_database(settings) as db:
-            await db.upsert_batch(batch)
-            # API processes cache the catalogue: refresh Redis and tell them.
-            await publish_keys(settings, names_of(settings), db, [KEY_BATCHES])
-
-    asyncio.run(run())
+    # API processes cache the catalogue: save_batch refreshes Redis and tells them.
+    asyncio.run(save_batch(settings, batch))
     print(f"batch {batch.code}: open {batch.opens_at.isoformat()} .. {batch.closes_at.isoformat()}")
     return 0
 
@@ -96,16 +88,28 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# Subcommands of the tools in loadtest/ (a checkout's, not the wheel's): their modules are
+# imported only when one of them is run.
+TOOLS = {
+    "loadtest": "benchmark a deployment with wrk (report, ratios, plots)",
+    "chaos": "kill -9 and restart private Redis/RabbitMQ/MariaDB/API/consumer under load; "
+    "verify no acknowledged save is lost",
+}
+
+
 def _loadtest(settings: Settings, args: argparse.Namespace) -> int:
     from loadtest.command import main as loadtest
 
     return loadtest(settings, args)
 
 
-def _loadtest_arguments(p: argparse.ArgumentParser) -> None:
-    from loadtest.command import add_arguments
-
-    add_arguments(p)
+def _tools() -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[Any], None]]:
+    try:
+        from loadtest.chaos_command import add_chaos
+        from loadtest.command import add_arguments
+    except ImportError as exc:
+        raise SystemExit(f"volreg: {exc}: the load-test tools run from a checkout") from None
+    return add_arguments, add_chaos
 
 
 def _consume(settings: Settings, _args: argparse.Namespace) -> int:
@@ -115,7 +119,9 @@ def _consume(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(tools: bool = False) -> argparse.ArgumentParser:
+    """With ``tools`` the loadtest and chaos subcommands are complete; without, they are
+    only listed (``main`` asks for them when one of them is run)."""
     top = argparse.ArgumentParser(
         prog="volreg", description="College-application registration service (see README)."
     )
@@ -169,21 +175,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--closes", type=datetime.fromisoformat, required=True)
     p.set_defaults(run=_batch)
 
-    p = sub.add_parser("loadtest", help="benchmark a deployment with wrk (report, ratios, plots)")
-    _loadtest_arguments(p)
-    p.set_defaults(run=_loadtest)
+    p = sub.add_parser("loadtest", help=TOOLS["loadtest"])
+    if tools:
+        add_loadtest, add_chaos = _tools()
+        add_loadtest(p)
+        p.set_defaults(run=_loadtest)
 
-    from loadtest.chaos_command import add_chaos
     from reconciler.command import add_reconcile, add_warmup
 
     add_reconcile(sub)
     add_warmup(sub)
-    add_chaos(sub)
+    if tools:
+        add_chaos(sub)
+    else:
+        sub.add_parser("chaos", help=TOOLS["chaos"])
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser(tools=bool(argv) and argv[0] in TOOLS).parse_args(argv)
     try:
         settings = Settings.from_env()
     except ValueError as exc:

@@ -9,19 +9,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from service.accounts.mysql import StaffTables
-from service.catalogue.broadcast import open_broadcast
-from service.core.errors import Unavailable, VolregError
+from service.core.errors import VolregError
 from service.core.names import Names
 from service.core.settings import Settings
-from service.imports.mysql import ImportJobs, JobRow
-from service.imports.pipeline import PHASE_READ, Importer, ImportFailed, Options, Sinks
+from service.imports.jobs import JobRow, JobTable
+from service.imports.pipeline import PHASE_READ, Importer, ImportFailed, Options
 from service.imports.sources import FileSource
-from service.storage.mysql_db import open_database
-from service.storage.rabbit import open_broker
-from service.storage.redis_cache import open_cache
-
-_BROADCAST_WAIT_S = 3.0
+from service.main.wiring import open_import_sinks
 
 
 async def import_file(
@@ -30,21 +24,7 @@ async def import_file(
     """Import ``path`` (``total`` bytes). Exit status: 0 all rows imported, 1 some rows
     rejected, 3 stopped (run again to resume)."""
     async with AsyncExitStack() as stack:
-        db = await stack.enter_async_context(open_database(settings))
-        cache = await stack.enter_async_context(open_cache(settings, names))
-        broker = await stack.enter_async_context(open_broker(settings, names))
-        broadcast = await stack.enter_async_context(
-            open_broadcast(broker, names, settings.broker_timeout_s)
-        )
-
-        async def announce(keys: list[str]) -> None:
-            try:
-                await broadcast.wait_attached(_BROADCAST_WAIT_S)
-            except TimeoutError:
-                raise Unavailable("broker not reachable") from None
-            await broadcast.publish(keys)
-
-        sinks = Sinks(db, cache, StaffTables(db), ImportJobs(db), announce)
+        sinks = await stack.enter_async_context(open_import_sinks(settings, names))
         fh = stack.enter_context(path.open("rb"))
         bars = stack.enter_context(_Bars(path.name, total))
         started = time.monotonic()
@@ -97,7 +77,7 @@ class _Bars:
         self._bar.close()
 
 
-async def _report(jobs: ImportJobs, job: JobRow, elapsed: float) -> None:
+async def _report(jobs: JobTable, job: JobRow, elapsed: float) -> None:
     print(
         f"job {job.job_id} ({job.kind}): {job.rows_done} rows, imported {job.imported}, "
         f"rejected {job.rejected}"

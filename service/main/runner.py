@@ -13,12 +13,11 @@ from aiohttp import web
 
 from service.core.logs import configure
 from service.core.metrics import Metrics
+from service.core.names import names_of
 from service.core.ports import Inbound
 from service.core.settings import Settings
 from service.forms.consumer import FormWriter
-from service.http.app import create_app, names_of
-from service.storage.mysql_db import open_database
-from service.storage.rabbit import open_broker
+from service.main.wiring import create_app, open_durable
 
 log = logging.getLogger(__name__)
 # Longer than a save can take (three network steps under their timeouts).
@@ -73,8 +72,7 @@ async def _consume(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     inbox: asyncio.Queue[Inbound] = asyncio.Queue()
     async with AsyncExitStack() as stack:
-        db = await stack.enter_async_context(open_database(settings))
-        broker = await stack.enter_async_context(open_broker(settings, names))
+        db, broker = await stack.enter_async_context(open_durable(settings, names))
         writer = FormWriter(db, settings, Metrics())
         while not stop.is_set():
             try:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import asyncmy
@@ -20,9 +20,6 @@ from service.core.errors import DatabaseUnavailable, RecordRejected, VolregError
 from service.core.ids import shard_of
 from service.core.ports import Batch, Candidate
 from service.core.settings import Settings
-
-if TYPE_CHECKING:
-    from service.storage.mysql_shards import ShardedDatabase
 
 # Server error codes worth retrying: deadlock, lock wait timeout, server gone, read-only.
 _TRANSIENT_CODES = {1205, 1213, 2002, 2003, 2006, 2013, 1040, 1053, 1927, 1290}
@@ -261,20 +258,6 @@ def pool_kwargs(settings: Settings, *, database: bool = True) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def open_database(settings: Settings) -> AsyncIterator[MySQLDatabase | ShardedDatabase]:
-    """One database, or one per range of ``mysql_shards`` behind a routing database."""
-    if settings.mysql_shards:
-        # Imported here: the sharded database is built from this module's MySQLDatabase.
-        from service.storage.mysql_shards import open_sharded
-
-        async with open_sharded(settings) as sharded:
-            yield sharded
-        return
-    async with connect_one(settings) as db:
-        yield db
-
-
-@asynccontextmanager
 async def connect_one(settings: Settings) -> AsyncIterator[MySQLDatabase]:
     """A pool that starts empty, so the service starts (not ready) while MySQL is down."""
     pool = await asyncmy.create_pool(
@@ -285,3 +268,12 @@ async def connect_one(settings: Settings) -> AsyncIterator[MySQLDatabase]:
     finally:
         pool.close()
         await pool.wait_closed()
+
+
+async def wait_all(calls: Iterable[Awaitable[None]]) -> None:
+    """Run the calls concurrently and wait for every one; then raise a retryable failure
+    first (the caller retries), else the first other failure."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        raise next((e for e in errors if isinstance(e, DatabaseUnavailable)), errors[0])

@@ -15,8 +15,7 @@ from service.core.errors import DatabaseUnavailable
 from service.core.ids import shard_of
 from service.core.ports import Batch, Candidate
 from service.core.settings import Settings
-from service.storage.mysql_db import MySQLDatabase, connect_one
-from service.storage.mysql_parts import wait_all
+from service.storage.mysql_db import MySQLDatabase, connect_one, wait_all
 
 T = TypeVar("T")
 

@@ -17,11 +17,11 @@ from schemas.records import STATUS_SAVED, FormKey, FormRecord
 from service.core import codec
 from service.core.ids import make_id
 from service.core.metrics import Metrics
+from service.core.names import names_of
 from service.core.ports import Publisher
 from service.core.settings import Settings
 from service.forms.consumer import FormWriter
 from service.forms.save import Saved
-from service.http.app import names_of
 from service.storage.mysql_db import MySQLDatabase
 from service.storage.redis_cache import RedisCache
 from tests.harness import Harness, isolated

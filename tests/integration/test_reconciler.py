@@ -35,11 +35,12 @@ from schemas.http import parse_form
 from schemas.records import STATUS_SAVED, FormKey, FormRecord
 from service.core import codec
 from service.core.ids import make_id, shard_of
+from service.core.names import names_of
 from service.core.ports import Batch, Reserved
 from service.core.settings import Settings
-from service.http.app import names_of
-from service.storage.mysql_db import MySQLDatabase, open_database
+from service.storage.mysql_db import MySQLDatabase
 from service.storage.mysql_migrate import drop_database, migrate
+from service.storage.mysql_parts import open_database
 from tests.harness import Harness, isolated
 from tests.support import OPEN_BATCH, RUN, choices, make_settings, settings_env, start_volreg
 

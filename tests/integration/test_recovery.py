@@ -28,12 +28,13 @@ from schemas.records import STATUS_SAVED, FormKey, FormRecord
 from service.accounts.login import ROLE_CANDIDATE
 from service.core import codec
 from service.core.ids import make_id
+from service.core.names import names_of
 from service.core.ports import Inbound
 from service.core.settings import Settings
 from service.core.tokens import Claims, TokenSigner
-from service.http.app import names_of
-from service.storage.mysql_db import MySQLDatabase, open_database
+from service.storage.mysql_db import MySQLDatabase
 from service.storage.mysql_migrate import drop_database, migrate
+from service.storage.mysql_parts import open_database
 from service.storage.rabbit import open_broker
 from service.storage.redis_cache import RedisCache
 from tests.harness import isolated

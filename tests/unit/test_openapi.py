@@ -12,7 +12,7 @@ from schemas import urls
 from schemas.http import parse_form, parse_login
 from service.core.settings import Settings
 from service.http import openapi
-from service.http.app import create_app
+from service.main.wiring import create_app
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import datetime
 
@@ -19,10 +18,8 @@ from service.core.tokens import BadToken, Claims
 from service.forms.save import Saved, choices_of, iso_us
 from service.http import keys, staff_keys
 from service.http.body import read_json
+from service.http.patterns import BATCH, IDEMPOTENCY_KEY
 from service.http.respond import json_response
-
-_BATCH = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 
 def _invalid(path: str, message: str) -> ValidationFailed:
@@ -66,7 +63,7 @@ async def _candidate(request: web.Request) -> str:
 async def _form_key(request: web.Request) -> FormKey:
     candidate_id = await _candidate(request)
     batch = request.match_info["batch"]
-    if not _BATCH.fullmatch(batch):
+    if not BATCH.fullmatch(batch):
         raise _invalid("path.batch", "must be 1-32 lowercase letters, digits or '-'")
     return FormKey(candidate_id, batch)
 
@@ -120,7 +117,7 @@ async def parse_save(request: web.Request) -> tuple[FormKey, FormBody, str | Non
     so both designs pay for the same checks)."""
     key = await _form_key(request)
     idem = request.headers.get("Idempotency-Key")
-    if idem is not None and not _IDEMPOTENCY_KEY.fullmatch(idem):
+    if idem is not None and not IDEMPOTENCY_KEY.fullmatch(idem):
         raise _invalid("header.Idempotency-Key", "must be 1-128 visible ASCII characters")
     data = await read_json(request, request.app[keys.SETTINGS].max_body_bytes)
     try:

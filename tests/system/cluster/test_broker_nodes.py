@@ -21,8 +21,8 @@ from schemas.records import STATUS_SAVED, FormRecord
 from service.core import codec
 from service.core.errors import BrokerUnavailable
 from service.core.ids import make_id
+from service.core.names import names_of
 from service.core.settings import Settings
-from service.http.app import names_of
 from service.storage.mysql_db import MySQLDatabase
 from service.storage.redis_cache import RedisCache
 from tests.harness import Harness, isolated

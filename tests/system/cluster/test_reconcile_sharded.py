@@ -13,8 +13,8 @@ from reconciler.model import MODE_FULL
 from schemas.records import STATUS_SAVED, FormKey, FormRecord
 from service.core import codec
 from service.core.ids import make_id, shard_of
+from service.core.names import names_of
 from service.core.settings import Settings
-from service.http.app import names_of
 from service.storage.mysql_shards import ShardedDatabase
 from service.storage.redis_cache import RedisCache
 from tests.support import OPEN_BATCH, choices

@@ -19,11 +19,10 @@ from schemas.http import parse_form
 from schemas.records import FormKey
 from service.core.errors import Unavailable
 from service.core.ids import make_id
-from service.core.names import Names
+from service.core.names import Names, names_of
 from service.core.settings import Settings
 from service.forms.save import Forms
 from service.forms.windows import BatchWindows
-from service.http.app import names_of
 from service.storage.mysql_db import MySQLDatabase
 from service.storage.rabbit import open_broker
 from service.storage.redis_cache import RedisCache, open_cache

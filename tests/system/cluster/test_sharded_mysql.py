@@ -21,7 +21,8 @@ from service.core.errors import DatabaseUnavailable
 from service.core.ids import make_id, shard_of
 from service.core.settings import Settings
 from service.imports.gendata import write_candidates
-from service.storage.mysql_db import MySQLDatabase, MySQLTarget, connect_one, open_database
+from service.storage.mysql_db import MySQLDatabase, MySQLTarget, connect_one
+from service.storage.mysql_parts import open_database
 from service.storage.mysql_shards import ShardedDatabase, ShardMap, for_dsn
 from service.storage.redis_cache import RedisCache
 from tests.harness import isolated
