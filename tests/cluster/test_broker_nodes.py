@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -56,7 +57,10 @@ async def _node(settings: Settings) -> AsyncIterator[Proxy]:
 async def test_connects_to_the_first_node_that_answers(
     settings: Settings, db: MySQLDatabase, cache: RedisCache
 ) -> None:
-    dead = f"amqp://guest:guest@127.0.0.1:{_dead_port()}/"
+    alive = urlsplit(settings.amqp_url)
+    dead = urlunsplit(
+        alive._replace(netloc=f"{alive.netloc.rpartition('@')[0]}@127.0.0.1:{_dead_port()}")
+    )
     nodes = dataclasses.replace(settings, amqp_url=f"{dead}, {settings.amqp_url}")
     async with isolated(nodes, db, cache) as harness:
         await harness.broker.publish(_record(101))
