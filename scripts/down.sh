@@ -38,7 +38,7 @@ server_pid() {
 	case $pid in '' | *[!0-9]*) return 1 ;; esac
 	pid_alive "$pid" || return 1
 	cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-	case $cmdline in *$2*) printf '%s\n' "$pid" ;; *) return 1 ;; esac
+	case $cmdline in *"$2"*) printf '%s\n' "$pid" ;; *) return 1 ;; esac
 }
 
 stop_server() {
@@ -72,7 +72,7 @@ done
 for n in "${names[@]}"; do
 	stop "$n"
 done
-stop_server rabbitmq "volreg@localhost"
+stop_server rabbitmq "-home $(pwd -P)/var/rabbitmq/home"
 stop_server redis redis-server
 stop_server mariadb mariadbd
 log "down: done"
