@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from service.core.logs import configure
-from service.core.settings import Settings
+from service.core.settings import Settings, environment
 
 
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser(tools=bool(argv) and argv[0] in TOOLS).parse_args(argv)
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(environment())
     except ValueError as exc:
         print(f"volreg: {exc}", file=sys.stderr)
         return 2
