@@ -81,9 +81,9 @@ async def _cleanup(s: Settings) -> None:
         channel = await connection.channel()
         for prefix in {s.queue_prefix, f"{s.queue_prefix}-kill", f"{s.queue_prefix}-dlq"}:
             names = names_of(Settings(queue_prefix=prefix, queues=s.queues))
-            for queue in [*names.all_queues, names.dead_letter_queue]:
+            for queue in [*names.all_queues, names.dead_letter_queue, names.hot_queue]:
                 await channel.queue_delete(queue)
-            for exchange in (names.exchange, names.dead_letter_exchange):
+            for exchange in (names.exchange, names.dead_letter_exchange, names.hot_exchange):
                 await channel.exchange_delete(exchange)
 
 

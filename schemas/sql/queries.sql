@@ -203,3 +203,20 @@ INSERT IGNORE INTO import_rejections (job_id, line, reason) VALUES {rows}
 -- name: import_rejections
 SELECT line, reason FROM import_rejections WHERE job_id = %s AND line > %s
 ORDER BY line LIMIT %s
+
+-- name: hot_message_applied
+-- Hot items: a message id may be applied once (a duplicate fails the transaction).
+INSERT INTO hot_messages (message_id) VALUES (%s)
+
+-- name: hot_add_minutes
+INSERT INTO hot_minutes (minute, batch_code, kind, item, hits) VALUES {rows}
+ON DUPLICATE KEY UPDATE hits = hits + VALUES(hits)
+
+-- name: hot_minutes_page
+-- Rebuilding the Redis buckets: minute totals in primary-key order, keyset paged.
+SELECT minute, batch_code, kind, item, hits FROM hot_minutes
+WHERE (minute, batch_code, kind, item) > (%s, %s, %s, %s)
+ORDER BY minute, batch_code, kind, item LIMIT %s
+
+-- name: hot_prune_messages
+DELETE FROM hot_messages WHERE applied_at < NOW(6) - INTERVAL 2 DAY LIMIT 10000

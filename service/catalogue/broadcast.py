@@ -35,8 +35,11 @@ class Broadcast:
         timeout_s: float,
         on_keys: Callable[[list[str]], None] | None = None,
         on_reset: Callable[[], None] | None = None,
+        exchange: str | None = None,
     ) -> None:
         self._broker = broker
+        # Another fanout of keys (hot keys) rides the same code under its own exchange.
+        self._exchange_name = exchange or names.catalogue_exchange
         self._names = names
         self._timeout_s = timeout_s
         self._on_keys = on_keys
@@ -80,10 +83,10 @@ class Broadcast:
         connection = self._broker.connection()
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.declare_exchange(
-            self._names.catalogue_exchange, aio_pika.ExchangeType.FANOUT, auto_delete=True
+            self._exchange_name, aio_pika.ExchangeType.FANOUT, auto_delete=True
         )
         if self._on_keys is not None:
-            name = f"{self._names.catalogue_exchange}.{uuid.uuid4().hex[:12]}"
+            name = f"{self._exchange_name}.{uuid.uuid4().hex[:12]}"
             queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
             await queue.bind(exchange)
             await queue.consume(self._deliver, no_ack=True)
@@ -126,8 +129,9 @@ async def open_broadcast(
     timeout_s: float,
     on_keys: Callable[[list[str]], None] | None = None,
     on_reset: Callable[[], None] | None = None,
+    exchange: str | None = None,
 ) -> AsyncIterator[Broadcast]:
-    broadcast = Broadcast(broker, names, timeout_s, on_keys, on_reset)
+    broadcast = Broadcast(broker, names, timeout_s, on_keys, on_reset, exchange)
     await broadcast.start()
     try:
         yield broadcast

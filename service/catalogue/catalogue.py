@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import orjson
 
 from schemas.http import BatchBody, FormBody, InstitutionBody
-from service.core.errors import BrokerUnavailable, Unavailable, ValidationFailed
+from service.core.errors import BrokerUnavailable, NotFound, Unavailable, ValidationFailed
 from service.core.local_cache import LocalCache
 from service.core.ports import Batch
 from service.core.read_through import read_through
@@ -98,6 +98,16 @@ class Catalogue:
             )
             for b in await self.batches()
         ]
+
+    async def require_batch(self, code: str) -> Batch:
+        """The batch of that code (404 when the catalogue has none, also after a re-read)."""
+        for batch in await self.list_batches():
+            if batch.code == code:
+                return batch
+        for batch in await self.reload_batches():
+            if batch.code == code:
+                return batch
+        raise NotFound(f"no admission batch {code!r}")
 
     def _loader(self, key: str) -> Any:
         if key == KEY_INSTITUTIONS:

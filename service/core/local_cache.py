@@ -96,6 +96,15 @@ class LocalCache(Generic[V]):
         while len(self._entries) > self._capacity:
             self._entries.popitem(last=False)
 
+    def hold(self, key: str, ttl_s: float) -> bool:
+        """Keep a fresh entry for at least ``ttl_s`` more (a hot key pushed to every process);
+        False when there is none. An invalidation still expires it at once."""
+        entry = self._entries.get(key)
+        if entry is None or entry.expires <= self._clock():
+            return False
+        entry.expires = max(entry.expires, self._clock() + ttl_s)
+        return True
+
     def invalidate(self, key: str) -> None:
         """Expire ``key`` now; a key ending in ``*`` expires every key with that prefix.
         The value is kept as the last good one."""

@@ -86,6 +86,24 @@ class Names:
         """Fanout of catalogue invalidations; every API process binds an exclusive queue."""
         return f"{self.queue_prefix}.catalogue"
 
+    # --- Hot items: events on an exchange and queue of their own (never the form queues),
+    # hot keys pushed to every API process over a fanout; Redis buckets share one slot.
+    @property
+    def hot_exchange(self) -> str:
+        return f"{self.queue_prefix}.hot"
+
+    @property
+    def hot_queue(self) -> str:
+        return f"{self.queue_prefix}.hot.events"
+
+    @property
+    def hot_keys_exchange(self) -> str:
+        return f"{self.queue_prefix}.hotkeys"
+
+    def hot_key(self, *parts: str | int) -> str:
+        """``{vr:hot}:m:<minute>:<batch>:<kind>`` and the like (one cluster slot)."""
+        return ":".join([f"{{{self.key_prefix}:hot}}", *map(str, parts)])
+
 
 # --- Prometheus metric names.
 METRIC_REQUESTS = "volreg_http_requests_total"
@@ -99,6 +117,9 @@ METRIC_RECONCILE_RUNS = "volreg_reconcile_runs_total"
 METRIC_RECONCILE_FORMS = "volreg_reconcile_forms_total"
 METRIC_RECONCILE_LAST = "volreg_reconcile_last_run"
 METRIC_RECONCILE_SECONDS = "volreg_reconcile_run_seconds"
+METRIC_HOT_EVENTS = "volreg_hot_events_total"
+METRIC_HOT_APPLIED = "volreg_hot_messages_applied_total"
+METRIC_HOT_PUSHED = "volreg_hot_keys_pushed_total"
 
 
 def names_of(settings: Settings) -> Names:

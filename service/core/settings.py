@@ -94,6 +94,17 @@ class Settings:
     # Benchmark only: also serve the naive save route (each save written synchronously to
     # MySQL, no Redis, no broker) that `volreg loadtest` compares against. Never in production.
     bench_naive: bool = False
+    # Hot items: saves and reads count their items per process and publish the counts this
+    # often (0 turns the events off); a buffer of at most this many distinct items (more are
+    # dropped and counted); the broker keeps at most hot_queue_max such messages.
+    hot_flush_s: float = 1.0
+    hot_buffer_entries: int = 20_000
+    hot_queue_max: int = 10_000
+    # A key read this often within a minute is pushed into every API process's local cache
+    # for hot_key_ttl_s; the aggregator looks for such keys every hot_push_interval_s.
+    hot_key_threshold: int = 600
+    hot_key_ttl_s: float = 30.0
+    hot_push_interval_s: float = 2.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

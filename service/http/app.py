@@ -18,12 +18,16 @@ from service.core.names import Names
 from service.core.settings import Settings
 from service.core.tokens import TokenSigner
 from service.forms.save import Forms
+from service.hot.aggregate import Aggregator
+from service.hot.events import HotEvents
 from service.http import keys
 from service.http.endpoints.candidates import add_routes
 from service.http.endpoints.catalogue import add_catalogue_routes
+from service.http.endpoints.hot import add_hot_routes
 from service.http.endpoints.imports import add_admin_routes
 from service.http.endpoints.naive import NAIVE, NaiveForms, add_naive_routes
 from service.http.endpoints.schools import add_staff_routes
+from service.http.hot_keys import HOT_EVENTS, HOT_VIEW
 from service.http.middleware import make_middleware
 from service.http.probes import Probes
 from service.http.staff_keys import CATALOGUE, IMPORT_JOBS, IMPORTER, SCHOOLS
@@ -44,6 +48,8 @@ class Services:
     import_jobs: JobTable
     probes: Probes
     naive: NaiveForms | None = None  # only with ``bench_naive``
+    hot_events: HotEvents | None = None  # None: saves and reads count nothing
+    hot_view: Aggregator | None = None
 
 
 OpenServices = Callable[[web.Application], AbstractAsyncContextManager[Services]]
@@ -72,6 +78,9 @@ def build_app(settings: Settings, names: Names, services: OpenServices) -> web.A
             app[IMPORT_JOBS] = s.import_jobs
             if s.naive is not None:
                 app[NAIVE] = s.naive
+            app[HOT_EVENTS] = s.hot_events or HotEvents(None, metrics.registry, 0, 0)
+            if s.hot_view is not None:
+                app[HOT_VIEW] = s.hot_view
             yield
 
     app.cleanup_ctx.append(dependencies)
@@ -79,6 +88,7 @@ def build_app(settings: Settings, names: Names, services: OpenServices) -> web.A
     add_staff_routes(app)
     add_catalogue_routes(app)
     add_admin_routes(app)
+    add_hot_routes(app)
     if settings.bench_naive:
         add_naive_routes(app)
     return app

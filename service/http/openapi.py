@@ -239,6 +239,7 @@ def _components() -> dict[str, Any]:
         },
         "parameters": {
             **_staff_parameters(),
+            **_filing_parameters(),
             "CandidateId": {
                 "name": "candidate_id",
                 "in": "path",
@@ -339,6 +340,7 @@ def _paths() -> dict[str, Any]:
             ),
         },
         **_staff_paths(),
+        **_filing_paths(),
         urls.LIVE: {
             "get": _operation(
                 "live",
@@ -524,6 +526,42 @@ def _staff_paths() -> dict[str, Any]:
                 tag="admin",
                 auth=True,
                 parameters=[_param("Job"), _param("After")],
+            )
+        },
+    }
+
+
+def _filing_parameters() -> dict[str, Any]:
+    """Parameters of the hot-item, progress, history and submission endpoints."""
+    return {
+        "HotBatch": {**_query("batch", "Admission batch code (required)."), "required": True},
+        "HotWindow": _query(
+            "window", "`5m` (default), `1-180m`, `1h`, `1-96h` (sliding) or `batch` (all of it)."
+        ),
+        "TopLimit": _query("limit", "Entries per list, 1-100 (default 10)."),
+    }
+
+
+def _filing_paths() -> dict[str, Any]:
+    obj = json_content(ref("Object"))
+    return {
+        urls.ADMIN_HOT: {
+            "get": _operation(
+                "hotItems",
+                "Most-chosen institutions and majors (first choice and any position) and the "
+                "hottest read keys in a time window (admins)",
+                {
+                    "200": _ok(
+                        "`{batch, window, institutions: {first_choice, any_position}, majors: "
+                        "{first_choice, any_position}, read_keys}`; each a list of "
+                        "`{item, count}`, hottest first. Majors are `institution/major`.",
+                        obj,
+                    )
+                },
+                [401, 403, 404, 422, 503],
+                tag="admin",
+                auth=True,
+                parameters=[_param(n) for n in ("HotBatch", "HotWindow", "TopLimit")],
             )
         },
     }

@@ -119,6 +119,13 @@ def _consume(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _hot(settings: Settings, _args: argparse.Namespace) -> int:
+    from service.main.runner import aggregate_hot
+
+    aggregate_hot(settings)
+    return 0
+
+
 def parser(tools: bool = False) -> argparse.ArgumentParser:
     """With ``tools`` the loadtest and chaos subcommands are complete; without, they are
     only listed (``main`` asks for them when one of them is run)."""
@@ -140,6 +147,9 @@ def parser(tools: bool = False) -> argparse.ArgumentParser:
         run=_consume
     )
     sub.add_parser("migrate", help="create/upgrade the MySQL schema").set_defaults(run=_migrate)
+    sub.add_parser(
+        "hot", help="aggregate hot-item events into Redis and MySQL, push hot keys"
+    ).set_defaults(run=_hot)
 
     p = sub.add_parser("gen-data", help="write a synthetic candidates CSV (or .csv.gz)")
     p.add_argument("--candidates", type=int, default=10_000)

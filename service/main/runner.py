@@ -11,17 +11,20 @@ from contextlib import AsyncExitStack
 import uvloop
 from aiohttp import web
 
+from service.core.errors import Unavailable
 from service.core.logs import configure
 from service.core.metrics import Metrics
 from service.core.names import names_of
 from service.core.ports import Inbound
 from service.core.settings import Settings
 from service.forms.consumer import FormWriter
-from service.main.wiring import create_app, open_durable
+from service.hot.aggregate import Delivery
+from service.main.wiring import create_app, open_durable, open_hot_aggregator
 
 log = logging.getLogger(__name__)
 # Longer than a save can take (three network steps under their timeouts).
 SHUTDOWN_GRACE_S = 15.0
+_HOT_PREFETCH = 50
 
 
 def _serve_one(settings: Settings, reuse_port: bool) -> None:
@@ -93,3 +96,32 @@ def consume(settings: Settings) -> None:
     configure(settings.log_level)
     uvloop.install()
     asyncio.run(_consume(settings))
+
+
+async def _aggregate_hot(settings: Settings) -> None:
+    names = names_of(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    inbox: asyncio.Queue[Delivery] = asyncio.Queue()
+    async with open_hot_aggregator(settings, names) as (aggregator, hot_broker, broker):
+        while not stop.is_set():
+            try:
+                await aggregator.restore()  # Redis lost its buckets: rebuilt from MySQL
+                await broker.wait_connected(timeout=1.0)
+                await hot_broker.consume_hot(inbox.put, _HOT_PREFETCH)
+                break
+            except (TimeoutError, Unavailable) as exc:
+                log.warning("hot items: waiting for the servers: %s", exc)
+                await asyncio.sleep(1.0)
+        log.info("aggregating hot items from %s", names.hot_queue)
+        await aggregator.run(inbox, stop, settings.hot_push_interval_s)
+    log.info("hot-item aggregator stopped")
+
+
+def aggregate_hot(settings: Settings) -> None:
+    """``volreg hot``."""
+    configure(settings.log_level)
+    uvloop.install()
+    asyncio.run(_aggregate_hot(settings))

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from service.accounts.guard import LoginGuard
 from service.accounts.login import Accounts
 from service.accounts.mysql import StaffTables
 from service.accounts.staff import create_account
 from service.catalogue.broadcast import open_broadcast
-from service.catalogue.catalogue import KEY_BATCHES, Catalogue
+from service.catalogue.catalogue import KEY_BATCHES, KEY_INSTITUTIONS, Catalogue, institution_key
 from service.catalogue.mysql import CatalogueTables
 from service.core.errors import Unavailable
 from service.core.local_cache import LocalCache
@@ -29,6 +30,12 @@ from service.core.ports import Batch
 from service.core.settings import Settings
 from service.forms.save import Forms
 from service.forms.windows import BatchWindows
+from service.hot.aggregate import Aggregator
+from service.hot.broker import HotBroker
+from service.hot.events import open_hot_events
+from service.hot.mysql import HotTables
+from service.hot.pins import HotPins, PinTarget
+from service.hot.redis_buckets import HotBuckets
 from service.http import keys
 from service.http.app import Services, build_app
 from service.http.endpoints.naive import NaiveForms
@@ -113,9 +120,11 @@ async def _services(
         local.invalidate_all()
         exams.invalidate_all()
 
-    async with open_broadcast(
-        broker, names, settings.broker_timeout_s, on_keys, on_reset
-    ) as broadcast:
+    pins_registry = app[keys.METRICS].registry
+    async with AsyncExitStack() as stack:
+        broadcast = await stack.enter_async_context(
+            open_broadcast(broker, names, settings.broker_timeout_s, on_keys, on_reset)
+        )
         catalogue = Catalogue(
             CatalogueTables(db), cache, local, settings.catalogue_redis_ttl_s, broadcast
         )
@@ -124,20 +133,40 @@ async def _services(
         # The catalogue's multi-level cache holds the batches: no second cache in front.
         batches = BatchWindows(catalogue, 0.0, on_miss=catalogue.reload_batches)
         passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
+        accounts = Accounts(
+            db,
+            cache,
+            passwords,
+            app[keys.SIGNER],
+            settings.token_ttl_s,
+            staff=staff,
+            exams=exams,
+            guard=LoginGuard(
+                cache, settings.login_failures_limit, settings.login_failures_window_s
+            ),
+        )
+        hot_events = await stack.enter_async_context(
+            open_hot_events(
+                HotBroker(broker, names, settings),
+                pins_registry,
+                settings.hot_flush_s,
+                settings.hot_buffer_entries,
+            )
+        )
+        pins = _hot_pins(settings, catalogue, local, accounts, exams, pins_registry)
+        stack.push_async_callback(pins.close)
+        await stack.enter_async_context(
+            open_broadcast(
+                broker,
+                names,
+                settings.broker_timeout_s,
+                pins.on_keys,
+                exchange=names.hot_keys_exchange,
+            )
+        )
         yield Services(
             forms=Forms(cache, broker, db, batches, catalogue),
-            accounts=Accounts(
-                db,
-                cache,
-                passwords,
-                app[keys.SIGNER],
-                settings.token_ttl_s,
-                staff=staff,
-                exams=exams,
-                guard=LoginGuard(
-                    cache, settings.login_failures_limit, settings.login_failures_window_s
-                ),
-            ),
+            accounts=accounts,
             catalogue=catalogue,
             schools=Schools(staff, db),
             importer=Importer(Sinks(db, cache, staff, jobs, broadcast.publish), settings),
@@ -147,7 +176,68 @@ async def _services(
                 timeout_s=min(settings.redis_timeout_s, settings.mysql_timeout_s),
             ),
             naive=NaiveForms(db, batches, catalogue) if settings.bench_naive else None,
+            hot_events=hot_events,
+            hot_view=Aggregator(
+                HotBuckets(cache.client, names, settings),
+                HotTables(db),
+                None,
+                settings.hot_key_threshold,
+                settings.hot_key_ttl_s,
+            ),
         )
+
+
+def _hot_pins(
+    settings: Settings,
+    catalogue: Catalogue,
+    local: LocalCache[Any],
+    accounts: Accounts,
+    exams: LocalCache[dict[str, Any] | None],
+    registry: CollectorRegistry,
+) -> HotPins:
+    """Which pushed hot keys this process can hold: catalogue entries and exam results (never
+    forms, whose reads must see the newest version)."""
+
+    async def institution(key: str) -> object:
+        return await catalogue.institution(key.partition(":")[2])
+
+    async def listing(key: str) -> object:
+        return await (catalogue.institutions() if key == KEY_INSTITUTIONS else catalogue.batches())
+
+    async def exam(key: str) -> object:
+        return await accounts.exam(key.partition(":")[2])
+
+    targets = [
+        PinTarget(institution_key(""), institution, local.hold),
+        PinTarget(KEY_INSTITUTIONS, listing, local.hold),
+        PinTarget(KEY_BATCHES, listing, local.hold),
+        PinTarget("exam:", exam, exams.hold),
+    ]
+    return HotPins(targets, settings.hot_key_ttl_s, registry)
+
+
+@asynccontextmanager
+async def open_hot_aggregator(
+    settings: Settings, names: Names
+) -> AsyncIterator[tuple[Aggregator, HotBroker, RabbitBroker]]:
+    """``volreg hot``: the aggregator on Redis, MySQL and the broker, pushing hot keys over
+    their fanout."""
+    async with (
+        open_cache(settings, names) as cache,
+        open_database(settings) as db,
+        open_broker(settings, names) as broker,
+        open_broadcast(
+            broker, names, settings.broker_timeout_s, exchange=names.hot_keys_exchange
+        ) as push,
+    ):
+        aggregator = Aggregator(
+            HotBuckets(cache.client, names, settings),
+            HotTables(db),
+            push,
+            settings.hot_key_threshold,
+            settings.hot_key_ttl_s,
+        )
+        yield aggregator, HotBroker(broker, names, settings), broker
 
 
 @asynccontextmanager

@@ -18,6 +18,7 @@ from service.core.tokens import BadToken, Claims
 from service.forms.save import Saved, choices_of, iso_us
 from service.http import keys, staff_keys
 from service.http.body import read_json
+from service.http.hot_keys import HOT_EVENTS
 from service.http.patterns import BATCH, IDEMPOTENCY_KEY
 from service.http.respond import json_response
 
@@ -96,12 +97,16 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def get_exam(request: web.Request) -> web.Response:
-    exam = await request.app[keys.ACCOUNTS].exam(await _candidate(request))
+    candidate_id = await _candidate(request)
+    exam = await request.app[keys.ACCOUNTS].exam(candidate_id)
+    request.app[HOT_EVENTS].read(f"exam:{candidate_id}")
     return json_response(exam)
 
 
 async def get_form(request: web.Request) -> web.Response:
-    record = await request.app[keys.FORMS].read(await _form_key(request))
+    key = await _form_key(request)
+    record = await request.app[keys.FORMS].read(key)
+    request.app[HOT_EVENTS].read(f"form:{key.candidate_id}:{key.batch}")
     return json_response(
         {
             "choices": choices_of(record),
@@ -136,6 +141,7 @@ async def put_form(request: web.Request) -> web.Response:
         metrics.saves.labels(exc.code).inc()
         raise
     metrics.saves.labels("ok").inc()
+    request.app[HOT_EVENTS].saved(key.batch, form.choices)
     return json_response(saved.to_json())
 
 

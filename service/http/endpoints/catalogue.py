@@ -11,10 +11,12 @@ from aiohttp import web
 from schemas import urls
 from schemas.http import Problem, parse_batch, parse_institution
 from service.accounts.login import ROLE_ADMIN
+from service.catalogue.catalogue import KEY_BATCHES, KEY_INSTITUTIONS, institution_key
 from service.core.errors import NotFound, ValidationFailed
 from service.http import keys
 from service.http.body import read_json
 from service.http.endpoints.candidates import require_role
+from service.http.hot_keys import HOT_EVENTS
 from service.http.params import path_param
 from service.http.staff_keys import CATALOGUE
 
@@ -28,7 +30,9 @@ def _code(request: web.Request) -> str:
 
 
 async def list_institutions(request: web.Request) -> web.Response:
-    return web.json_response({"institutions": await request.app[CATALOGUE].institutions()})
+    institutions = await request.app[CATALOGUE].institutions()
+    request.app[HOT_EVENTS].read(KEY_INSTITUTIONS)
+    return web.json_response({"institutions": institutions})
 
 
 async def get_institution(request: web.Request) -> web.Response:
@@ -36,11 +40,14 @@ async def get_institution(request: web.Request) -> web.Response:
     institution = await request.app[CATALOGUE].institution(code)
     if institution is None:
         raise NotFound(f"no institution {code} in the catalogue")
+    request.app[HOT_EVENTS].read(institution_key(code))
     return web.json_response(institution)
 
 
 async def list_batches(request: web.Request) -> web.Response:
-    return web.json_response({"batches": await request.app[CATALOGUE].batches()})
+    batches = await request.app[CATALOGUE].batches()
+    request.app[HOT_EVENTS].read(KEY_BATCHES)
+    return web.json_response({"batches": batches})
 
 
 async def _body(request: web.Request, parse: Callable[[Any], T]) -> T:

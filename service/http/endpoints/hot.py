@@ -1,0 +1,44 @@
+"""Hot items: the admins' top lists, and the application keys the other handlers use to
+count their saves and reads."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from schemas import urls
+from service.accounts.login import ROLE_ADMIN
+from service.http.endpoints.candidates import require_role
+from service.http.hot_keys import HOT_VIEW
+from service.http.params import invalid, query_param
+from service.http.respond import json_response
+from service.http.staff_keys import CATALOGUE
+
+_BATCH = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+_LIMIT = re.compile(r"^$|^[0-9]{1,3}$")
+_LIMIT_MAX = 100
+
+
+async def require_batch(request: web.Request) -> str:
+    """The ``batch`` query parameter, which must name a batch of the catalogue (404)."""
+    batch = query_param(request, "batch", _BATCH, "a batch code")
+    await request.app[CATALOGUE].require_batch(batch)
+    return batch
+
+
+async def hot_items(request: web.Request) -> web.Response:
+    """``?batch=&window=5m|1h|batch&limit=``: most-chosen institutions and majors, hottest
+    read keys."""
+    require_role(request, ROLE_ADMIN)
+    batch = await require_batch(request)
+    raw_limit = query_param(request, "limit", _LIMIT, f"1-{_LIMIT_MAX}")
+    limit = int(raw_limit) if raw_limit else 10
+    if not 1 <= limit <= _LIMIT_MAX:
+        raise invalid("query.limit", f"1-{_LIMIT_MAX}")
+    window = request.query.get("window", "5m")
+    return json_response(await request.app[HOT_VIEW].top(batch, window, limit))
+
+
+def add_hot_routes(app: web.Application) -> None:
+    app.router.add_get(urls.ADMIN_HOT, hot_items)
