@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 STATUS_SAVED = "saved"
+STATUS_SUBMITTED = "submitted"
 
 
 @dataclass(frozen=True, slots=True)

@@ -220,3 +220,18 @@ ORDER BY minute, batch_code, kind, item LIMIT %s
 
 -- name: hot_prune_messages
 DELETE FROM hot_messages WHERE applied_at < NOW(6) - INTERVAL 2 DAY LIMIT 10000
+
+-- name: progress_school_forms
+-- Filing progress: sums of the counter slots (never a count over forms or candidates).
+SELECT status, SUM(n) FROM filing_counts WHERE batch_code = %s AND school_code = %s
+GROUP BY status
+
+-- name: progress_school_candidates
+SELECT COALESCE(SUM(n), 0) FROM school_counts WHERE school_code = %s
+
+-- name: progress_forms
+SELECT school_code, status, SUM(n) FROM filing_counts WHERE batch_code = %s
+GROUP BY school_code, status
+
+-- name: progress_candidates
+SELECT school_code, SUM(n) FROM school_counts GROUP BY school_code

@@ -17,12 +17,14 @@ from service.core.metrics import Metrics
 from service.core.names import Names
 from service.core.settings import Settings
 from service.core.tokens import TokenSigner
+from service.filing.progress import Progress
 from service.forms.save import Forms
 from service.hot.aggregate import Aggregator
 from service.hot.events import HotEvents
 from service.http import keys
 from service.http.endpoints.candidates import add_routes
 from service.http.endpoints.catalogue import add_catalogue_routes
+from service.http.endpoints.filing import PROGRESS, add_filing_routes
 from service.http.endpoints.hot import add_hot_routes
 from service.http.endpoints.imports import add_admin_routes
 from service.http.endpoints.naive import NAIVE, NaiveForms, add_naive_routes
@@ -50,6 +52,7 @@ class Services:
     naive: NaiveForms | None = None  # only with ``bench_naive``
     hot_events: HotEvents | None = None  # None: saves and reads count nothing
     hot_view: Aggregator | None = None
+    progress: Progress | None = None
 
 
 OpenServices = Callable[[web.Application], AbstractAsyncContextManager[Services]]
@@ -81,6 +84,8 @@ def build_app(settings: Settings, names: Names, services: OpenServices) -> web.A
             app[HOT_EVENTS] = s.hot_events or HotEvents(None, metrics.registry, 0, 0)
             if s.hot_view is not None:
                 app[HOT_VIEW] = s.hot_view
+            if s.progress is not None:
+                app[PROGRESS] = s.progress
             yield
 
     app.cleanup_ctx.append(dependencies)
@@ -89,6 +94,7 @@ def build_app(settings: Settings, names: Names, services: OpenServices) -> web.A
     add_catalogue_routes(app)
     add_admin_routes(app)
     add_hot_routes(app)
+    add_filing_routes(app)
     if settings.bench_naive:
         add_naive_routes(app)
     return app

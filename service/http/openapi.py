@@ -539,6 +539,7 @@ def _filing_parameters() -> dict[str, Any]:
             "window", "`5m` (default), `1-180m`, `1h`, `1-96h` (sliding) or `batch` (all of it)."
         ),
         "TopLimit": _query("limit", "Entries per list, 1-100 (default 10)."),
+        "ProgressBatch": {**_query("batch", "Admission batch code (required)."), "required": True},
     }
 
 
@@ -562,6 +563,35 @@ def _filing_paths() -> dict[str, Any]:
                 tag="admin",
                 auth=True,
                 parameters=[_param(n) for n in ("HotBatch", "HotWindow", "TopLimit")],
+            )
+        },
+        urls.ADMIN_PROGRESS: {
+            "get": _operation(
+                "filingProgress",
+                "Candidates per filing status (none, saved, submitted) province-wide and per "
+                "school, from counters kept as forms change (admins)",
+                {
+                    "200": _ok(
+                        "`{batch, province: {candidates, none, saved, submitted}, schools: "
+                        "[{school, candidates, none, saved, submitted}]}`.",
+                        obj,
+                    )
+                },
+                [401, 403, 404, 422, 503],
+                tag="admin",
+                auth=True,
+                parameters=[_param("ProgressBatch")],
+            )
+        },
+        urls.SCHOOL_PROGRESS: {
+            "get": _operation(
+                "schoolProgress",
+                "Candidates of one school per filing status (teachers of that school, admins)",
+                {"200": _ok("`{batch, school, candidates, none, saved, submitted}`.", obj)},
+                [401, 403, 404, 422, 503],
+                tag="schools",
+                auth=True,
+                parameters=[_param("School"), _param("ProgressBatch")],
             )
         },
     }
