@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from schemas.records import FormRecord
+from schemas.records import FormRecord, Origin
 
 SCHEMA_VERSION = 1
 CONTENT_TYPE = "application/json"
@@ -32,6 +32,16 @@ def encode(record: FormRecord, shard: int) -> tuple[dict[str, Any], bytes]:
         "status": record.status,
         "shard": shard,
     }
+    if record.origin is not None:
+        # Optional (a message without them is valid): who saved, for the save history.
+        headers.update(
+            {
+                "origin_client": record.origin.client,
+                "origin_request": record.origin.request_id,
+                "origin_subject": record.origin.subject,
+                "origin_role": record.origin.role,
+            }
+        )
     return headers, record.payload
 
 
@@ -52,6 +62,7 @@ def decode(headers: Mapping[str, Any], body: bytes) -> FormRecord:
             updated_us=_positive(headers, "updated_us"),
             status=_text(headers, "status", 16),
             payload=bytes(body),
+            origin=_origin(headers),
         )
     except (KeyError, TypeError) as exc:
         raise MessageFormatError(f"bad or missing header: {exc}") from exc
@@ -60,11 +71,22 @@ def decode(headers: Mapping[str, Any], body: bytes) -> FormRecord:
     return record
 
 
-def _text(headers: Mapping[str, Any], name: str, max_len: int) -> str:
+def _origin(headers: Mapping[str, Any]) -> Origin | None:
+    if "origin_subject" not in headers:
+        return None
+    return Origin(
+        client=_text(headers, "origin_client", 64, empty=True),
+        request_id=_text(headers, "origin_request", 64, empty=True),
+        subject=_text(headers, "origin_subject", 64),
+        role=_text(headers, "origin_role", 16),
+    )
+
+
+def _text(headers: Mapping[str, Any], name: str, max_len: int, empty: bool = False) -> str:
     value = headers[name]
     if isinstance(value, bytes):
         value = value.decode()
-    if not isinstance(value, str) or not 0 < len(value) <= max_len:
+    if not isinstance(value, str) or not (0 if empty else 1) <= len(value) <= max_len:
         raise TypeError(f"{name} must be a string of 1..{max_len} characters")
     return value
 

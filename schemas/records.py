@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 STATUS_SAVED = "saved"
 STATUS_SUBMITTED = "submitted"
@@ -15,6 +15,16 @@ class FormKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Origin:
+    """Who sent a save and from where: what the save history keeps besides the form."""
+
+    client: str
+    request_id: str
+    subject: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
 class FormRecord:
     """One version of a form. ``payload`` is the gzip-compressed JSON list of choices."""
 
@@ -24,6 +34,8 @@ class FormRecord:
     updated_us: int
     status: str
     payload: bytes
+    # Carried by the message to the save history; not part of the form's identity.
+    origin: Origin | None = field(default=None, compare=False)
 
     @property
     def key(self) -> FormKey:

@@ -20,6 +20,7 @@ from service.core.names import names_of
 from service.core.passwords import Passwords
 from service.core.ports import Batch, Inbound
 from service.core.settings import Settings
+from service.filing.mysql import FilingTables
 from service.forms.consumer import FormWriter
 from service.main.wiring import create_app
 from service.storage.mysql_db import MySQLDatabase
@@ -108,7 +109,8 @@ async def consumer(settings: Settings, db: MySQLDatabase) -> AsyncIterator[None]
         await broker.consume(inbox.put)
         stop = asyncio.Event()
         task = asyncio.create_task(
-            FormWriter(db, settings, Metrics()).run(inbox, stop), name="test-consumer"
+            FormWriter(db, settings, Metrics(), journal=FilingTables(db)).run(inbox, stop),
+            name="test-consumer",
         )
         yield
         stop.set()

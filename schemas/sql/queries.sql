@@ -235,3 +235,15 @@ GROUP BY school_code, status
 
 -- name: progress_candidates
 SELECT school_code, SUM(n) FROM school_counts GROUP BY school_code
+
+-- name: history_insert
+-- The save history: a redelivered message finds its row and inserts nothing.
+INSERT IGNORE INTO form_history (candidate_id, batch_code, version, updated_us, status, client,
+  request_id, subject, role, choices)
+VALUES {rows}
+
+-- name: history_page
+-- Newest first, keyset paged by version.
+SELECT version, updated_us, status, client, request_id, subject, role, choices, recorded_at
+FROM form_history WHERE candidate_id = %s AND batch_code = %s AND version < %s
+ORDER BY version DESC LIMIT %s

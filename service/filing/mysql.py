@@ -1,8 +1,15 @@
-"""Filing tables in MySQL: progress counters (summed over every database of a shard map)."""
+"""Filing tables in MySQL: progress counters (summed over every database of a shard map) and
+the save history (on each candidate's database)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from schemas.records import FormRecord
+from service.storage.mysql_db import MySQLDatabase, wait_all
 from service.storage.mysql_parts import AnyDatabase, parts_of
+from service.storage.mysql_shards import ShardedDatabase
 
 
 class FilingTables:
@@ -29,3 +36,40 @@ class FilingTables:
                 by_status = forms.setdefault(school, {})
                 by_status[status] = by_status.get(status, 0) + int(n)
         return candidates, forms
+
+    # --- Save history.
+    def _part(self, candidate_id: str) -> MySQLDatabase:
+        db = self._db
+        return db.part_of(candidate_id) if isinstance(db, ShardedDatabase) else db
+
+    async def record_saves(self, records: Sequence[FormRecord]) -> None:
+        """One multi-row INSERT IGNORE per database (all at once)."""
+        groups: dict[int, tuple[MySQLDatabase, list[Any]]] = {}
+        for r in records:
+            part = self._part(r.candidate_id)
+            origin = r.origin
+            values = [
+                r.candidate_id,
+                r.batch,
+                r.version,
+                r.updated_us,
+                r.status,
+                origin.client if origin else "",
+                origin.request_id if origin else "",
+                origin.subject if origin else "",
+                origin.role if origin else "",
+                r.payload,
+            ]
+            groups.setdefault(id(part), (part, []))[1].extend(values)
+        await wait_all(
+            part.execute_rows("history_insert", len(args) // 10, 10, args)
+            for part, args in groups.values()
+        )
+
+    async def history_page(
+        self, candidate_id: str, batch: str, before: int, limit: int
+    ) -> list[tuple[Any, ...]]:
+        rows = await self._part(candidate_id).fetch_all(
+            "history_page", candidate_id, batch, before, limit
+        )
+        return [tuple(r) for r in rows]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Protocol
 
 from schemas import messages
 from schemas.records import FormKey, FormRecord
@@ -19,12 +20,26 @@ _BACKOFF_MAX_S = 5.0
 _FAILED_BATCH_PAUSE_S = 1.0
 
 
+class SaveJournal(Protocol):
+    """Where every acknowledged save is kept (the save history); inserting a record twice
+    keeps one."""
+
+    async def record_saves(self, records: Sequence[FormRecord]) -> None: ...
+
+
 class FormWriter:
     """Applies batches of deliveries to MySQL. Nothing is acked before its row is committed;
     a message that can never be applied goes to the dead-letter queue with its reason."""
 
-    def __init__(self, db: Database, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        metrics: Metrics,
+        journal: SaveJournal | None = None,
+    ) -> None:
         self._db = db
+        self._journal = journal
         self._settings = settings
         self._metrics = metrics
         self._stop = asyncio.Event()
@@ -76,6 +91,8 @@ class FormWriter:
                 await self._dead_letter(delivery, f"undecodable message: {exc}")
                 continue
             decoded.append((delivery, record))
+        if self._journal is not None:
+            await self._journaled([r for _, r in decoded])
         rejected = await self._write([r for _, r in decoded])
         for delivery, record in decoded:
             if record.key in rejected:
@@ -118,6 +135,26 @@ class FormWriter:
                     # redelivers it to the next consumer.
                     raise _Abandoned from exc
                 log.warning("MySQL unavailable, %d rows wait: %s", len(rows), exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX_S)
+
+    async def _journaled(self, records: list[FormRecord]) -> None:
+        """Every record of the batch (not only the newest per form) into the save history,
+        before the forms: a crash in between redelivers them, and the history keeps one row
+        per version. Waits while MySQL is down, as the upsert does."""
+        journal = self._journal
+        delay = 0.1
+        while records and journal is not None:
+            try:
+                await journal.record_saves(records)
+                return
+            except RecordRejected as exc:  # the form still goes on to MySQL
+                log.error("save history refused %d records: %s", len(records), exc)
+                return
+            except DatabaseUnavailable as exc:
+                if self._stop.is_set():
+                    raise _Abandoned from exc
+                log.warning("MySQL unavailable, the save history of %d waits", len(records))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _BACKOFF_MAX_S)
 

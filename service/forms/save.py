@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from schemas.http import FormBody, choices_json
-from schemas.records import STATUS_SAVED, FormKey, FormRecord
+from schemas.records import STATUS_SAVED, FormKey, FormRecord, Origin
 from service.core import codec
 from service.core.errors import (
     NotFound,
@@ -68,7 +68,14 @@ class Forms:
         self._batches = batches
         self._catalogue = catalogue
 
-    async def save(self, key: FormKey, form: FormBody, idem: str | None, now: datetime) -> Saved:
+    async def save(
+        self,
+        key: FormKey,
+        form: FormBody,
+        idem: str | None,
+        now: datetime,
+        origin: Origin | None = None,
+    ) -> Saved:
         """Stage in Redis → publish and await the broker's confirm → commit in Redis.
 
         A failure before the confirm leaves nothing visible. After the confirm the save is
@@ -84,7 +91,13 @@ class Forms:
         if isinstance(staged, Replay):
             return _replayed(staged.stored, fingerprint)
         record = FormRecord(
-            key.candidate_id, key.batch, staged.version, staged.now_us, STATUS_SAVED, payload
+            key.candidate_id,
+            key.batch,
+            staged.version,
+            staged.now_us,
+            STATUS_SAVED,
+            payload,
+            origin,
         )
         saved = Saved(record.version, record.updated_us)
         try:

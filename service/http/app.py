@@ -17,6 +17,7 @@ from service.core.metrics import Metrics
 from service.core.names import Names
 from service.core.settings import Settings
 from service.core.tokens import TokenSigner
+from service.filing.history import History
 from service.filing.progress import Progress
 from service.forms.save import Forms
 from service.hot.aggregate import Aggregator
@@ -24,7 +25,7 @@ from service.hot.events import HotEvents
 from service.http import keys
 from service.http.endpoints.candidates import add_routes
 from service.http.endpoints.catalogue import add_catalogue_routes
-from service.http.endpoints.filing import PROGRESS, add_filing_routes
+from service.http.endpoints.filing import HISTORY, PROGRESS, add_filing_routes
 from service.http.endpoints.hot import add_hot_routes
 from service.http.endpoints.imports import add_admin_routes
 from service.http.endpoints.naive import NAIVE, NaiveForms, add_naive_routes
@@ -53,6 +54,7 @@ class Services:
     hot_events: HotEvents | None = None  # None: saves and reads count nothing
     hot_view: Aggregator | None = None
     progress: Progress | None = None
+    history: History | None = None
 
 
 OpenServices = Callable[[web.Application], AbstractAsyncContextManager[Services]]
@@ -86,6 +88,8 @@ def build_app(settings: Settings, names: Names, services: OpenServices) -> web.A
                 app[HOT_VIEW] = s.hot_view
             if s.progress is not None:
                 app[PROGRESS] = s.progress
+            if s.history is not None:
+                app[HISTORY] = s.history
             yield
 
     app.cleanup_ctx.append(dependencies)

@@ -540,6 +540,8 @@ def _filing_parameters() -> dict[str, Any]:
         ),
         "TopLimit": _query("limit", "Entries per list, 1-100 (default 10)."),
         "ProgressBatch": {**_query("batch", "Admission batch code (required)."), "required": True},
+        "HistoryCursor": _query("cursor", "`next_cursor` of the previous page."),
+        "HistoryLimit": _query("limit", "Entries per page, 1-100 (default 20)."),
     }
 
 
@@ -563,6 +565,30 @@ def _filing_paths() -> dict[str, Any]:
                 tag="admin",
                 auth=True,
                 parameters=[_param(n) for n in ("HotBatch", "HotWindow", "TopLimit")],
+            )
+        },
+        urls.FORM_HISTORY: {
+            "get": _operation(
+                "formHistory",
+                "Every acknowledged save and submission of the form, newest first: version, "
+                "time, choices, client address, request id, the token's subject and role (the "
+                "candidate, teachers of their school, admins)",
+                {
+                    "200": _ok(
+                        "`{candidate_id, batch, entries: [{version, saved_at, recorded_at, "
+                        "status, choices, client, request_id, subject, role}], next_cursor}`.",
+                        obj,
+                    )
+                },
+                [401, 403, 404, 422, 503],
+                tag="forms",
+                auth=True,
+                parameters=[
+                    _param("CandidateId"),
+                    _param("Batch"),
+                    _param("HistoryCursor"),
+                    _param("HistoryLimit"),
+                ],
             )
         },
         urls.ADMIN_PROGRESS: {

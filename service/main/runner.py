@@ -17,6 +17,7 @@ from service.core.metrics import Metrics
 from service.core.names import names_of
 from service.core.ports import Inbound
 from service.core.settings import Settings
+from service.filing.mysql import FilingTables
 from service.forms.consumer import FormWriter
 from service.hot.aggregate import Delivery
 from service.main.wiring import create_app, open_durable, open_hot_aggregator
@@ -76,7 +77,7 @@ async def _consume(settings: Settings) -> None:
     inbox: asyncio.Queue[Inbound] = asyncio.Queue()
     async with AsyncExitStack() as stack:
         db, broker = await stack.enter_async_context(open_durable(settings, names))
-        writer = FormWriter(db, settings, Metrics())
+        writer = FormWriter(db, settings, Metrics(), journal=FilingTables(db))
         while not stop.is_set():
             try:
                 await broker.wait_connected(timeout=1.0)

@@ -28,6 +28,7 @@ from service.core.names import Names, names_of
 from service.core.passwords import Passwords
 from service.core.ports import Batch
 from service.core.settings import Settings
+from service.filing.history import History
 from service.filing.mysql import FilingTables
 from service.filing.progress import Progress
 from service.forms.save import Forms
@@ -180,6 +181,7 @@ async def _services(
             naive=NaiveForms(db, batches, catalogue) if settings.bench_naive else None,
             hot_events=hot_events,
             progress=Progress(FilingTables(db)),
+            history=History(FilingTables(db)),
             hot_view=Aggregator(
                 HotBuckets(cache.client, names, settings),
                 HotTables(db),

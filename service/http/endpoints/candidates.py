@@ -10,8 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas import urls
 from schemas.http import CandidateLogin, FormBody, Problem, parse_form, parse_login
-from schemas.records import FormKey
+from schemas.records import FormKey, Origin
 from service.accounts.login import ROLE_CANDIDATE, ROLE_TEACHER
+from service.core import logs
 from service.core.errors import Forbidden, Unauthorized, ValidationFailed, VolregError
 from service.core.ids import id_problem
 from service.core.tokens import BadToken, Claims
@@ -21,6 +22,20 @@ from service.http.body import read_json
 from service.http.hot_keys import HOT_EVENTS
 from service.http.patterns import BATCH, IDEMPOTENCY_KEY
 from service.http.respond import json_response
+
+# The request's verified claims, once _candidate has checked them.
+CLAIMS = web.RequestKey("claims", Claims)
+
+
+def origin_of(request: web.Request) -> Origin:
+    """Who sent this request and from where, for the save history."""
+    claims: Claims = request[CLAIMS]
+    return Origin(
+        client=(request.remote or "")[:64],
+        request_id=logs.request_id.get()[:64],
+        subject=claims.subject,
+        role=claims.role,
+    )
 
 
 def _invalid(path: str, message: str) -> ValidationFailed:
@@ -53,12 +68,18 @@ async def _candidate(request: web.Request) -> str:
     problem = id_problem(candidate_id)
     if problem:
         raise _invalid("path.candidate_id", problem)
+    request[CLAIMS] = claims
     if claims.role == ROLE_TEACHER and request.method == "GET":
         await request.app[staff_keys.SCHOOLS].require_reader(claims.school, candidate_id)
         return candidate_id
     if claims.role != ROLE_CANDIDATE or claims.subject != candidate_id:
         raise Forbidden("this token does not reach that candidate's records")
     return candidate_id
+
+
+async def form_key(request: web.Request) -> FormKey:
+    """The path's form, for the candidate's own token or (GET) a teacher of their school."""
+    return await _form_key(request)
 
 
 async def _form_key(request: web.Request) -> FormKey:
@@ -136,7 +157,9 @@ async def put_form(request: web.Request) -> web.Response:
     key, form, idem = await parse_save(request)
     metrics = request.app[keys.METRICS]
     try:
-        saved: Saved = await request.app[keys.FORMS].save(key, form, idem, datetime.now())
+        saved: Saved = await request.app[keys.FORMS].save(
+            key, form, idem, datetime.now(), origin_of(request)
+        )
     except VolregError as exc:
         metrics.saves.labels(exc.code).inc()
         raise

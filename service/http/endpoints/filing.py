@@ -7,16 +7,27 @@ import re
 from aiohttp import web
 
 from schemas import urls
-from service.accounts.login import ROLE_ADMIN, ROLE_TEACHER
+from schemas.records import FormKey
+from service.accounts.login import ROLE_ADMIN, ROLE_CANDIDATE, ROLE_TEACHER
+from service.core.ids import id_problem
+from service.filing.history import PAGE_MAX, History
 from service.filing.progress import Progress
-from service.http.endpoints.candidates import require_role
+from service.http.endpoints.candidates import form_key, require_role
 from service.http.endpoints.hot import require_batch
-from service.http.params import path_param
+from service.http.params import invalid, path_param, query_param
+from service.http.patterns import BATCH
 from service.http.respond import json_response
+from service.http.staff_keys import CATALOGUE
 from service.schools.schools import Schools
 
 PROGRESS = web.AppKey("progress", Progress)
+HISTORY = web.AppKey("history", History)
 _SCHOOL = re.compile(r"^[0-9]{1,16}$")
+_ID = re.compile(r"^.{1,32}$")
+_BATCH_RULE = "must be 1-32 lowercase letters, digits or '-'"
+_CURSOR = re.compile(r"^$|^[0-9]{1,19}$")
+_LIMIT = re.compile(r"^$|^[0-9]{1,3}$")
+_HISTORY_PAGE = 20
 
 
 async def admin_progress(request: web.Request) -> web.Response:
@@ -35,6 +46,31 @@ async def school_progress(request: web.Request) -> web.Response:
     return json_response(await request.app[PROGRESS].school(batch, school))
 
 
+async def form_history(request: web.Request) -> web.Response:
+    """``?cursor=&limit=``: the form's saves and submissions, newest first (the candidate,
+    teachers of their school, admins)."""
+    claims = require_role(request, ROLE_CANDIDATE, ROLE_TEACHER, ROLE_ADMIN)
+    if claims.role == ROLE_ADMIN:
+        candidate_id = path_param(request, "candidate_id", _ID, "an 18-character resident ID")
+        problem = id_problem(candidate_id)
+        if problem:
+            raise invalid("path.candidate_id", problem)
+        key = FormKey(candidate_id, path_param(request, "batch", BATCH, _BATCH_RULE))
+    else:
+        key = await form_key(request)  # the candidate themselves, or their school's teacher
+    await request.app[CATALOGUE].require_batch(key.batch)
+    cursor = query_param(request, "cursor", _CURSOR, "next_cursor of the previous page")
+    raw_limit = query_param(request, "limit", _LIMIT, f"1-{PAGE_MAX}")
+    limit = int(raw_limit) if raw_limit else _HISTORY_PAGE
+    if not 1 <= limit <= PAGE_MAX:
+        raise invalid("query.limit", f"1-{PAGE_MAX}")
+    page = await request.app[HISTORY].page(
+        key.candidate_id, key.batch, int(cursor) if cursor else None, limit
+    )
+    return json_response(page)
+
+
 def add_filing_routes(app: web.Application) -> None:
+    app.router.add_get(urls.FORM_HISTORY, form_history)
     app.router.add_get(urls.ADMIN_PROGRESS, admin_progress)
     app.router.add_get(urls.SCHOOL_PROGRESS, school_progress)
