@@ -32,6 +32,12 @@ class FormBody(_Strict):
     choices: list[Choice] = Field(min_length=1, max_length=MAX_CHOICES)
 
 
+class SubmitBody(_Strict):
+    """``POST .../forms/{batch}/submit``: the version the candidate reviewed."""
+
+    version: int = Field(gt=0)
+
+
 class CandidateLogin(_Strict):
     candidate_id: Annotated[str, StringConstraints(min_length=1, max_length=32)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -68,6 +74,8 @@ class BatchBody(_Strict):
     opens_at: datetime = Field(strict=False)
     closes_at: datetime = Field(strict=False)
     control_lines: list[ControlLine] = Field(default_factory=list, max_length=50)
+    # False: a submitted form can no longer be changed, even while the window is open.
+    changes_after_submit: bool = True
 
 
 class Problem(ValueError):
@@ -119,6 +127,10 @@ def parse_form(data: Any) -> FormBody:
     if problems:
         raise Problem(problems)
     return form
+
+
+def parse_submit(data: Any) -> SubmitBody:
+    return _parse(SubmitBody, data)
 
 
 def parse_login(data: Any) -> CandidateLogin | StaffLogin:

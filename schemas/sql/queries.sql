@@ -26,7 +26,8 @@ SELECT candidate_id, name, school_code, password_hash FROM candidates WHERE cand
 SELECT total_score, province_rank, subjects FROM exam_results WHERE candidate_id = %s
 
 -- name: list_batches
-SELECT batch_code, name, opens_at, closes_at FROM admission_batches ORDER BY batch_code
+SELECT batch_code, name, opens_at, closes_at, changes_after_submit FROM admission_batches
+ORDER BY batch_code
 
 -- name: upsert_candidates
 INSERT INTO candidates (candidate_id, name, school_code, password_hash, shard)
@@ -43,9 +44,10 @@ ON DUPLICATE KEY UPDATE
   subjects = VALUES(subjects)
 
 -- name: upsert_batch
-INSERT INTO admission_batches (batch_code, name, opens_at, closes_at) VALUES (%s, %s, %s, %s)
+INSERT INTO admission_batches (batch_code, name, opens_at, closes_at, changes_after_submit)
+VALUES (%s, %s, %s, %s, %s)
 ON DUPLICATE KEY UPDATE name = VALUES(name), opens_at = VALUES(opens_at),
-  closes_at = VALUES(closes_at)
+  closes_at = VALUES(closes_at), changes_after_submit = VALUES(changes_after_submit)
 
 -- name: naive_create_table
 -- Benchmark only (`volreg serve --naive`): the naive design writes a copy of the forms table,

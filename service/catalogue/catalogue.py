@@ -95,6 +95,8 @@ class Catalogue:
                 b["name"],
                 datetime.fromisoformat(b["opens_at"]),
                 datetime.fromisoformat(b["closes_at"]),
+                # Copies written before the field existed: the default.
+                bool(b.get("changes_after_submit", True)),
             )
             for b in await self.batches()
         ]

@@ -45,8 +45,9 @@ class CatalogueTables:
                 "opens_at": b.opens_at.isoformat(),
                 "closes_at": b.closes_at.isoformat(),
                 "control_lines": lines.get(b.code, []),
+                "changes_after_submit": b.changes_after_submit,
             }
-            for b in (Batch(*row) for row in batches)
+            for b in (Batch(r[0], r[1], r[2], r[3], bool(r[4])) for r in batches)
         ]
 
     async def put_institution(self, code: str, body: InstitutionBody) -> None:
@@ -67,7 +68,10 @@ class CatalogueTables:
 
     async def put_batch(self, code: str, body: BatchBody) -> None:
         steps: list[tuple[str, Sequence[Any]]] = [
-            (query("upsert_batch"), [code, body.name, body.opens_at, body.closes_at]),
+            (
+                query("upsert_batch"),
+                [code, body.name, body.opens_at, body.closes_at, int(body.changes_after_submit)],
+            ),
             (query("delete_control_lines"), [code]),
         ]
         if body.control_lines:

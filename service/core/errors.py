@@ -61,6 +61,18 @@ class WindowClosed(Conflict):
     code = "window_closed"
 
 
+class StaleVersion(Conflict):
+    """The form changed since the version given; review it again."""
+
+    code = "stale_version"
+
+
+class FormSubmitted(Conflict):
+    """This form was submitted and its batch allows no more changes."""
+
+    code = "form_submitted"
+
+
 class RequestInProgress(Conflict):
     """A request with this Idempotency-Key is still being processed."""
 

@@ -39,6 +39,8 @@ class Batch:
     name: str
     opens_at: datetime
     closes_at: datetime
+    # False: a submitted form stays as submitted until the window closes.
+    changes_after_submit: bool = True
 
     def is_open(self, now: datetime) -> bool:
         return self.opens_at <= now < self.closes_at
@@ -56,8 +58,16 @@ class FormCache(Protocol):
     """Redis: the live copy of every form, and the version counter."""
 
     async def stage(
-        self, key: FormKey, idem: str | None, fingerprint: str
-    ) -> Reserved | Replay: ...
+        self,
+        key: FormKey,
+        idem: str | None,
+        fingerprint: str,
+        *,
+        locked: bool = False,
+        expect: int | None = None,
+    ) -> Reserved | Replay:
+        """Reserve the next version. ``locked``: raise FormSubmitted when the form is
+        submitted; ``expect``: raise StaleVersion unless that version is committed."""
 
     async def commit(self, record: FormRecord, idem: str | None, idem_result: str) -> bool: ...
 

@@ -82,12 +82,15 @@ class Forms:
         durable: if the commit then fails, consumers still write MySQL and the reconciler
         brings Redis up to date, but the client is told to retry (it was not visible yet).
         """
-        await self._batches.require_open(key.batch, now)
+        batch = await self._batches.require_open(key.batch, now)
         if self._catalogue is not None:
             await self._catalogue.check_choices(form)
         payload = payload_of(form)
         fingerprint = hashlib.sha256(payload).hexdigest()[:32]
-        staged = await self._cache.stage(key, idem, fingerprint)
+        if batch.changes_after_submit:
+            staged = await self._cache.stage(key, idem, fingerprint)
+        else:  # a submitted form of this batch is final (stage refuses it atomically)
+            staged = await self._cache.stage(key, idem, fingerprint, locked=True)
         if isinstance(staged, Replay):
             return _replayed(staged.stored, fingerprint)
         record = FormRecord(

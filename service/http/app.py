@@ -20,12 +20,13 @@ from service.core.tokens import TokenSigner
 from service.filing.history import History
 from service.filing.progress import Progress
 from service.forms.save import Forms
+from service.forms.submit import Submissions
 from service.hot.aggregate import Aggregator
 from service.hot.events import HotEvents
 from service.http import keys
 from service.http.endpoints.candidates import add_routes
 from service.http.endpoints.catalogue import add_catalogue_routes
-from service.http.endpoints.filing import HISTORY, PROGRESS, add_filing_routes
+from service.http.endpoints.filing import HISTORY, PROGRESS, SUBMISSIONS, add_filing_routes
 from service.http.endpoints.hot import add_hot_routes
 from service.http.endpoints.imports import add_admin_routes
 from service.http.endpoints.naive import NAIVE, NaiveForms, add_naive_routes
@@ -55,6 +56,7 @@ class Services:
     hot_view: Aggregator | None = None
     progress: Progress | None = None
     history: History | None = None
+    submissions: Submissions | None = None
 
 
 OpenServices = Callable[[web.Application], AbstractAsyncContextManager[Services]]
@@ -90,6 +92,8 @@ def build_app(settings: Settings, names: Names, services: OpenServices) -> web.A
                 app[PROGRESS] = s.progress
             if s.history is not None:
                 app[HISTORY] = s.history
+            if s.submissions is not None:
+                app[SUBMISSIONS] = s.submissions
             yield
 
     app.cleanup_ctx.append(dependencies)

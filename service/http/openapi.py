@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from schemas import urls
-from schemas.http import BatchBody, CandidateLogin, FormBody, InstitutionBody, StaffLogin
+from schemas.http import (
+    BatchBody,
+    CandidateLogin,
+    FormBody,
+    InstitutionBody,
+    StaffLogin,
+    SubmitBody,
+)
 from service.accounts.login import ROLE_ADMIN, ROLE_CANDIDATE, ROLE_TEACHER
 from service.core import ids
 from service.core.errors import TooManyRequests, Unavailable, VolregError
@@ -383,7 +390,7 @@ def _staff_schemas() -> dict[str, Any]:
     out: dict[str, Any] = {
         "StaffLogin": StaffLogin.model_json_schema(ref_template=SCHEMAS + "{model}")
     }
-    for model in (InstitutionBody, BatchBody):
+    for model in (InstitutionBody, BatchBody, SubmitBody):
         schema = model.model_json_schema(ref_template=SCHEMAS + "{model}")
         out.update(schema.pop("$defs", {}))
         out[model.__name__] = schema
@@ -565,6 +572,21 @@ def _filing_paths() -> dict[str, Any]:
                 tag="admin",
                 auth=True,
                 parameters=[_param(n) for n in ("HotBatch", "HotWindow", "TopLimit")],
+            )
+        },
+        urls.FORM_SUBMIT: {
+            "post": _operation(
+                "submitForm",
+                "Submit the version the candidate reviewed, through the save protocol (a new "
+                "version with status `submitted`); 409 `stale_version` when the form changed "
+                "since, `window_closed` outside the window; submitting the submitted version "
+                "again changes nothing",
+                {"200": _ok("`{version, updated_at, status}`.", obj)},
+                [400, 401, 403, 404, 409, 413, 415, 422, 503],
+                tag="forms",
+                auth=True,
+                parameters=[_param("CandidateId"), _param("Batch")],
+                body={"required": True, "content": json_content(ref("SubmitBody"))},
             )
         },
         urls.FORM_HISTORY: {

@@ -69,7 +69,7 @@ def _batch(settings: Settings, args: argparse.Namespace) -> int:
     from service.core.ports import Batch
     from service.main.wiring import save_batch
 
-    batch = Batch(args.code, args.name or args.code, args.opens, args.closes)
+    batch = Batch(args.code, args.name or args.code, args.opens, args.closes, not args.final_submit)
     if batch.closes_at <= batch.opens_at:
         print("--closes must be after --opens", file=sys.stderr)
         return 2
@@ -183,6 +183,11 @@ def parser(tools: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--name")
     p.add_argument("--opens", type=datetime.fromisoformat, required=True)
     p.add_argument("--closes", type=datetime.fromisoformat, required=True)
+    p.add_argument(
+        "--final-submit",
+        action="store_true",
+        help="a submitted form can no longer be changed while the window is open",
+    )
     p.set_defaults(run=_batch)
 
     p = sub.add_parser("loadtest", help=TOOLS["loadtest"])

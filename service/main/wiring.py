@@ -32,6 +32,7 @@ from service.filing.history import History
 from service.filing.mysql import FilingTables
 from service.filing.progress import Progress
 from service.forms.save import Forms
+from service.forms.submit import Submissions
 from service.forms.windows import BatchWindows
 from service.hot.aggregate import Aggregator
 from service.hot.broker import HotBroker
@@ -167,8 +168,9 @@ async def _services(
                 exchange=names.hot_keys_exchange,
             )
         )
+        forms = Forms(cache, broker, db, batches, catalogue)
         yield Services(
-            forms=Forms(cache, broker, db, batches, catalogue),
+            forms=forms,
             accounts=accounts,
             catalogue=catalogue,
             schools=Schools(staff, db),
@@ -182,6 +184,7 @@ async def _services(
             hot_events=hot_events,
             progress=Progress(FilingTables(db)),
             history=History(FilingTables(db)),
+            submissions=Submissions(forms, cache, broker, batches),
             hot_view=Aggregator(
                 HotBuckets(cache.client, names, settings),
                 HotTables(db),

@@ -150,7 +150,14 @@ class MySQLDatabase:
     async def upsert_batch(self, batch: Batch) -> None:
         async with self._cursor() as cur:
             await cur.execute(
-                query("upsert_batch"), (batch.code, batch.name, batch.opens_at, batch.closes_at)
+                query("upsert_batch"),
+                (
+                    batch.code,
+                    batch.name,
+                    batch.opens_at,
+                    batch.closes_at,
+                    int(batch.changes_after_submit),
+                ),
             )
 
     async def _execute_many_rows(self, name: str, rows: int, columns: int, args: list[Any]) -> None:
@@ -209,7 +216,7 @@ class MySQLDatabase:
             return {row[0]: int(row[1]) for row in await cur.fetchall()}
 
     async def list_batches(self) -> list[Batch]:
-        return [Batch(*row) for row in await self._fetchall("list_batches")]
+        return [_batch(row) for row in await self._fetchall("list_batches")]
 
     async def ping(self) -> None:
         async with self._cursor() as cur:
@@ -237,6 +244,10 @@ class MySQLDatabase:
             await cur.execute(query("naive_save_form"), args)
             # 0 when the row was inserted (no LAST_INSERT_ID(expr) ran): ours is stored.
             return int(cur.lastrowid or 0) or record.version
+
+
+def _batch(row: Sequence[Any]) -> Batch:
+    return Batch(row[0], row[1], row[2], row[3], bool(row[4]))
 
 
 def pool_kwargs(settings: Settings, *, database: bool = True) -> dict[str, Any]:

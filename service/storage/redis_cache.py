@@ -15,7 +15,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from schemas.records import FormKey, FormRecord
 from service.core import codec
-from service.core.errors import StoreUnavailable
+from service.core.errors import FormSubmitted, StaleVersion, StoreUnavailable
 from service.core.ids import shard_of
 from service.core.names import Names
 from service.core.ports import Replay, Reserved
@@ -81,12 +81,28 @@ class RedisCache:
             if inspect.iscoroutine(aw):
                 aw.close()  # not started when the wait for a slot timed out
 
-    async def stage(self, key: FormKey, idem: str | None, fingerprint: str) -> Reserved | Replay:
+    async def stage(
+        self,
+        key: FormKey,
+        idem: str | None,
+        fingerprint: str,
+        *,
+        locked: bool = False,
+        expect: int | None = None,
+    ) -> Reserved | Replay:
+        """``locked``: refuse (FormSubmitted) when the form is submitted; ``expect``: refuse
+        (StaleVersion) unless that version is the committed one."""
         keys = [self._names.form_key(key), self._idem_key(key, idem)]
-        args = ["1" if idem else "0", fingerprint, _PENDING_TTL_S]
+        args: list[Any] = ["1" if idem else "0", fingerprint, _PENDING_TTL_S]
+        if locked or expect is not None:
+            args += ["1" if locked else "0", "" if expect is None else str(expect)]
         reply = await self._call(self._stage(keys=keys, args=args))
         if reply[0] == b"idem":
             return Replay(reply[1].decode())
+        if reply[0] == b"locked":
+            raise FormSubmitted
+        if reply[0] == b"stale":
+            raise StaleVersion(f"the form is at version {int(reply[1])} now; review it again")
         return Reserved(version=int(reply[1]), now_us=int(reply[2]))
 
     async def commit(self, record: FormRecord, idem: str | None, idem_result: str) -> bool:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from aiohttp import web
 
 from schemas import urls
-from schemas.records import FormKey
+from schemas.http import Problem, parse_submit
+from schemas.records import STATUS_SUBMITTED, FormKey
 from service.accounts.login import ROLE_ADMIN, ROLE_CANDIDATE, ROLE_TEACHER
+from service.core.errors import ValidationFailed
 from service.core.ids import id_problem
 from service.filing.history import PAGE_MAX, History
 from service.filing.progress import Progress
-from service.http.endpoints.candidates import form_key, require_role
+from service.forms.submit import Submissions
+from service.http import keys
+from service.http.body import read_json
+from service.http.endpoints.candidates import form_key, origin_of, require_role
 from service.http.endpoints.hot import require_batch
 from service.http.params import invalid, path_param, query_param
 from service.http.patterns import BATCH
@@ -22,6 +28,7 @@ from service.schools.schools import Schools
 
 PROGRESS = web.AppKey("progress", Progress)
 HISTORY = web.AppKey("history", History)
+SUBMISSIONS = web.AppKey("submissions", Submissions)
 _SCHOOL = re.compile(r"^[0-9]{1,16}$")
 _ID = re.compile(r"^.{1,32}$")
 _BATCH_RULE = "must be 1-32 lowercase letters, digits or '-'"
@@ -70,7 +77,22 @@ async def form_history(request: web.Request) -> web.Response:
     return json_response(page)
 
 
+async def submit_form(request: web.Request) -> web.Response:
+    """``{"version": N}``: submit the version the candidate reviewed (the candidate only)."""
+    key = await form_key(request)
+    data = await read_json(request, request.app[keys.SETTINGS].max_body_bytes)
+    try:
+        body = parse_submit(data)
+    except Problem as exc:
+        raise ValidationFailed(str(exc), details=exc.problems) from None
+    saved, _ = await request.app[SUBMISSIONS].submit(
+        key, body.version, datetime.now(), origin_of(request)
+    )
+    return json_response({**saved.to_json(), "status": STATUS_SUBMITTED})
+
+
 def add_filing_routes(app: web.Application) -> None:
+    app.router.add_post(urls.FORM_SUBMIT, submit_form)
     app.router.add_get(urls.FORM_HISTORY, form_history)
     app.router.add_get(urls.ADMIN_PROGRESS, admin_progress)
     app.router.add_get(urls.SCHOOL_PROGRESS, school_progress)
