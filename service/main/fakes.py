@@ -6,6 +6,7 @@ durability, ordering or idempotency across processes is tested on the real serve
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from service.accounts.fakes import InMemoryLoginFailures, InMemoryStaff
@@ -40,9 +41,9 @@ class InMemory:
     def adapters(self) -> Adapters:
         return Adapters(
             form_cache=self.cache,
-            publisher=self.broker,
+            open_publisher=lambda _metrics: nullcontext(self.broker),
             database=self.db,
-            naive_store=self.db,
+            open_naive_store=lambda: nullcontext(self.db),
             login_failures=self.login_failures,
             staff=self.staff,
             catalogue_tables=self.catalogue,

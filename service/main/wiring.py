@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+    nullcontext,
+)
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,6 +34,7 @@ from service.catalogue.catalogue import (
 )
 from service.core.errors import Unavailable
 from service.core.local_cache import LocalCache
+from service.core.metrics import Metrics
 from service.core.names import Names, names_of
 from service.core.passwords import Passwords
 from service.core.ports import Batch, Database, FormCache, LoginFailures, Publisher
@@ -68,15 +74,27 @@ class OpenBroadcast(Protocol):
     ) -> AbstractAsyncContextManager[Invalidations]: ...
 
 
+class OpenPublisher(Protocol):
+    """Enter to get the publisher saves go through (the app's metrics count its work)."""
+
+    def __call__(self, metrics: Metrics) -> AbstractAsyncContextManager[Publisher]: ...
+
+
+class OpenNaiveStore(Protocol):
+    """Enter to get the naive benchmark route's store, None unless ``bench_naive``."""
+
+    def __call__(self) -> AbstractAsyncContextManager[NaiveStore | None]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Adapters:
     """Every port the API's use cases depend on: adapters on the servers (``open_adapters``)
     or in-memory fakes (``service.main.fakes``)."""
 
     form_cache: FormCache
-    publisher: Publisher
+    open_publisher: OpenPublisher
     database: Database
-    naive_store: NaiveStore
+    open_naive_store: OpenNaiveStore
     login_failures: LoginFailures
     staff: StaffPorts
     catalogue_tables: CatalogueTables
@@ -114,9 +132,9 @@ async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapt
 
         yield Adapters(
             form_cache=cache,
-            publisher=broker,
+            open_publisher=lambda _metrics: nullcontext(broker),
             database=db,
-            naive_store=db,
+            open_naive_store=lambda: nullcontext(db if settings.bench_naive else None),
             login_failures=cache,
             staff=StaffTables(db),
             catalogue_tables=catalogue_mysql.CatalogueTables(db),
@@ -176,7 +194,11 @@ async def _services(
         local.invalidate_all()
         exams.invalidate_all()
 
-    async with a.open_broadcast(on_keys, on_reset) as broadcast:
+    async with (
+        a.open_broadcast(on_keys, on_reset) as broadcast,
+        a.open_publisher(app[keys.METRICS]) as publisher,
+        a.open_naive_store() as naive_store,
+    ):
         catalogue = Catalogue(
             a.catalogue_tables, a.catalogue_copies, local, settings.catalogue_redis_ttl_s, broadcast
         )
@@ -185,7 +207,7 @@ async def _services(
         passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
         sinks = Sinks(a.candidates, a.exams, a.staff, a.import_jobs, broadcast.publish)
         yield Services(
-            forms=Forms(a.form_cache, a.publisher, a.database, batches, catalogue),
+            forms=Forms(a.form_cache, publisher, a.database, batches, catalogue),
             accounts=Accounts(
                 a.database,
                 a.form_cache,
@@ -208,7 +230,7 @@ async def _services(
                 dict(a.probes),
                 timeout_s=min(settings.redis_timeout_s, settings.mysql_timeout_s),
             ),
-            naive=NaiveForms(a.naive_store, batches, catalogue) if settings.bench_naive else None,
+            naive=None if naive_store is None else NaiveForms(naive_store, batches, catalogue),
         )
 
 
