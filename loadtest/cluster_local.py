@@ -180,7 +180,7 @@ class RabbitServer(Server):
 
     @property
     def url(self) -> str:
-        return f"amqp://{_APP_USER}:{self._password}@127.0.0.1:{self.port}/"
+        return f"amqp://{_APP_USER}:{self._password}@127.0.0.1:{self.port}/{_APP_USER}"
 
     async def prepare(self) -> None:
         home = self.root / "home"
@@ -195,6 +195,7 @@ class RabbitServer(Server):
             # A user of our own instead of guest (created on the node's first boot).
             f"default_user = {_APP_USER}\n"
             f"default_pass = {self._password}\n"
+            f"default_vhost = {_APP_USER}\n"
             "vm_memory_high_watermark.relative = 0.2\n"
         )
 
