@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import secrets
 import shutil
 import signal
@@ -59,7 +60,7 @@ from loadtest.chaos_verify import (
     newest_acks,
     redis_copies,
 )
-from loadtest.cluster_local import LocalCluster, Server
+from loadtest.cluster_local import LocalCluster, RabbitServer, Server
 from service.adapters.mysql_migrate import migrate
 from service.adapters.mysql_sweep import open_archive
 from service.adapters.rabbit import open_broker
@@ -80,6 +81,7 @@ _HOLD_S = 1.0  # acknowledgements held before the fault and after recovery
 _AFTER_RECOVERY_S = 4.0  # load after recovery, at least
 _LATENCY_S = 0.8  # per chunk, each way, in the slow-* rounds
 _SABOTAGE_FORMS = 3
+_BROKER_DISK_MB = 96
 
 
 @dataclass(slots=True)
@@ -163,6 +165,9 @@ def main(args: argparse.Namespace) -> int:
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
     sabotage = [s.strip() for s in (args.sabotage or "").split(",") if s.strip()]
     unknown = sorted((set(faults) - set(FAULTS)) | (set(sabotage) - set(SABOTAGE)))
+    if "disk-full" in faults and os.geteuid() != 0:
+        print("chaos: disk-full mounts a small tmpfs: run as root", file=sys.stderr)
+        return 2
     if unknown or not faults or args.rounds < 1 or args.duration <= 0:
         print(
             f"chaos: faults must be some of {', '.join(FAULTS)}, sabotage some of "
@@ -179,7 +184,7 @@ async def _run(args: argparse.Namespace, faults: list[str], sabotage: list[str])
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     root = Path(tempfile.mkdtemp(prefix="volreg-chaos-"))
-    cluster = LocalCluster(root)
+    cluster = LocalCluster(root, broker_disk_mb=_BROKER_DISK_MB if "disk-full" in faults else 0)
     fleet: Fleet | None = None
     links: list[Proxy] = []
     started = time.monotonic()
@@ -279,7 +284,7 @@ async def _settle_broker(cluster: LocalCluster, settings: Settings) -> None:
 def _target(fault: str, n: int, run: Run) -> Server | Member | Proxy:
     if fault == "redis":
         return run.cluster.redis
-    if fault == "rabbitmq":
+    if fault in ("rabbitmq", "disk-full"):
         return run.cluster.rabbit
     if fault == "mariadb":
         return run.cluster.mariadb
@@ -397,6 +402,9 @@ async def _inject(
                 result.problems.append("MySQL was not behind while its link was slow")
 
         return lift
+    if fault == "disk-full":
+        assert isinstance(target, RabbitServer)
+        return await _fill_disk(target, run, result)
     pid = target.pid
     result.proof["pid_before"] = pid
     if not target.alive():
@@ -413,6 +421,48 @@ async def _inject(
             result.problems.append(f"{target.name} is not running under a new PID")
 
     return restart
+
+
+async def _fill_disk(
+    broker: RabbitServer, run: Run, result: RoundResult
+) -> Callable[[], Awaitable[None]]:
+    """Fill the broker's data directory to the last byte with a file of ours; lifting the
+    fault deletes it (and restarts the broker if it did not survive)."""
+    filler = broker.data / "chaos-filler"
+    pid = broker.pid
+    failed0 = sum(run.load.ledger.failures.values())
+    free = os.statvfs(broker.data)
+    size = free.f_bavail * free.f_frsize
+    with filler.open("wb") as f:
+        os.posix_fallocate(f.fileno(), 0, size)
+    after = os.statvfs(broker.data)
+    result.proof |= {
+        "filled_mb": round(size / 2**20, 1),
+        "free_bytes": after.f_bavail * after.f_frsize,
+    }
+    await asyncio.sleep(result.down_s)
+
+    async def lift() -> None:
+        result.proof["failed_saves_in_fault"] = sum(run.load.ledger.failures.values()) - failed0
+        filler.unlink()
+        result.proof["broker_survived"] = broker.alive() and broker.pid == pid
+        if not broker.alive():
+            await broker.kill()  # whatever is left of it
+            await broker.start()
+        else:
+            # RabbitMQ's quorum queues crash on ENOSPC; an idle one (the dead-letter queue)
+            # may stay down. The operator's step after freeing space is then a restart.
+            try:
+                await _take_dead_letters(run, result)
+            except Unavailable:
+                result.proof["queue_down_after_fault"] = True
+                await broker.stop()
+                await broker.start()
+                result.proof["broker_restarted"] = True
+        if result.proof["failed_saves_in_fault"] == 0:
+            result.problems.append("no save failed while the broker's disk was full")
+
+    return lift
 
 
 async def _wait_recovered(run: Run, result: RoundResult) -> bool:
@@ -464,7 +514,10 @@ async def _verify(
     totals.lost_before_repair |= verdict.lost
     content = set(verdict.content)
 
-    result.dead_lettered, result.dead_letter_reasons = await take_dead_letters(run.settings)
+    try:
+        await _take_dead_letters(run, result)
+    except Unavailable as exc:
+        result.problems.append(f"the dead-letter queue could not be read: {exc.__cause__}")
 
     if result.fault == "redis":
         result.checked = len(untouched)
@@ -483,6 +536,12 @@ async def _verify(
     totals.lost |= final.lost
     totals.content |= content
     totals.mismatched |= final.mismatched
+
+
+async def _take_dead_letters(run: Run, result: RoundResult) -> None:
+    count, reasons = await take_dead_letters(run.settings)
+    result.dead_lettered += count
+    result.dead_letter_reasons += reasons
 
 
 async def _mysql(run: Run) -> Copies:

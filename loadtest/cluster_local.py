@@ -172,8 +172,11 @@ class RabbitServer(Server):
     name = "rabbitmq"
     boot_timeout_s = 120.0
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, disk_mb: int = 0) -> None:
         super().__init__(root)
+        self.disk_mb = disk_mb  # > 0: the data directory is a tmpfs this small (disk-full)
+        self.data = self.root / "mnesia"
+        self._mounted = False
         self.dist_port = free_port()
         self.node = f"volreg-chaos-{secrets.token_hex(4)}@localhost"
         self._password = secrets.token_hex(12)
@@ -186,6 +189,11 @@ class RabbitServer(Server):
         home = self.root / "home"
         for sub in ("home", "mnesia", "log"):
             (self.root / sub).mkdir(exist_ok=True)
+        if self.disk_mb:
+            await _run(
+                "mount", "-t", "tmpfs", "-o", f"size={self.disk_mb}m", "tmpfs", str(self.data)
+            )
+            self._mounted = True
         cookie = home / ".erlang.cookie"
         cookie.write_text(secrets.token_hex(16))
         cookie.chmod(0o400)  # Erlang refuses a cookie others can read
@@ -196,11 +204,20 @@ class RabbitServer(Server):
             f"default_user = {_APP_USER}\n"
             f"default_pass = {self._password}\n"
             f"default_vhost = {_APP_USER}\n"
+            # Small files, so that a small data directory (the disk-full round) suffices; the
+            # disk alarm blocks publishers before the directory is full.
+            "raft.wal_max_size_bytes = 8000000\n"
+            "disk_free_limit.absolute = 4MB\n"
             "vm_memory_high_watermark.relative = 0.2\n"
         )
 
     def command(self) -> Sequence[str]:
         return [str(_RABBIT_SCRIPT) if _RABBIT_SCRIPT.exists() else which("rabbitmq-server")]
+
+    async def unmount(self) -> None:
+        if self._mounted:
+            await _run("umount", "--lazy", str(self.data))
+            self._mounted = False
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -210,7 +227,7 @@ class RabbitServer(Server):
             RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
             RABBITMQ_NODE_PORT=str(self.port),
             RABBITMQ_DIST_PORT=str(self.dist_port),
-            RABBITMQ_MNESIA_BASE=str(self.root / "mnesia"),
+            RABBITMQ_MNESIA_BASE=str(self.data),
             RABBITMQ_LOG_BASE=str(self.root / "log"),
             RABBITMQ_CONFIG_FILE=str(self.root / "rabbitmq.conf"),
             RABBITMQ_ENABLED_PLUGINS_FILE=str(self.root / "enabled_plugins"),
@@ -294,10 +311,19 @@ class MariaServer(Server):
         return out.decode()
 
 
+async def _run(*argv: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {err.decode()[-300:]}")
+
+
 class LocalCluster:
-    def __init__(self, root: Path, buffer_pool_mb: int = 128) -> None:
+    def __init__(self, root: Path, buffer_pool_mb: int = 128, broker_disk_mb: int = 0) -> None:
         self.redis = RedisServer(root)
-        self.rabbit = RabbitServer(root)
+        self.rabbit = RabbitServer(root, broker_disk_mb)
         self.mariadb = MariaServer(root, buffer_pool_mb)
 
     @property
@@ -316,3 +342,4 @@ class LocalCluster:
 
     async def stop(self) -> None:
         await asyncio.gather(*(s.stop() for s in self.servers), return_exceptions=True)
+        await self.rabbit.unmount()
