@@ -15,6 +15,7 @@ def machine() -> dict[str, Any]:
     """What the figures were measured on (2 shared cores make every timing noisy)."""
     versions = {}
     for name, cmd in {
+        "uptime": ["uptime"],
         "redis": ["redis-server", "--version"],
         "mariadb": ["mariadbd", "--version"],
     }.items():
