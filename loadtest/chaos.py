@@ -81,6 +81,7 @@ _HOLD_S = 1.0  # acknowledgements held before the fault and after recovery
 _AFTER_RECOVERY_S = 4.0  # load after recovery, at least
 _LATENCY_S = 0.8  # per chunk, each way, in the slow-* rounds
 _SABOTAGE_FORMS = 3
+_READ_RETRIES = 3  # a read refused (503) or timed out on a busy machine is asked again
 _BROKER_DISK_MB = 96
 
 
@@ -594,20 +595,30 @@ async def _restore(run: Run, result: RoundResult, untouched: set[int]) -> int:
         result.problems.append(
             f"{len(before)} of {len(forms)} untouched forms were still in Redis after the wipe"
         )
-    wrong = set()
+    wrong: dict[int, str] = {}
+    retried = 0
     for form in forms[::2]:
         got = await run.load.read(form)
+        for _ in range(_READ_RETRIES):
+            if isinstance(got, tuple) or got.startswith("404"):
+                break  # an answer (a wrong one counts), not a refusal or a time-out
+            retried += 1
+            await asyncio.sleep(1)
+            got = await run.load.read(form)
         ack = newest[form]
         if got != (ack.version, ack.salt):
-            wrong.add(form)
+            wrong[form] = f"API read {got}, acknowledged {(ack.version, ack.salt)}"
     if not await _command(run.settings, "warmup"):
         result.problems.append("volreg warmup failed")
     async with open_index(run.settings, names_of(run.settings)) as index:
         after = await redis_copies(index, keys)
     for form, key in zip(forms, keys, strict=True):
         copy, ack = after.get(key), newest[form]
-        if copy is None or (copy.version, salt_of(copy.payload)) != (ack.version, ack.salt):
-            wrong.add(form)
+        stored = None if copy is None else (copy.version, salt_of(copy.payload))
+        if stored != (ack.version, ack.salt) and form not in wrong:
+            wrong[form] = f"Redis holds {stored}, acknowledged {(ack.version, ack.salt)}"
+    result.proof["reads_retried"] = retried
+    result.proof["restore_errors"] = [f"form {f}: {why}" for f, why in sorted(wrong.items())][:10]
     return len(wrong)
 
 

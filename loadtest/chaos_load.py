@@ -181,14 +181,17 @@ class Load:
         async with self._session() as http:
             return await self._save(http, self._bases[0], form)
 
-    async def read(self, form: int) -> tuple[int, int] | None:
-        """The form as the API serves it: (version, salt), None when it is not found."""
+    async def read(self, form: int) -> tuple[int, int] | str:
+        """The form as the API serves it: (version, salt), or what went wrong."""
         key = self._keys[form]
         url = self._bases[0] + urls.FORM.format(candidate_id=key.candidate_id, batch=key.batch)
-        async with self._session() as http, http.get(url, headers=self._auth[form]) as resp:
-            if resp.status != 200:
-                return None
-            body = await resp.json()
+        try:
+            async with self._session() as http, http.get(url, headers=self._auth[form]) as resp:
+                if resp.status != 200:
+                    return f"{resp.status} {(await resp.text())[:200]}"
+                body = await resp.json()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return type(exc).__name__
         return int(body["version"]), salt_of_choices(body["choices"])
 
     async def run(self, stop: asyncio.Event) -> None:
