@@ -61,14 +61,14 @@ from loadtest.chaos_verify import (
     redis_copies,
 )
 from loadtest.cluster_local import LocalCluster, RabbitServer, Server
-from service.adapters.mysql_migrate import migrate
-from service.adapters.mysql_sweep import open_archive
-from service.adapters.rabbit import open_broker
-from service.adapters.redis_sweep import open_index
-from service.domain import codec
-from service.errors import Unavailable
-from service.http.app import names_of
-from service.settings import Settings
+from reconciler.mysql_archive import open_archive
+from reconciler.redis_index import open_index
+from service.core import codec
+from service.core.errors import Unavailable
+from service.core.names import names_of
+from service.core.settings import Settings
+from service.storage.mysql_migrate import migrate
+from service.storage.rabbit import open_broker
 
 _READY_TIMEOUT_S = 120.0
 _RECOVER_TIMEOUT_S = 90.0
@@ -667,7 +667,7 @@ async def _command(settings: Settings, *argv: str) -> str | None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "service.cli",
+        "service.main.cli",
         *argv,
         env=settings_env(replace(settings, log_level="ERROR")),
         stdout=asyncio.subprocess.PIPE,

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from aio_pika.abc import AbstractChannel
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, AMQPError
 
-from service.adapters.rabbit import REASON_HEADER, open_broker
-from service.errors import BrokerUnavailable
-from service.http.app import names_of
-from service.settings import Settings
+from service.core.errors import BrokerUnavailable
+from service.core.names import names_of
+from service.core.settings import Settings
+from service.storage.rabbit import REASON_HEADER, open_broker
 
 _CONNECT_S = 5.0
 _MAX_REASONS = 20

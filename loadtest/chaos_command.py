@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from loadtest.chaos_faults import FAULTS, SABOTAGE
-from service.settings import Settings
+from service.core.settings import Settings
 
 
 def add_chaos(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
