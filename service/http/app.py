@@ -26,15 +26,14 @@ from service.hot.events import HotEvents
 from service.http import keys
 from service.http.endpoints.candidates import add_routes
 from service.http.endpoints.catalogue import add_catalogue_routes
-from service.http.endpoints.filing import HISTORY, PROGRESS, SUBMISSIONS, add_filing_routes
+from service.http.endpoints.filing import add_filing_routes
 from service.http.endpoints.hot import add_hot_routes
 from service.http.endpoints.imports import add_admin_routes
 from service.http.endpoints.naive import NAIVE, NaiveForms, add_naive_routes
 from service.http.endpoints.schools import add_staff_routes
-from service.http.hot_keys import HOT_EVENTS, HOT_VIEW
+from service.http.keys import CATALOGUE, IMPORT_JOBS, IMPORTER, SCHOOLS
 from service.http.middleware import make_middleware
 from service.http.probes import Probes
-from service.http.staff_keys import CATALOGUE, IMPORT_JOBS, IMPORTER, SCHOOLS
 from service.imports.jobs import JobTable
 from service.imports.pipeline import Importer
 from service.schools.schools import Schools
@@ -85,15 +84,15 @@ def build_app(settings: Settings, names: Names, services: OpenServices) -> web.A
             app[IMPORT_JOBS] = s.import_jobs
             if s.naive is not None:
                 app[NAIVE] = s.naive
-            app[HOT_EVENTS] = s.hot_events or HotEvents(None, metrics.registry, 0, 0)
+            app[keys.HOT_EVENTS] = s.hot_events or HotEvents(None, metrics.registry, 0, 0)
             if s.hot_view is not None:
-                app[HOT_VIEW] = s.hot_view
+                app[keys.HOT_VIEW] = s.hot_view
             if s.progress is not None:
-                app[PROGRESS] = s.progress
+                app[keys.PROGRESS] = s.progress
             if s.history is not None:
-                app[HISTORY] = s.history
+                app[keys.HISTORY] = s.history
             if s.submissions is not None:
-                app[SUBMISSIONS] = s.submissions
+                app[keys.SUBMISSIONS] = s.submissions
             yield
 
     app.cleanup_ctx.append(dependencies)

@@ -1,16 +1,26 @@
-"""Typed application state (aiohttp ``AppKey``s)."""
+"""Typed application state (aiohttp ``AppKey``s): settings and names, then each feature's
+use case."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from service.accounts.login import Accounts
+from service.catalogue.catalogue import Catalogue
 from service.core.metrics import Metrics
 from service.core.names import Names
 from service.core.settings import Settings
 from service.core.tokens import TokenSigner
+from service.filing.history import History
+from service.filing.progress import Progress
 from service.forms.save import Forms
+from service.forms.submit import Submissions
+from service.hot.aggregate import Aggregator
+from service.hot.events import HotEvents
 from service.http.probes import Probes
+from service.imports.jobs import JobTable
+from service.imports.pipeline import Importer
+from service.schools.schools import Schools
 
 SETTINGS = web.AppKey("settings", Settings)
 NAMES = web.AppKey("names", Names)
@@ -19,3 +29,12 @@ FORMS = web.AppKey("forms", Forms)
 ACCOUNTS = web.AppKey("accounts", Accounts)
 PROBES = web.AppKey("probes", Probes)
 METRICS = web.AppKey("metrics", Metrics)
+CATALOGUE = web.AppKey("catalogue", Catalogue)
+SCHOOLS = web.AppKey("schools", Schools)
+IMPORTER = web.AppKey("importer", Importer)
+IMPORT_JOBS: web.AppKey[JobTable] = web.AppKey("import_jobs")
+HOT_EVENTS = web.AppKey("hot_events", HotEvents)
+HOT_VIEW = web.AppKey("hot_view", Aggregator)
+PROGRESS = web.AppKey("progress", Progress)
+HISTORY = web.AppKey("history", History)
+SUBMISSIONS = web.AppKey("submissions", Submissions)

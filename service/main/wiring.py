@@ -7,46 +7,61 @@ and the features' own tables. Tests pass their own ``Adapters`` to ``create_app`
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import (
+    AbstractAsyncContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+    nullcontext,
+)
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from service.accounts.guard import LoginGuard
-from service.accounts.login import Accounts
+from service.accounts.login import Accounts, StaffStore
 from service.accounts.mysql import StaffTables
 from service.accounts.staff import create_account
+from service.catalogue import mysql as catalogue_mysql
 from service.catalogue.broadcast import open_broadcast
-from service.catalogue.catalogue import KEY_BATCHES, KEY_INSTITUTIONS, Catalogue, institution_key
-from service.catalogue.mysql import CatalogueTables
+from service.catalogue.catalogue import (
+    KEY_BATCHES,
+    KEY_INSTITUTIONS,
+    Catalogue,
+    CatalogueCopies,
+    CatalogueTables,
+    Invalidations,
+    institution_key,
+)
 from service.core.errors import Unavailable
 from service.core.local_cache import LocalCache
+from service.core.metrics import Metrics
 from service.core.names import Names, names_of
 from service.core.passwords import Passwords
-from service.core.ports import Batch
+from service.core.ports import Batch, Database, FormCache, LoginFailures, Publisher
 from service.core.settings import Settings
-from service.filing.history import History
+from service.filing.history import History, HistoryTables
 from service.filing.mysql import FilingTables
-from service.filing.progress import Progress
+from service.filing.progress import Progress, ProgressTables
 from service.forms.save import Forms
 from service.forms.submit import Submissions
 from service.forms.windows import BatchWindows
-from service.hot.aggregate import Aggregator
+from service.hot.aggregate import Aggregator, HotStore, HotTotals
 from service.hot.broker import HotBroker
-from service.hot.events import open_hot_events
+from service.hot.events import HotSink, open_hot_events
 from service.hot.mysql import HotTables
 from service.hot.pins import HotPins, PinTarget
 from service.hot.redis_buckets import HotBuckets
 from service.http import keys
 from service.http.app import Services, build_app
-from service.http.endpoints.naive import NaiveForms
+from service.http.endpoints.naive import NaiveForms, NaiveStore
 from service.http.probes import Probes
+from service.imports.jobs import JobTable
 from service.imports.mysql import ImportJobs
-from service.imports.pipeline import Importer, Sinks
-from service.schools.schools import Schools
+from service.imports.pipeline import CandidateSink, ExamCache, Importer, Sinks, StaffSink
+from service.schools.schools import Schools, SchoolTables
 from service.storage.mysql_parts import AnyDatabase, open_database
 from service.storage.rabbit import RabbitBroker, open_broker
 from service.storage.redis_cache import RedisCache, open_cache
@@ -57,24 +72,120 @@ _BROADCAST_WAIT_S = 3.0
 _BROKER_WAIT_S = 5.0
 
 
+class StaffPorts(StaffStore, SchoolTables, StaffSink, Protocol):
+    """The staff table as logins, the teachers' views and the importer use it."""
+
+
+class OpenBroadcast(Protocol):
+    """Enter to listen for catalogue invalidations (``on_keys``; ``on_reset`` after a
+    reconnect may have lost some) and to publish them."""
+
+    def __call__(
+        self,
+        on_keys: Callable[[list[str]], None] | None,
+        on_reset: Callable[[], None] | None,
+    ) -> AbstractAsyncContextManager[Invalidations]: ...
+
+
+class OpenPublisher(Protocol):
+    """Enter to get the publisher saves go through (the app's metrics count its work)."""
+
+    def __call__(self, metrics: Metrics) -> AbstractAsyncContextManager[Publisher]: ...
+
+
+class OpenNaiveStore(Protocol):
+    """Enter to get the naive benchmark route's store, None unless ``bench_naive``."""
+
+    def __call__(self) -> AbstractAsyncContextManager[NaiveStore | None]: ...
+
+
+class OpenHotKeys(Protocol):
+    """Enter to hear the hot keys the aggregator pushes (``on_keys``)."""
+
+    def __call__(
+        self, on_keys: Callable[[list[str]], None]
+    ) -> AbstractAsyncContextManager[object]: ...
+
+
+class FilingPorts(ProgressTables, HistoryTables, Protocol):
+    """Progress counters and the save history."""
+
+
 @dataclass(frozen=True, slots=True)
 class Adapters:
-    """What the API runs on: Redis, MySQL (one database or shards) and the broker."""
+    """Every port the API's use cases depend on: adapters on the servers (``open_adapters``)
+    or in-memory fakes (``service.main.fakes``)."""
 
-    cache: RedisCache
-    db: AnyDatabase
-    broker: RabbitBroker
+    form_cache: FormCache
+    open_publisher: OpenPublisher
+    database: Database
+    open_naive_store: OpenNaiveStore
+    login_failures: LoginFailures
+    staff: StaffPorts
+    catalogue_tables: CatalogueTables
+    catalogue_copies: CatalogueCopies
+    open_broadcast: OpenBroadcast
+    candidates: CandidateSink
+    exams: ExamCache
+    import_jobs: JobTable
+    probes: Mapping[str, Callable[[], Awaitable[None]]]
+    # Hot items, progress and history; without them those endpoints are not served.
+    hot_sink: HotSink | None = None
+    hot_store: HotStore | None = None
+    hot_totals: HotTotals | None = None
+    open_hot_keys: OpenHotKeys | None = None
+    filing: FilingPorts | None = None
 
 
 @asynccontextmanager
-async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapters]:
+async def _open_servers(
+    settings: Settings, names: Names
+) -> AsyncIterator[tuple[RedisCache, AnyDatabase, RabbitBroker]]:
     """None of them waits for its server: a process starts (not ready) while one is down."""
     async with (
         open_cache(settings, names) as cache,
         open_database(settings) as db,
         open_broker(settings, names) as broker,
     ):
-        yield Adapters(cache, db, broker)
+        yield cache, db, broker
+
+
+@asynccontextmanager
+async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapters]:
+    """The API's adapters on Redis, MySQL (one database or shards) and the broker."""
+    async with _open_servers(settings, names) as (cache, db, broker):
+
+        def broadcast(
+            on_keys: Callable[[list[str]], None] | None,
+            on_reset: Callable[[], None] | None,
+        ) -> AbstractAsyncContextManager[Invalidations]:
+            return open_broadcast(broker, names, settings.broker_timeout_s, on_keys, on_reset)
+
+        def hot_keys(on_keys: Callable[[list[str]], None]) -> AbstractAsyncContextManager[object]:
+            return open_broadcast(
+                broker, names, settings.broker_timeout_s, on_keys, exchange=names.hot_keys_exchange
+            )
+
+        yield Adapters(
+            form_cache=cache,
+            open_publisher=lambda _metrics: nullcontext(broker),
+            database=db,
+            open_naive_store=lambda: nullcontext(db if settings.bench_naive else None),
+            login_failures=cache,
+            staff=StaffTables(db),
+            catalogue_tables=catalogue_mysql.CatalogueTables(db),
+            catalogue_copies=cache,
+            open_broadcast=broadcast,
+            candidates=db,
+            exams=cache,
+            import_jobs=ImportJobs(db),
+            probes={"redis": cache.ping, "broker": broker.ping, "mysql": db.ping},
+            hot_sink=HotBroker(broker, names, settings),
+            hot_store=HotBuckets(cache.client, names, settings),
+            hot_totals=HotTables(db),
+            open_hot_keys=hot_keys,
+            filing=FilingTables(db),
+        )
 
 
 @asynccontextmanager
@@ -100,16 +211,16 @@ def create_app(settings: Settings, adapters: Adapters | None = None) -> web.Appl
                 opened = await stack.enter_async_context(open_adapters(settings, names))
             else:
                 opened = adapters
-            yield await stack.enter_async_context(_services(app, settings, names, opened))
+            yield await stack.enter_async_context(_services(app, settings, opened))
 
     return build_app(settings, names, services)
 
 
 @asynccontextmanager
 async def _services(
-    app: web.Application, settings: Settings, names: Names, adapters: Adapters
+    app: web.Application, settings: Settings, adapters: Adapters
 ) -> AsyncIterator[Services]:
-    cache, db, broker = adapters.cache, adapters.db, adapters.broker
+    a = adapters
     local: LocalCache[Any] = LocalCache(settings.catalogue_local_entries, settings.catalogue_ttl_s)
     exams: LocalCache[dict[str, Any] | None] = LocalCache(
         settings.exam_local_entries, settings.exam_local_ttl_s
@@ -124,74 +235,66 @@ async def _services(
         local.invalidate_all()
         exams.invalidate_all()
 
-    pins_registry = app[keys.METRICS].registry
+    registry = app[keys.METRICS].registry
     async with AsyncExitStack() as stack:
-        broadcast = await stack.enter_async_context(
-            open_broadcast(broker, names, settings.broker_timeout_s, on_keys, on_reset)
-        )
+        broadcast = await stack.enter_async_context(a.open_broadcast(on_keys, on_reset))
+        publisher = await stack.enter_async_context(a.open_publisher(app[keys.METRICS]))
+        naive_store = await stack.enter_async_context(a.open_naive_store())
         catalogue = Catalogue(
-            CatalogueTables(db), cache, local, settings.catalogue_redis_ttl_s, broadcast
+            a.catalogue_tables, a.catalogue_copies, local, settings.catalogue_redis_ttl_s, broadcast
         )
-        staff = StaffTables(db)
-        jobs = ImportJobs(db)
         # The catalogue's multi-level cache holds the batches: no second cache in front.
         batches = BatchWindows(catalogue, 0.0, on_miss=catalogue.reload_batches)
         passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
+        sinks = Sinks(a.candidates, a.exams, a.staff, a.import_jobs, broadcast.publish)
         accounts = Accounts(
-            db,
-            cache,
+            a.database,
+            a.form_cache,
             passwords,
             app[keys.SIGNER],
             settings.token_ttl_s,
-            staff=staff,
+            staff=a.staff,
             exams=exams,
             guard=LoginGuard(
-                cache, settings.login_failures_limit, settings.login_failures_window_s
+                a.login_failures,
+                settings.login_failures_limit,
+                settings.login_failures_window_s,
             ),
         )
         hot_events = await stack.enter_async_context(
-            open_hot_events(
-                HotBroker(broker, names, settings),
-                pins_registry,
-                settings.hot_flush_s,
-                settings.hot_buffer_entries,
-            )
+            open_hot_events(a.hot_sink, registry, settings.hot_flush_s, settings.hot_buffer_entries)
         )
-        pins = _hot_pins(settings, catalogue, local, accounts, exams, pins_registry)
-        stack.push_async_callback(pins.close)
-        await stack.enter_async_context(
-            open_broadcast(
-                broker,
-                names,
-                settings.broker_timeout_s,
-                pins.on_keys,
-                exchange=names.hot_keys_exchange,
+        if a.open_hot_keys is not None:
+            pins = _hot_pins(settings, catalogue, local, accounts, exams, registry)
+            stack.push_async_callback(pins.close)
+            await stack.enter_async_context(a.open_hot_keys(pins.on_keys))
+        hot_view = None
+        if a.hot_store is not None and a.hot_totals is not None:
+            hot_view = Aggregator(
+                a.hot_store,
+                a.hot_totals,
+                None,
+                settings.hot_key_threshold,
+                settings.hot_key_ttl_s,
             )
-        )
-        forms = Forms(cache, broker, db, batches, catalogue)
+        forms = Forms(a.form_cache, publisher, a.database, batches, catalogue)
         yield Services(
             forms=forms,
             accounts=accounts,
             catalogue=catalogue,
-            schools=Schools(staff, db),
-            importer=Importer(Sinks(db, cache, staff, jobs, broadcast.publish), settings),
-            import_jobs=jobs,
+            schools=Schools(a.staff, a.database),
+            importer=Importer(sinks, settings),
+            import_jobs=a.import_jobs,
             probes=Probes(
-                {"redis": cache.ping, "broker": broker.ping, "mysql": db.ping},
+                dict(a.probes),
                 timeout_s=min(settings.redis_timeout_s, settings.mysql_timeout_s),
             ),
-            naive=NaiveForms(db, batches, catalogue) if settings.bench_naive else None,
+            naive=None if naive_store is None else NaiveForms(naive_store, batches, catalogue),
             hot_events=hot_events,
-            progress=Progress(FilingTables(db)),
-            history=History(FilingTables(db)),
-            submissions=Submissions(forms, cache, broker, batches),
-            hot_view=Aggregator(
-                HotBuckets(cache.client, names, settings),
-                HotTables(db),
-                None,
-                settings.hot_key_threshold,
-                settings.hot_key_ttl_s,
-            ),
+            hot_view=hot_view,
+            progress=None if a.filing is None else Progress(a.filing),
+            history=None if a.filing is None else History(a.filing),
+            submissions=Submissions(forms, a.form_cache, publisher, batches),
         )
 
 
@@ -252,8 +355,8 @@ async def open_hot_aggregator(
 async def open_import_sinks(settings: Settings, names: Names) -> AsyncIterator[Sinks]:
     """``volreg import``: the importer's sinks, announcing changed keys to API processes."""
     async with (
-        open_adapters(settings, names) as adapters,
-        open_broadcast(adapters.broker, names, settings.broker_timeout_s) as broadcast,
+        _open_servers(settings, names) as (cache, db, broker),
+        open_broadcast(broker, names, settings.broker_timeout_s) as broadcast,
     ):
 
         async def announce(changed: list[str]) -> None:
@@ -263,8 +366,7 @@ async def open_import_sinks(settings: Settings, names: Names) -> AsyncIterator[S
                 raise Unavailable("broker not reachable") from None
             await broadcast.publish(changed)
 
-        db = adapters.db
-        yield Sinks(db, adapters.cache, StaffTables(db), ImportJobs(db), announce)
+        yield Sinks(db, cache, StaffTables(db), ImportJobs(db), announce)
 
 
 async def create_staff_account(
@@ -300,7 +402,11 @@ async def publish_keys(
             log.warning("broker not reachable: API processes see the change within their TTL")
         local: LocalCache[object] = LocalCache(1, 0.0)
         catalogue = Catalogue(
-            CatalogueTables(db), cache, local, settings.catalogue_redis_ttl_s, broadcast
+            catalogue_mysql.CatalogueTables(db),
+            cache,
+            local,
+            settings.catalogue_redis_ttl_s,
+            broadcast,
         )
         outcome = await catalogue.published(changed)
         if not all(outcome.values()):

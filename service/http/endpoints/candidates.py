@@ -17,9 +17,8 @@ from service.core.errors import Forbidden, Unauthorized, ValidationFailed, Volre
 from service.core.ids import id_problem
 from service.core.tokens import BadToken, Claims
 from service.forms.save import Saved, choices_of, iso_us
-from service.http import keys, staff_keys
+from service.http import keys
 from service.http.body import read_json
-from service.http.hot_keys import HOT_EVENTS
 from service.http.patterns import BATCH, IDEMPOTENCY_KEY
 from service.http.respond import json_response
 
@@ -70,7 +69,7 @@ async def _candidate(request: web.Request) -> str:
         raise _invalid("path.candidate_id", problem)
     request[CLAIMS] = claims
     if claims.role == ROLE_TEACHER and request.method == "GET":
-        await request.app[staff_keys.SCHOOLS].require_reader(claims.school, candidate_id)
+        await request.app[keys.SCHOOLS].require_reader(claims.school, candidate_id)
         return candidate_id
     if claims.role != ROLE_CANDIDATE or claims.subject != candidate_id:
         raise Forbidden("this token does not reach that candidate's records")
@@ -120,14 +119,14 @@ async def login(request: web.Request) -> web.Response:
 async def get_exam(request: web.Request) -> web.Response:
     candidate_id = await _candidate(request)
     exam = await request.app[keys.ACCOUNTS].exam(candidate_id)
-    request.app[HOT_EVENTS].read(f"exam:{candidate_id}")
+    request.app[keys.HOT_EVENTS].read(f"exam:{candidate_id}")
     return json_response(exam)
 
 
 async def get_form(request: web.Request) -> web.Response:
     key = await _form_key(request)
     record = await request.app[keys.FORMS].read(key)
-    request.app[HOT_EVENTS].read(f"form:{key.candidate_id}:{key.batch}")
+    request.app[keys.HOT_EVENTS].read(f"form:{key.candidate_id}:{key.batch}")
     return json_response(
         {
             "choices": choices_of(record),
@@ -164,7 +163,7 @@ async def put_form(request: web.Request) -> web.Response:
         metrics.saves.labels(exc.code).inc()
         raise
     metrics.saves.labels("ok").inc()
-    request.app[HOT_EVENTS].saved(key.batch, form.choices)
+    request.app[keys.HOT_EVENTS].saved(key.batch, form.choices)
     return json_response(saved.to_json())
 
 

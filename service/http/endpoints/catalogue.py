@@ -16,9 +16,8 @@ from service.core.errors import NotFound, ValidationFailed
 from service.http import keys
 from service.http.body import read_json
 from service.http.endpoints.candidates import require_role
-from service.http.hot_keys import HOT_EVENTS
+from service.http.keys import CATALOGUE
 from service.http.params import path_param
-from service.http.staff_keys import CATALOGUE
 
 _INSTITUTION = re.compile(r"^[0-9]{5}$")
 _BATCH = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
@@ -31,7 +30,7 @@ def _code(request: web.Request) -> str:
 
 async def list_institutions(request: web.Request) -> web.Response:
     institutions = await request.app[CATALOGUE].institutions()
-    request.app[HOT_EVENTS].read(KEY_INSTITUTIONS)
+    request.app[keys.HOT_EVENTS].read(KEY_INSTITUTIONS)
     return web.json_response({"institutions": institutions})
 
 
@@ -40,13 +39,13 @@ async def get_institution(request: web.Request) -> web.Response:
     institution = await request.app[CATALOGUE].institution(code)
     if institution is None:
         raise NotFound(f"no institution {code} in the catalogue")
-    request.app[HOT_EVENTS].read(institution_key(code))
+    request.app[keys.HOT_EVENTS].read(institution_key(code))
     return web.json_response(institution)
 
 
 async def list_batches(request: web.Request) -> web.Response:
     batches = await request.app[CATALOGUE].batches()
-    request.app[HOT_EVENTS].read(KEY_BATCHES)
+    request.app[keys.HOT_EVENTS].read(KEY_BATCHES)
     return web.json_response({"batches": batches})
 
 

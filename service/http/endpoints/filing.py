@@ -13,9 +13,7 @@ from schemas.records import STATUS_SUBMITTED, FormKey
 from service.accounts.login import ROLE_ADMIN, ROLE_CANDIDATE, ROLE_TEACHER
 from service.core.errors import ValidationFailed
 from service.core.ids import id_problem
-from service.filing.history import PAGE_MAX, History
-from service.filing.progress import Progress
-from service.forms.submit import Submissions
+from service.filing.history import PAGE_MAX
 from service.http import keys
 from service.http.body import read_json
 from service.http.endpoints.candidates import form_key, origin_of, require_role
@@ -23,12 +21,8 @@ from service.http.endpoints.hot import require_batch
 from service.http.params import invalid, path_param, query_param
 from service.http.patterns import BATCH
 from service.http.respond import json_response
-from service.http.staff_keys import CATALOGUE
 from service.schools.schools import Schools
 
-PROGRESS = web.AppKey("progress", Progress)
-HISTORY = web.AppKey("history", History)
-SUBMISSIONS = web.AppKey("submissions", Submissions)
 _SCHOOL = re.compile(r"^[0-9]{1,16}$")
 _ID = re.compile(r"^.{1,32}$")
 _BATCH_RULE = "must be 1-32 lowercase letters, digits or '-'"
@@ -41,7 +35,7 @@ async def admin_progress(request: web.Request) -> web.Response:
     """``?batch=``: candidates per status province-wide and per school."""
     require_role(request, ROLE_ADMIN)
     batch = await require_batch(request)
-    return json_response(await request.app[PROGRESS].province(batch))
+    return json_response(await request.app[keys.PROGRESS].province(batch))
 
 
 async def school_progress(request: web.Request) -> web.Response:
@@ -50,7 +44,7 @@ async def school_progress(request: web.Request) -> web.Response:
     school = path_param(request, "school", _SCHOOL, "must be 1-16 digits")
     Schools.require_school(claims.role, claims.school, school)
     batch = await require_batch(request)
-    return json_response(await request.app[PROGRESS].school(batch, school))
+    return json_response(await request.app[keys.PROGRESS].school(batch, school))
 
 
 async def form_history(request: web.Request) -> web.Response:
@@ -65,13 +59,13 @@ async def form_history(request: web.Request) -> web.Response:
         key = FormKey(candidate_id, path_param(request, "batch", BATCH, _BATCH_RULE))
     else:
         key = await form_key(request)  # the candidate themselves, or their school's teacher
-    await request.app[CATALOGUE].require_batch(key.batch)
+    await request.app[keys.CATALOGUE].require_batch(key.batch)
     cursor = query_param(request, "cursor", _CURSOR, "next_cursor of the previous page")
     raw_limit = query_param(request, "limit", _LIMIT, f"1-{PAGE_MAX}")
     limit = int(raw_limit) if raw_limit else _HISTORY_PAGE
     if not 1 <= limit <= PAGE_MAX:
         raise invalid("query.limit", f"1-{PAGE_MAX}")
-    page = await request.app[HISTORY].page(
+    page = await request.app[keys.HISTORY].page(
         key.candidate_id, key.batch, int(cursor) if cursor else None, limit
     )
     return json_response(page)
@@ -85,7 +79,7 @@ async def submit_form(request: web.Request) -> web.Response:
         body = parse_submit(data)
     except Problem as exc:
         raise ValidationFailed(str(exc), details=exc.problems) from None
-    saved, _ = await request.app[SUBMISSIONS].submit(
+    saved, _ = await request.app[keys.SUBMISSIONS].submit(
         key, body.version, datetime.now(), origin_of(request)
     )
     return json_response({**saved.to_json(), "status": STATUS_SUBMITTED})

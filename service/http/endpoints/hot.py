@@ -9,11 +9,10 @@ from aiohttp import web
 
 from schemas import urls
 from service.accounts.login import ROLE_ADMIN
+from service.http import keys
 from service.http.endpoints.candidates import require_role
-from service.http.hot_keys import HOT_VIEW
 from service.http.params import invalid, query_param
 from service.http.respond import json_response
-from service.http.staff_keys import CATALOGUE
 
 _BATCH = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _LIMIT = re.compile(r"^$|^[0-9]{1,3}$")
@@ -23,7 +22,7 @@ _LIMIT_MAX = 100
 async def require_batch(request: web.Request) -> str:
     """The ``batch`` query parameter, which must name a batch of the catalogue (404)."""
     batch = query_param(request, "batch", _BATCH, "a batch code")
-    await request.app[CATALOGUE].require_batch(batch)
+    await request.app[keys.CATALOGUE].require_batch(batch)
     return batch
 
 
@@ -37,7 +36,7 @@ async def hot_items(request: web.Request) -> web.Response:
     if not 1 <= limit <= _LIMIT_MAX:
         raise invalid("query.limit", f"1-{_LIMIT_MAX}")
     window = request.query.get("window", "5m")
-    return json_response(await request.app[HOT_VIEW].top(batch, window, limit))
+    return json_response(await request.app[keys.HOT_VIEW].top(batch, window, limit))
 
 
 def add_hot_routes(app: web.Application) -> None:
