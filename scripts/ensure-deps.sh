@@ -40,6 +40,8 @@ need python3 python3
 need nginx nginx
 # The HTTP load generator `volreg loadtest` drives (not needed to run the service).
 need wrk wrk
+# tests/system/test_console.py drives the admin console in a real headless browser.
+need chromium chromium
 # Debian's python3 makes venvs only with python3-venv (ensurepip); ask once, quietly.
 if have python3 && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
 	missing+=(python3-venv)

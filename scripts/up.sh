@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Bring up a local demo: servers, venv, schema, demo data, then the API and the consumer
-# in the background. Safe to run again: whatever already runs is left alone.
+# Bring up a local demo: servers, venv, schema, demo data, then the API, the consumer and the
+# hot-item aggregator in the background. Safe to run again: whatever already runs is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -62,10 +62,11 @@ start_bg() {
 
 start_bg serve
 start_bg consume
+start_bg hot
 
 show_logs() {
 	local name
-	for name in serve consume; do
+	for name in serve consume hot; do
 		printf '\n--- last lines of var/log/%s.log ---\n' "$name" >&2
 		tail -n 30 "var/log/$name.log" >&2 || true
 	done
@@ -75,7 +76,7 @@ show_logs() {
 # matching the command line here could race with nohup/setsid still exec'ing.
 ready() {
 	local name
-	for name in serve consume; do
+	for name in serve consume hot; do
 		pid_alive "$(cat "var/run/$name.pid")" || return 2
 	done
 	curl -fsS -o /dev/null --max-time 2 "$BASE/health/ready" 2>/dev/null

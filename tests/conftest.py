@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -22,7 +23,8 @@ from service.core.ports import Batch, Inbound
 from service.core.settings import Settings
 from service.filing.mysql import FilingTables
 from service.forms.consumer import FormWriter
-from service.main.wiring import create_app
+from service.hot.aggregate import Aggregator, Delivery
+from service.main.wiring import create_app, open_hot_aggregator
 from service.storage.mysql_db import MySQLDatabase
 from service.storage.mysql_migrate import drop_database, migrate
 from service.storage.mysql_parts import AnyDatabase, open_database
@@ -115,6 +117,26 @@ async def consumer(settings: Settings, db: MySQLDatabase) -> AsyncIterator[None]
             name="test-consumer",
         )
         yield
+        stop.set()
+        await task
+
+
+# Hot items that show up within a second (tests that watch them).
+FAST_HOT: dict[str, Any] = {"hot_flush_s": 0.1, "hot_key_threshold": 3, "hot_push_interval_s": 0.2}
+
+
+@pytest.fixture
+async def aggregator(settings: Settings) -> AsyncIterator[Aggregator]:
+    """``volreg hot`` in this process, on the run's event queue."""
+    s = dataclasses.replace(settings, **FAST_HOT)
+    async with open_hot_aggregator(s, names_of(s)) as (aggregator, hot_broker, broker):
+        await broker.wait_connected(10)
+        await aggregator.restore()
+        inbox: asyncio.Queue[Delivery] = asyncio.Queue()
+        await hot_broker.consume_hot(inbox.put, 50)
+        stop = asyncio.Event()
+        task = asyncio.create_task(aggregator.run(inbox, stop, 0.2), name="test-hot")
+        yield aggregator
         stop.set()
         await task
 

@@ -26,6 +26,7 @@ from service.hot.events import HotEvents
 from service.http import keys
 from service.http.endpoints.candidates import add_routes
 from service.http.endpoints.catalogue import add_catalogue_routes
+from service.http.endpoints.console import add_console_routes
 from service.http.endpoints.filing import add_filing_routes
 from service.http.endpoints.hot import add_hot_routes
 from service.http.endpoints.imports import add_admin_routes
@@ -102,6 +103,7 @@ def build_app(settings: Settings, names: Names, services: OpenServices) -> web.A
     add_admin_routes(app)
     add_hot_routes(app)
     add_filing_routes(app)
+    add_console_routes(app)
     if settings.bench_naive:
         add_naive_routes(app)
     return app

@@ -549,6 +549,7 @@ def _filing_parameters() -> dict[str, Any]:
         "ProgressBatch": {**_query("batch", "Admission batch code (required)."), "required": True},
         "HistoryCursor": _query("cursor", "`next_cursor` of the previous page."),
         "HistoryLimit": _query("limit", "Entries per page, 1-100 (default 20)."),
+        "ConsoleAsset": _path("asset", "A file of the console (`console.js`, `vendor/...`)."),
     }
 
 
@@ -572,6 +573,25 @@ def _filing_paths() -> dict[str, Any]:
                 tag="admin",
                 auth=True,
                 parameters=[_param(n) for n in ("HotBatch", "HotWindow", "TopLimit")],
+            )
+        },
+        urls.CONSOLE: {
+            "get": _operation(
+                "adminConsole",
+                "The admin console, a page that logs in and reads the JSON APIs above",
+                {"200": _ok("The page.", {"text/html": {"schema": {"type": "string"}}})},
+                [],
+                tag="admin",
+            )
+        },
+        urls.CONSOLE_ASSET.replace(":.+", ""): {
+            "get": _operation(
+                "adminConsoleAsset",
+                "A script, style sheet or vendored library of the console",
+                {"200": _ok("The file.", {"*/*": {"schema": {"type": "string"}}})},
+                [404],
+                tag="admin",
+                parameters=[_param("ConsoleAsset")],
             )
         },
         urls.FORM_SUBMIT: {

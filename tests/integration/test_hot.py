@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,19 +21,19 @@ from service.core.errors import BrokerUnavailable
 from service.core.names import names_of
 from service.core.ports import Batch
 from service.core.settings import Settings
-from service.hot.aggregate import Aggregator, Delivery
+from service.hot.aggregate import Aggregator
 from service.hot.broker import HotBroker
 from service.hot.events import HotEvents
 from service.main.wiring import open_hot_aggregator
 from service.storage.mysql_db import MySQLDatabase
 from service.storage.rabbit import open_broker
+from tests.conftest import FAST_HOT as FAST
 from tests.conftest import ClientFactory
 from tests.staff_support import ADMIN, TEACHER, staff_login
 from tests.support import DEMO_ID, OTHER_ID, login
 
 Client = TestClient[Any, Any]
 HOT_BATCH = "hot-t"
-FAST = {"hot_flush_s": 0.1, "hot_key_threshold": 3, "hot_push_interval_s": 0.2}
 
 
 @pytest.fixture(scope="module")
@@ -41,23 +41,6 @@ async def hot_batch(db: MySQLDatabase) -> str:
     now = datetime.now()
     await db.upsert_batch(Batch(HOT_BATCH, "Hot", now - timedelta(days=1), now + timedelta(days=9)))
     return HOT_BATCH
-
-
-@pytest.fixture
-async def aggregator(settings: Settings) -> AsyncIterator[Aggregator]:
-    """``volreg hot`` in this process, on the run's queue."""
-    s = dataclasses.replace(settings, **FAST)  # type: ignore[arg-type]
-    names = names_of(s)
-    async with open_hot_aggregator(s, names) as (aggregator, hot_broker, broker):
-        await broker.wait_connected(10)
-        await aggregator.restore()
-        inbox: asyncio.Queue[Delivery] = asyncio.Queue()
-        await hot_broker.consume_hot(inbox.put, 50)
-        stop = asyncio.Event()
-        task = asyncio.create_task(aggregator.run(inbox, stop, 0.2), name="test-hot")
-        yield aggregator
-        stop.set()
-        await task
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
