@@ -127,7 +127,12 @@ def test_data_stores_come_from_operators_with_pinned_images(overlay: str) -> Non
 def test_workloads_have_probes_resources_and_a_long_enough_grace_period(overlay: str) -> None:
     docs = _render(overlay)
     deployments = {d["metadata"]["name"]: d for d in _of(docs, "Deployment")}
-    assert set(deployments) == {"volreg-api", "volreg-consumer", "volreg-reconciler"}
+    assert set(deployments) == {
+        "volreg-api",
+        "volreg-consumer",
+        "volreg-reconciler",
+        "volreg-hot",
+    }
     for workload in [*deployments.values(), *_of(docs, "Job")]:
         pod = workload["spec"]["template"]["spec"]
         for container in pod["containers"]:
@@ -145,6 +150,8 @@ def test_workloads_have_probes_resources_and_a_long_enough_grace_period(overlay:
     assert container["command"][1] == "serve"
     reconciler = deployments["volreg-reconciler"]["spec"]["template"]["spec"]["containers"][0]
     assert reconciler["command"][1] == "reconcile"
+    hot = deployments["volreg-hot"]["spec"]
+    assert hot["replicas"] == 1 and hot["template"]["spec"]["containers"][0]["command"][1] == "hot"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
