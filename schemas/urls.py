@@ -15,6 +15,7 @@ ADMIN_BATCH = f"{API}/admin/catalogue/batches/{{batch}}"
 ADMIN_IMPORTS = f"{API}/admin/imports"
 ADMIN_IMPORT = f"{API}/admin/imports/{{job}}"
 ADMIN_HOT = f"{API}/admin/hot"
+ADMIN_PIPELINE = f"{API}/admin/pipeline"
 ADMIN_PROGRESS = f"{API}/admin/progress"
 SCHOOL_PROGRESS = f"{API}/schools/{{school}}/progress"
 # The admin console (a page and its files, shipped in the package).

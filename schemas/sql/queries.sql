@@ -249,3 +249,8 @@ VALUES {rows}
 SELECT version, updated_us, status, client, request_id, subject, role, choices, recorded_at
 FROM form_history WHERE candidate_id = %s AND batch_code = %s AND version < %s
 ORDER BY version DESC LIMIT %s
+
+-- name: console_last_reconcile
+SELECT mode, shard, outcome, started_at, duration_ms, checked, drifted, repaired_redis,
+  repaired_mysql, unrepaired, in_grace, error
+FROM reconcile_runs ORDER BY id DESC LIMIT 1

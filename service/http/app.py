@@ -13,6 +13,7 @@ from aiohttp import web
 
 from service.accounts.login import Accounts
 from service.catalogue.catalogue import Catalogue
+from service.console.status import Pipeline
 from service.core.metrics import Metrics
 from service.core.names import Names
 from service.core.settings import Settings
@@ -57,6 +58,7 @@ class Services:
     progress: Progress | None = None
     history: History | None = None
     submissions: Submissions | None = None
+    pipeline: Pipeline | None = None
 
 
 OpenServices = Callable[[web.Application], AbstractAsyncContextManager[Services]]
@@ -94,6 +96,8 @@ def build_app(settings: Settings, names: Names, services: OpenServices) -> web.A
                 app[keys.HISTORY] = s.history
             if s.submissions is not None:
                 app[keys.SUBMISSIONS] = s.submissions
+            if s.pipeline is not None:
+                app[keys.PIPELINE] = s.pipeline
             yield
 
     app.cleanup_ctx.append(dependencies)

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from service.accounts.login import Accounts
 from service.catalogue.catalogue import Catalogue
+from service.console.status import Pipeline
 from service.core.metrics import Metrics
 from service.core.names import Names
 from service.core.settings import Settings
@@ -38,3 +39,4 @@ HOT_VIEW = web.AppKey("hot_view", Aggregator)
 PROGRESS = web.AppKey("progress", Progress)
 HISTORY = web.AppKey("history", History)
 SUBMISSIONS = web.AppKey("submissions", Submissions)
+PIPELINE = web.AppKey("pipeline", Pipeline)

@@ -575,6 +575,24 @@ def _filing_paths() -> dict[str, Any]:
                 parameters=[_param(n) for n in ("HotBatch", "HotWindow", "TopLimit")],
             )
         },
+        urls.ADMIN_PIPELINE: {
+            "get": _operation(
+                "pipelineStatus",
+                "Messages waiting in each form queue (the consumers' lag), dead letters, hot-item "
+                "events waiting, and the last reconcile run (admins)",
+                {
+                    "200": _ok(
+                        "`{queues, waiting, dead_letters, hot_events_waiting, last_reconcile, "
+                        "errors}`; a part whose server is down is null, with the reason in "
+                        "`errors`.",
+                        obj,
+                    )
+                },
+                [401, 403],
+                tag="admin",
+                auth=True,
+            )
+        },
         urls.CONSOLE: {
             "get": _operation(
                 "adminConsole",

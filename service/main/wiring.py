@@ -35,6 +35,8 @@ from service.catalogue.catalogue import (
     Invalidations,
     institution_key,
 )
+from service.console.mysql import ConsoleTables
+from service.console.status import LastReconcile, Pipeline, QueueCounts
 from service.core.errors import Unavailable
 from service.core.local_cache import LocalCache
 from service.core.metrics import Metrics
@@ -64,6 +66,7 @@ from service.imports.pipeline import CandidateSink, ExamCache, Importer, Sinks, 
 from service.schools.schools import Schools, SchoolTables
 from service.storage.mysql_parts import AnyDatabase, open_database
 from service.storage.rabbit import RabbitBroker, open_broker
+from service.storage.rabbit_status import message_counts
 from service.storage.redis_cache import RedisCache, open_cache
 
 log = logging.getLogger(__name__)
@@ -135,6 +138,8 @@ class Adapters:
     hot_totals: HotTotals | None = None
     open_hot_keys: OpenHotKeys | None = None
     filing: FilingPorts | None = None
+    queue_counts: QueueCounts | None = None
+    last_reconcile: LastReconcile | None = None
 
 
 @asynccontextmanager
@@ -185,6 +190,12 @@ async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapt
             hot_totals=HotTables(db),
             open_hot_keys=hot_keys,
             filing=FilingTables(db),
+            queue_counts=lambda: message_counts(
+                broker,
+                [*names.all_queues, names.dead_letter_queue, names.hot_queue],
+                settings.broker_timeout_s,
+            ),
+            last_reconcile=ConsoleTables(db).last_reconcile,
         )
 
 
@@ -295,7 +306,17 @@ async def _services(
             progress=None if a.filing is None else Progress(a.filing),
             history=None if a.filing is None else History(a.filing),
             submissions=Submissions(forms, a.form_cache, publisher, batches),
+            pipeline=_pipeline(settings, a),
         )
+
+
+def _pipeline(settings: Settings, a: Adapters) -> Pipeline | None:
+    if a.queue_counts is None or a.last_reconcile is None:
+        return None
+    names = names_of(settings)
+    return Pipeline(
+        names.all_queues, names.dead_letter_queue, names.hot_queue, a.queue_counts, a.last_reconcile
+    )
 
 
 def _hot_pins(

@@ -85,6 +85,8 @@ async def test_console_in_a_headless_browser(
                     ]
                 }
                 assert (await api.put(url, json=body, headers=headers)).status == 200
+            exam = urls.EXAM.format(candidate_id=DEMO_ID)
+            assert (await api.get(exam, headers=headers)).status == 200
 
             async def saves_shown() -> bool:
                 return await _number(page, "#saves-total") >= before + 3
@@ -92,12 +94,23 @@ async def test_console_in_a_headless_browser(
             async def hot_shown() -> bool:
                 return "10041 — 3" in (await page.text_content("#hot-list") or "")
 
+            async def read_key_shown() -> bool:
+                return f"exam:{DEMO_ID}" in (await page.text_content("#hot-keys") or "")
+
             async def latency_shown() -> bool:
                 return (await page.text_content("#saves-latency") or "").endswith(" ms")
+
+            async def pipeline_shown() -> bool:
+                waiting = await _number(page, "#queue-waiting")
+                dead = await _number(page, "#dead-letters")
+                outcome = await page.text_content("#reconcile-outcome") or ""
+                return waiting >= 0 and dead >= 0 and outcome not in ("", "\u2013")
 
             await _eventually(saves_shown)
             await _eventually(hot_shown)
             await _eventually(latency_shown)
+            await _eventually(pipeline_shown)
+            await _eventually(read_key_shown)
             # A small import through the page's form.
             ids = [make_id(450102, "20070404", i) for i in range(3)]
             rows = [[cid, "Li", "450102001", HASH, 580, 40, 110, 120, 100, 250] for cid in ids]

@@ -127,11 +127,26 @@ async function refreshProgress(batch) {
   ]);
 }
 
+const shown = (value) => (value === null || value === undefined ? "–" : String(value));
+
+async function refreshPipeline() {
+  const p = await call(`${API}/admin/pipeline`);
+  $("queue-waiting").textContent = shown(p.waiting);
+  $("dead-letters").textContent = shown(p.dead_letters);
+  $("hot-waiting").textContent = shown(p.hot_events_waiting);
+  const run = p.last_reconcile;
+  $("reconcile-outcome").textContent = run
+    ? `${run.outcome} (${run.mode}, ${new Date(run.started_at).toLocaleString()})` : "none yet";
+  $("reconcile-counts").textContent = run
+    ? `${run.checked} / ${run.drifted} / ${run.repaired_redis + run.repaired_mysql}` : "–";
+  $("pipeline-errors").textContent = Object.entries(p.errors).map(([k, v]) => `${k}: ${v}`).join("; ");
+}
+
 async function refresh() {
   if (!token) return;
   const batch = $("batch").value.trim();
   const results = await Promise.allSettled([
-    refreshMetrics(), refreshHot(batch), refreshProgress(batch),
+    refreshMetrics(), refreshHot(batch), refreshProgress(batch), refreshPipeline(),
   ]);
   const failed = results.filter((r) => r.status === "rejected");
   $("updated").textContent = failed.length

@@ -10,7 +10,11 @@ from importlib import resources
 from aiohttp import web
 
 from schemas import urls
+from service.accounts.login import ROLE_ADMIN
 from service.core.errors import NotFound
+from service.http import keys
+from service.http.endpoints.candidates import require_role
+from service.http.respond import json_response
 
 _TYPES = {
     ".html": "text/html",
@@ -53,6 +57,14 @@ async def console_asset(request: web.Request) -> web.Response:
     return _response(name)
 
 
+async def pipeline(request: web.Request) -> web.Response:
+    """Messages waiting per form queue, dead letters, hot events waiting, the last reconcile
+    run (admins)."""
+    require_role(request, ROLE_ADMIN)
+    return json_response(await request.app[keys.PIPELINE].status())
+
+
 def add_console_routes(app: web.Application) -> None:
+    app.router.add_get(urls.ADMIN_PIPELINE, pipeline)
     app.router.add_get(urls.CONSOLE, console_page)
     app.router.add_get(urls.CONSOLE_ASSET, console_asset)

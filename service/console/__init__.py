@@ -1,0 +1,1 @@
+"""What the admin console shows besides the features' own endpoints: the pipeline's state."""
