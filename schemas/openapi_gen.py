@@ -189,7 +189,9 @@ def _components() -> dict[str, Any]:
                     "checks": {
                         "type": "object",
                         "additionalProperties": {"type": "string"},
-                        "description": "Per dependency: `ok`, or `down: <reason>`.",
+                        "description": "/health/deps: per dependency `ok` or `down: <reason>`; "
+                        "/health/ready: `process` (`serving`, `draining`) and per connection "
+                        "`established`, `connecting`, `reconnecting` or `failed: <reason>`.",
                     },
                 },
             },
@@ -349,10 +351,23 @@ def _paths() -> dict[str, Any]:
         urls.READY: {
             "get": _operation(
                 "ready",
-                "Readiness: Redis, the broker and MySQL answer",
+                "Readiness: this process serves (started, connections established once or "
+                "reconnecting, not shutting down); never a shared dependency's outage",
                 {
                     "200": _ok("Ready.", json_content(ref("Readiness"))),
                     "503": _ok("Not ready.", json_content(ref("Readiness"))),
+                },
+                [],
+                tag="health",
+            )
+        },
+        urls.DEPS: {
+            "get": _operation(
+                "dependencies",
+                "Dependencies: Redis, the broker and MySQL pinged now (not for load balancers)",
+                {
+                    "200": _ok("Every dependency answers.", json_content(ref("Readiness"))),
+                    "503": _ok("A dependency is down.", json_content(ref("Readiness"))),
                 },
                 [],
                 tag="health",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from service import names
 
@@ -34,5 +34,13 @@ class Metrics:
             names.METRIC_CONSUME_BATCH,
             "Rows per consumer upsert",
             buckets=(1, 10, 50, 100, 250, 500, 1000, 2000),
+            registry=r,
+        )
+        # 1 when the dependency answered this process's last probe (every few seconds).
+        self.dependency_up = Gauge(
+            names.METRIC_DEPENDENCY_UP,
+            "Whether a dependency answered the last probe",
+            ["dependency"],
+            multiprocess_mode="livemin",
             registry=r,
         )

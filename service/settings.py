@@ -50,6 +50,10 @@ class Settings:
     broker_timeout_s: float = 5.0
     mysql_timeout_s: float = 5.0
     retry_after_s: int = 2
+    # Readiness: a new process waits this long for its first connections before it reports
+    # ready anyway; dependencies are pinged this often for /health/deps and the metrics.
+    ready_connect_grace_s: float = 15.0
+    probe_interval_s: float = 5.0
     redis_pool_size: int = 64
     # The save path's scripts share one multiplexed connection per process (far less CPU per
     # call than redis-py's pool); false sends them through the pool like everything else.

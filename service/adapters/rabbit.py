@@ -194,6 +194,15 @@ class RabbitBroker:
     async def ping(self) -> None:
         self._ready_link()
 
+    def connector_problem(self) -> str | None:
+        """None while the link is up or being (re)established; what broke it otherwise."""
+        task = self._task
+        if task is None:
+            return "not started"
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            return f"connect loop ended: {task.exception()!r}"[:200]
+        return None
+
     async def queue_depths(self) -> dict[str, int]:
         """Ready messages per form queue (a passive declare, no management plugin needed).
         Deliveries a consumer holds unacked are not counted."""

@@ -16,7 +16,7 @@ from service.http import keys
 from service.http.admin_routes import add_admin_routes
 from service.http.catalogue_routes import add_catalogue_routes
 from service.http.middleware import make_middleware
-from service.http.probes import Probes
+from service.http.probes import Probes, Readiness
 from service.http.routes import add_routes
 from service.http.staff_routes import add_staff_routes
 from service.http.staff_setup import open_staff_parts
@@ -48,6 +48,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SIGNER] = TokenSigner(settings.token_secret)
     app[keys.METRICS] = metrics
     app.cleanup_ctx.append(_dependencies)
+    app.on_shutdown.append(_draining)
     add_routes(app)
     add_staff_routes(app)
     add_catalogue_routes(app)
@@ -85,8 +86,23 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
                 cache, settings.login_failures_limit, settings.login_failures_window_s
             ),
         )
-        app[keys.PROBES] = Probes(
+        probes = Probes(
             {"redis": cache.ping, "broker": broker.ping, "mysql": db.ping},
             timeout_s=min(settings.redis_timeout_s, settings.mysql_timeout_s),
         )
-        yield
+        gauge = app[keys.METRICS].dependency_up
+        readiness = Readiness(
+            probes,
+            settings.ready_connect_grace_s,
+            machinery={"broker_link": broker.connector_problem},
+            on_result=lambda name, up: gauge.labels(name).set(1 if up else 0),
+        )
+        app[keys.READINESS] = readiness
+        async with readiness.probing(settings.probe_interval_s):
+            yield
+
+
+async def _draining(app: web.Application) -> None:
+    """Shutdown began: report not ready while the saves in flight finish."""
+    if keys.READINESS in app:
+        app[keys.READINESS].draining = True

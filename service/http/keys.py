@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from service.domain.tokens import TokenSigner
-from service.http.probes import Probes
+from service.http.probes import Readiness
 from service.metrics import Metrics
 from service.names import Names
 from service.settings import Settings
@@ -17,5 +17,5 @@ NAMES = web.AppKey("names", Names)
 SIGNER = web.AppKey("signer", TokenSigner)
 FORMS = web.AppKey("forms", Forms)
 ACCOUNTS = web.AppKey("accounts", Accounts)
-PROBES = web.AppKey("probes", Probes)
+READINESS = web.AppKey("readiness", Readiness)
 METRICS = web.AppKey("metrics", Metrics)

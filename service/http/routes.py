@@ -146,7 +146,16 @@ async def live(_: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    checks = await request.app[keys.PROBES].run()
+    """This process can serve (see probes.Readiness): what load balancers and k8s ask."""
+    ok, checks = request.app[keys.READINESS].state()
+    return json_response(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+    )
+
+
+async def deps(request: web.Request) -> web.Response:
+    """Every dependency pinged now: for people and dashboards, not for load balancers."""
+    checks = await request.app[keys.READINESS].dependencies()
     ok = all(v == "ok" for v in checks.values())
     return json_response(
         {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
@@ -165,4 +174,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_put(urls.FORM, put_form)
     app.router.add_get(urls.LIVE, live)
     app.router.add_get(urls.READY, ready)
+    app.router.add_get(urls.DEPS, deps)
     app.router.add_get(urls.METRICS, metrics)

@@ -14,6 +14,7 @@ ADMIN_IMPORTS = f"{API}/admin/imports"
 ADMIN_IMPORT = f"{API}/admin/imports/{{job}}"
 LIVE = "/health/live"
 READY = "/health/ready"
+DEPS = "/health/deps"
 METRICS = "/metrics"
 # Benchmark only, served with `volreg serve --naive`: the same save written straight to MySQL.
 NAIVE_FORM = "/bench/naive/candidates/{candidate_id}/forms/{batch}"
