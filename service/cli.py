@@ -11,12 +11,13 @@ from pathlib import Path
 
 from service.logs import configure
 from service.settings import Settings, environment
+from service.settings_rules import SettingsError
 
 
-def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     from service.adapters.mysql_migrate import migrate
 
-    applied = asyncio.run(migrate(settings))
+    applied = asyncio.run(migrate(settings, reshard=args.reshard))
     print(f"migrations applied: {', '.join(applied) if applied else 'none pending'}")
     return 0
 
@@ -92,8 +93,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.naive:
         settings = dataclasses.replace(settings, bench_naive=True)
-    serve(settings, args.workers)
-    return 0
+    return serve(settings, args.workers)
 
 
 def _loadtest(settings: Settings, args: argparse.Namespace) -> int:
@@ -133,7 +133,14 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("consume", help="persist saved forms from the broker to MySQL").set_defaults(
         run=_consume
     )
-    sub.add_parser("migrate", help="create/upgrade the MySQL schema").set_defaults(run=_migrate)
+    p = sub.add_parser("migrate", help="create/upgrade the MySQL schema, record the shard count")
+    p.add_argument(
+        "--reshard",
+        action="store_true",
+        help="accept a VOLREG_SHARDS different from the recorded one (queues drained, "
+        "Redis warmed up again afterwards)",
+    )
+    p.set_defaults(run=_migrate)
 
     p = sub.add_parser("gen-data", help="write a synthetic candidates CSV (or .csv.gz)")
     p.add_argument("--candidates", type=int, default=10_000)
@@ -182,16 +189,39 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+# Commands that work on existing data: they refuse a shard count other than the recorded one
+# (serve and consume check it themselves, also when MySQL comes up later).
+_SHARD_CHECKED = {"reconcile", "warmup", "import"}
+
+
+def _check_shards(settings: Settings) -> None:
+    from service.adapters.mysql_migrate import check_shard_count
+    from service.shard_guard import ShardGuard
+
+    asyncio.run(ShardGuard(lambda: check_shard_count(settings), 0).first())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = Settings.from_env(environment())
     except ValueError as exc:
-        print(f"volreg: {exc}", file=sys.stderr)
+        _refuse(exc)
         return 2
     configure(settings.log_level)
-    code: int = args.run(settings, args)
+    try:
+        if args.command in _SHARD_CHECKED:
+            _check_shards(settings)
+        code: int = args.run(settings, args)
+    except SettingsError as exc:
+        _refuse(exc)
+        return 2
     return code
+
+
+def _refuse(exc: ValueError) -> None:
+    for line in str(exc).splitlines():
+        print(f"volreg: {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import uvloop
 from aiohttp import web
 
 from service.adapters.mysql_db import open_database
+from service.adapters.mysql_migrate import check_shard_count
 from service.adapters.rabbit import open_broker
 from service.consumer import FormWriter
 from service.http.app import create_app, names_of
@@ -19,6 +20,7 @@ from service.logs import configure
 from service.metrics import Metrics
 from service.ports import Inbound
 from service.settings import Settings
+from service.shard_guard import ShardGuard
 
 log = logging.getLogger(__name__)
 # Longer than a save can take (three network steps under their timeouts).
@@ -40,12 +42,16 @@ def _serve_one(settings: Settings, reuse_port: bool) -> None:
     )
 
 
-def serve(settings: Settings, workers: int) -> None:
+def serve(settings: Settings, workers: int) -> int:
     """``workers`` processes share the port with SO_REUSEPORT, one event loop each. SIGTERM
-    stops accepting, lets in-flight saves finish (up to the grace period), then exits."""
+    stops accepting, lets in-flight saves finish (up to the grace period), then exits.
+    Returns the exit code: a worker's failure, 0 when all stopped cleanly."""
     if workers <= 1:
         _serve_one(settings, reuse_port=False)
-        return
+        return 0
+    # A wrong shard count ends here with one message, not with every worker's traceback.
+    guard = ShardGuard(lambda: check_shard_count(settings), settings.probe_interval_s)
+    asyncio.run(guard.first())
     ctx = multiprocessing.get_context("spawn")
     procs = [
         ctx.Process(target=_serve_one, args=(settings, True), name=f"volreg-api-{i}")
@@ -63,6 +69,8 @@ def serve(settings: Settings, workers: int) -> None:
     signal.signal(signal.SIGINT, forward)
     for p in procs:
         p.join()
+    codes = [p.exitcode for p in procs]
+    return next((c for c in codes if c not in (0, -signal.SIGTERM, None)), 0)
 
 
 async def _consume(settings: Settings) -> None:
@@ -72,6 +80,15 @@ async def _consume(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     inbox: asyncio.Queue[Inbound] = asyncio.Queue()
+    # Nothing is consumed before the shard count is known to be right (SettingsError ends
+    # the process): a consumer holds no state, so waiting for MySQL here loses nothing.
+    guard = ShardGuard(lambda: check_shard_count(settings), settings.probe_interval_s)
+    while not await guard.first():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=settings.probe_interval_s)
+            return
+        except TimeoutError:
+            continue
     async with AsyncExitStack() as stack:
         db = await stack.enter_async_context(open_database(settings))
         broker = await stack.enter_async_context(open_broker(settings, names))

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from service.adapters.mysql_db import open_database
+from service.adapters.mysql_migrate import check_shard_count
 from service.adapters.rabbit import open_broker
 from service.adapters.redis_cache import open_cache
 from service.domain.passwords import Passwords
@@ -24,6 +25,7 @@ from service.metrics import Metrics
 from service.naive import NAIVE, NaiveForms, add_naive_routes
 from service.names import Names
 from service.settings import Settings
+from service.shard_guard import ShardGuard
 from service.usecases.accounts import Accounts
 from service.usecases.batches import BatchWindows
 from service.usecases.forms import Forms
@@ -62,7 +64,9 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
     settings, names = app[keys.SETTINGS], app[keys.NAMES]
     if settings.uses_dev_secret:
         log.warning("VOLREG_TOKEN_SECRET is not set: tokens use the development secret")
+    guard = ShardGuard(lambda: check_shard_count(settings), settings.probe_interval_s)
     async with (
+        guard.guarding(),
         open_cache(settings, names) as cache,
         open_database(settings) as db,
         open_broker(settings, names) as broker,
@@ -94,7 +98,7 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
         readiness = Readiness(
             probes,
             settings.ready_connect_grace_s,
-            machinery={"broker_link": broker.connector_problem},
+            machinery={"broker_link": broker.connector_problem, "shards": lambda: guard.problem},
             on_result=lambda name, up: gauge.labels(name).set(1 if up else 0),
         )
         app[keys.READINESS] = readiness
