@@ -1,0 +1,176 @@
+"""Typed settings, built once at start-up from ``VOLREG_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from service.core.settings_rules import SettingsError, problems_of, unknown_variables
+
+_DEV_SECRET = "volreg-dev-secret-change-me"
+# Written by `make up` / `make test` (scripts/credentials.sh): the token secret and the URLs,
+# with credentials, of the servers the project started. Relative to the working directory.
+ENV_FILE = "var/volreg.env"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a volreg process needs; tests construct it directly."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    # Credentials go into the URLs; `make up` writes working ones into var/volreg.env.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Redis Cluster seed nodes "host:port,host:port"; when set, redis_url is not used.
+    redis_cluster_nodes: str = ""
+    # One URL, or a comma-separated list of cluster nodes tried in order on (re)connect.
+    amqp_url: str = "amqp://127.0.0.1:5672/"
+    # Replicas of each new quorum queue (x-quorum-initial-group-size); 0 = broker default.
+    quorum_initial_group_size: int = 0
+    mysql_dsn: str = "mysql://volreg@127.0.0.1:3306/volreg"
+    # Shard map "0-127=mysql://...,128-255=mysql://..."; when set, mysql_dsn is not used.
+    mysql_shards: str = ""
+    token_secret: str = _DEV_SECRET
+    token_ttl_s: int = 8 * 3600
+    # Failed logins per account before further attempts are refused (429) for the window;
+    # also keeps argon2id's CPU cost from being used against the service. 0 turns it off.
+    login_failures_limit: int = 10
+    login_failures_window_s: int = 300
+    # Names that cross process boundaries get these prefixes so test runs can share servers.
+    key_prefix: str = "vr"
+    queue_prefix: str = "volreg"
+    shards: int = 256
+    queues: int = 4
+    # A gzip-compressed form larger than this many bytes is split across several Redis keys.
+    chunk_bytes: int = 4096
+    max_body_bytes: int = 64 * 1024
+    idempotency_ttl_s: int = 24 * 3600
+    # Timeouts for every network await, in seconds.
+    redis_timeout_s: float = 2.0
+    broker_timeout_s: float = 5.0
+    mysql_timeout_s: float = 5.0
+    retry_after_s: int = 2
+    # Readiness: a new process waits this long for its first connections before it reports
+    # ready anyway; dependencies are pinged this often for /health/deps and the metrics.
+    ready_connect_grace_s: float = 15.0
+    probe_interval_s: float = 5.0
+    redis_pool_size: int = 64
+    # The save path's scripts share one multiplexed connection per process (far less CPU per
+    # call than redis-py's pool); false sends them through the pool like everything else.
+    redis_multiplex: bool = True
+    mysql_pool_size: int = 10
+    # Consumer batching: a batch closes at this many messages or after this many ms.
+    consume_batch: int = 500
+    consume_wait_ms: int = 20
+    consume_prefetch: int = 2000
+    # The consumer's own /metrics and health (0: off), and how often it samples queue depths.
+    consumer_http_port: int = 8082
+    consumer_stats_interval_s: float = 5.0
+    # Quorum-queue redeliveries before the broker dead-letters a message (crash loops).
+    delivery_limit: int = 20
+    # Published catalogue (batches) is re-read from MySQL at most this often.
+    catalogue_ttl_s: float = 5.0
+    # Multi-level cache: entries per process, and how long the Redis copy lives (it is also
+    # refreshed on every publish). catalogue_ttl_s bounds staleness when a broadcast is lost.
+    catalogue_local_entries: int = 10_000
+    catalogue_redis_ttl_s: int = 3600
+    exam_local_entries: int = 50_000
+    exam_local_ttl_s: float = 30.0
+    # Bulk import: data rows per batch (and checkpoint), batches written concurrently, and the
+    # longest wait for the next chunk of an upload.
+    import_batch_rows: int = 5000
+    import_writers: int = 3
+    # Accepted rows are sorted in runs of this many before loading (memory: ~300 B a row).
+    import_run_rows: int = 200_000
+    import_read_timeout_s: float = 60.0
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19 * 1024
+    log_level: str = "INFO"
+    # Share of successful requests written to the access log (errors and slow ones always).
+    access_log_sample: float = 1.0
+    # Reconciler. Redis newer than MySQL is normal while a message is in flight (or parked in
+    # the dead-letter queue): it counts as drift only when older than the grace period.
+    reconcile_grace_s: float = 60.0
+    reconcile_interval_s: float = 60.0
+    reconcile_full_interval_s: float = 6 * 3600.0
+    # Incremental runs look this far behind the previous run's start: a save stamped before
+    # that start may commit after it (broker confirm wait), a row commits after its synced_at.
+    reconcile_overlap_s: float = 30.0
+    reconcile_batch: int = 500
+    reconcile_lock_ttl_s: float = 60.0
+    reconcile_http_port: int = 8081
+    warmup_batch: int = 2000
+    # Benchmark only: also serve the naive save route (each save written synchronously to
+    # MySQL, no Redis, no broker) that `volreg loadtest` compares against. Never in production.
+    bench_naive: bool = False
+
+    def __post_init__(self) -> None:
+        problems = problems_of({f.name: getattr(self, f.name) for f in fields(self)})
+        if problems:
+            raise SettingsError(problems)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Raises SettingsError listing every problem: a value of the wrong type or out of
+        range, and any ``VOLREG_*`` variable that names no setting (a typo would otherwise
+        leave the default in force unnoticed)."""
+        env = os.environ if environ is None else environ
+        problems = unknown_variables(env, (f.name for f in fields(cls)))
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"VOLREG_{f.name.upper()}")
+            if raw is None:
+                continue
+            kind = type(getattr(_DEFAULTS, f.name))
+            try:
+                values[f.name] = _parse_bool(raw) if kind is bool else kind(raw)
+            except ValueError:
+                problems.append(f"VOLREG_{f.name.upper()}={raw!r}: expected {_KIND[kind]}")
+        # Ranges too, so that one run lists every problem (a type error keeps the default).
+        merged = {f.name: values.get(f.name, getattr(_DEFAULTS, f.name)) for f in fields(cls)}
+        problems += problems_of(merged)
+        if problems:
+            raise SettingsError(problems)
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        return self.token_secret == _DEV_SECRET
+
+
+_DEFAULTS = Settings()
+_KIND = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``NAME=value`` lines as scripts/credentials.sh writes them (``#`` comments, no quoting)."""
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.partition("=")
+        values[name.strip()] = value.strip()
+    return values
+
+
+def environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment over the env file (``VOLREG_ENV_FILE``, default ``var/volreg.env``
+    when it exists): a variable set in the environment wins over the file."""
+    env = dict(os.environ if environ is None else environ)
+    path = Path(env.get("VOLREG_ENV_FILE", ENV_FILE))
+    if not path.is_file():
+        return env
+    return {**read_env_file(path), **env}
+
+
+def _parse_bool(raw: str) -> bool:
+    # bool("0") is True: spell the accepted words out instead.
+    word = raw.strip().lower()
+    if word in {"1", "true", "yes", "on"}:
+        return True
+    if word in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(raw)
