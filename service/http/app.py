@@ -21,6 +21,7 @@ from service.forms.save import Forms
 from service.http import keys
 from service.http.endpoints.candidates import add_routes
 from service.http.endpoints.catalogue import add_catalogue_routes
+from service.http.endpoints.docs import add_docs_routes
 from service.http.endpoints.imports import add_admin_routes
 from service.http.endpoints.naive import NAIVE, NaiveForms, add_naive_routes
 from service.http.endpoints.schools import add_staff_routes
@@ -95,6 +96,7 @@ def build_app(settings: Settings, names: Names, services: OpenServices) -> web.A
     add_staff_routes(app)
     add_catalogue_routes(app)
     add_admin_routes(app)
+    add_docs_routes(app)
     if settings.bench_naive:
         add_naive_routes(app)
     return app

@@ -388,6 +388,32 @@ def _paths() -> dict[str, Any]:
                 tag="health",
             )
         },
+        **_docs_paths(),
+    }
+
+
+def _docs_paths() -> dict[str, Any]:
+    """This document over HTTP and the page that renders it."""
+
+    def page(operation_id: str, summary: str, media: str) -> dict[str, Any]:
+        content = {media: {"schema": {"type": "string"}}}
+        return {
+            "get": _operation(operation_id, summary, {"200": _ok(summary, content)}, [], tag="docs")
+        }
+
+    return {
+        urls.OPENAPI: {
+            "get": _operation(
+                "openapi",
+                "This OpenAPI document",
+                {"200": _ok("The document.", {"application/json": {"schema": {"type": "object"}}})},
+                [],
+                tag="docs",
+            )
+        },
+        urls.DOCS: page("docs", "The API documentation page (renders /openapi.json)", "text/html"),
+        urls.DOCS_SCRIPT: page("docs_script", "The documentation page's script", "text/javascript"),
+        urls.DOCS_STYLE: page("docs_style", "The documentation page's style sheet", "text/css"),
     }
 
 
@@ -555,7 +581,16 @@ def build() -> dict[str, Any]:
         },
         "tags": [
             {"name": n}
-            for n in ("auth", "candidates", "forms", "schools", "catalogue", "admin", "health")
+            for n in (
+                "auth",
+                "candidates",
+                "forms",
+                "schools",
+                "catalogue",
+                "admin",
+                "health",
+                "docs",
+            )
         ],
         "paths": _paths(),
         "components": _components(),
@@ -567,6 +602,9 @@ def render(document: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    # Every route module, so that every error class they raise is a known subclass.
+    import service.http.app  # noqa: F401
+
     OUTPUT.write_text(render(build()), encoding="utf-8")
     print(f"wrote schemas/{OUTPUT.name}")
 

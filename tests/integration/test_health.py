@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 from schemas import urls
 from schemas.records import FormKey
 from service.core.settings import Settings
+from service.http import openapi
 from service.storage.mysql_db import MySQLDatabase
 from tests.conftest import ClientFactory
 from tests.proxy import Proxy
@@ -149,3 +150,13 @@ async def test_a_new_process_waits_for_its_first_connections_then_for_the_grace_
     await _until(client, urls.DEPS, 200)
     _, body = await _status(client, urls.READY)
     assert body["checks"]["broker"] == "established"
+
+
+async def test_the_api_serves_its_document_and_docs_page(make_client: ClientFactory) -> None:
+    client = await make_client()
+    resp = await client.get(urls.OPENAPI)
+    assert resp.status == 200
+    assert await resp.read() == openapi.OUTPUT.read_bytes()
+    resp = await client.get(urls.DOCS)
+    assert resp.status == 200
+    assert urls.DOCS_SCRIPT in await resp.text()
