@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 from schemas import messages
 from schemas.records import FormKey, FormRecord
 from service.core import codec
 from service.core.errors import BrokerUnavailable, DatabaseUnavailable, RecordRejected
-from service.core.metrics import Metrics
+from service.core.metrics import ConsumerMetrics
 from service.core.ports import Database, Inbound
 from service.core.settings import Settings
 
@@ -23,7 +24,7 @@ class FormWriter:
     """Applies batches of deliveries to MySQL. Nothing is acked before its row is committed;
     a message that can never be applied goes to the dead-letter queue with its reason."""
 
-    def __init__(self, db: Database, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, db: Database, settings: Settings, metrics: ConsumerMetrics) -> None:
         self._db = db
         self._settings = settings
         self._metrics = metrics
@@ -97,14 +98,24 @@ class FormWriter:
         if not rows:
             return {}
         try:
+            started = time.monotonic()
             await self._upsert_retrying(rows)
-            self._metrics.batch_rows.observe(len(rows))
+            self._observe_commit(rows, time.monotonic() - started)
             return {}
         except RecordRejected as exc:
             if len(rows) == 1:
                 return {rows[0].key: str(exc)}
         half = len(rows) // 2
         return await self._upsert_isolating(rows[:half]) | await self._upsert_isolating(rows[half:])
+
+    def _observe_commit(self, rows: list[FormRecord], seconds: float) -> None:
+        self._metrics.batch_rows.observe(len(rows))
+        self._metrics.upsert.observe(seconds)
+        now_us = time.time() * 1_000_000
+        delays = [max(0.0, (now_us - r.updated_us) / 1_000_000) for r in rows]
+        for delay in delays:
+            self._metrics.delay.observe(delay)
+        self._metrics.lag.set(max(delays))
 
     async def _upsert_retrying(self, rows: list[FormRecord]) -> None:
         delay = 0.1

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -61,12 +63,16 @@ class Forms:
         db: Database,
         batches: BatchWindows,
         catalogue: ChoiceCheck | None = None,
+        observe: Callable[[str, float], None] | None = None,
     ) -> None:
+        """``observe(step, seconds)`` is told how long each step of a save took: ``stage``,
+        ``publish`` (until the broker's confirm) and ``commit``."""
         self._cache = cache
         self._publisher = publisher
         self._db = db
         self._batches = batches
         self._catalogue = catalogue
+        self._observe = observe or _ignore
 
     async def save(self, key: FormKey, form: FormBody, idem: str | None, now: datetime) -> Saved:
         """Stage in Redis → publish and await the broker's confirm → commit in Redis.
@@ -80,7 +86,10 @@ class Forms:
             await self._catalogue.check_choices(form)
         payload = payload_of(form)
         fingerprint = hashlib.sha256(payload).hexdigest()[:32]
+        started = time.perf_counter()
         staged = await self._cache.stage(key, idem, fingerprint)
+        staged_at = time.perf_counter()
+        self._observe("stage", staged_at - started)
         if isinstance(staged, Replay):
             return _replayed(staged.stored, fingerprint)
         record = FormRecord(
@@ -93,10 +102,13 @@ class Forms:
             if idem:
                 await self._forget(key, idem)
             raise
+        confirmed_at = time.perf_counter()
+        self._observe("publish", confirmed_at - staged_at)
         stored = f"done {fingerprint} {saved.version} {saved.updated_us}"
         # Not applied means a concurrent save with a newer version committed first: this save
         # is ordered before it, which is the outcome its version says.
         await self._cache.commit(record, idem, stored)
+        self._observe("commit", time.perf_counter() - confirmed_at)
         return saved
 
     async def _forget(self, key: FormKey, idem: str) -> None:
@@ -112,6 +124,10 @@ class Forms:
         if record is None:
             raise NotFound("no form saved for this batch yet")
         return record
+
+
+def _ignore(_step: str, _seconds: float) -> None:
+    pass
 
 
 def _replayed(stored: str, fingerprint: str) -> Saved:

@@ -105,6 +105,12 @@ def create_app(settings: Settings, adapters: Adapters | None = None) -> web.Appl
     return build_app(settings, names, services)
 
 
+def _stage_timer(app: web.Application) -> Callable[[str, float], None]:
+    histogram = app[keys.METRICS].save_stage
+    children = {step: histogram.labels(step) for step in ("stage", "publish", "commit")}
+    return lambda step, seconds: children[step].observe(seconds)
+
+
 @asynccontextmanager
 async def _services(
     app: web.Application, settings: Settings, names: Names, adapters: Adapters
@@ -136,7 +142,7 @@ async def _services(
         batches = BatchWindows(catalogue, 0.0, on_miss=catalogue.reload_batches)
         passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
         yield Services(
-            forms=Forms(cache, broker, db, batches, catalogue),
+            forms=Forms(cache, broker, db, batches, catalogue, observe=_stage_timer(app)),
             accounts=Accounts(
                 db,
                 cache,

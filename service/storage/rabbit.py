@@ -203,16 +203,16 @@ class RabbitBroker:
             return f"connect loop ended: {task.exception()!r}"[:200]
         return None
 
-    async def queue_depths(self) -> dict[str, int]:
-        """Ready messages per form queue (a passive declare, no management plugin needed).
-        Deliveries a consumer holds unacked are not counted."""
+    async def queue_depths(self, queues: list[str] | None = None) -> dict[str, int]:
+        """Ready messages per form queue, or per queue of ``queues`` (a passive declare, no
+        management plugin needed). Deliveries a consumer holds unacked are not counted."""
         link = self._ready_link()
         try:
             async with asyncio.timeout(self._settings.broker_timeout_s):
                 channel = await link.connection.channel(publisher_confirms=False)
                 try:
                     depths = {}
-                    for name in self._names.all_queues:
+                    for name in self._names.all_queues if queues is None else queues:
                         queue = await channel.declare_queue(name, passive=True)
                         depths[name] = int(queue.declaration_result.message_count or 0)
                     return depths
