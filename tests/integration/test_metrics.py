@@ -64,6 +64,15 @@ async def _wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 30)
         await asyncio.sleep(0.2)
 
 
+def _start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "service.main.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> int:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -77,12 +86,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> int:
 async def test_a_scrape_of_serve_with_workers_sums_every_worker(settings: Settings) -> None:
     port = _free_port()
     env = settings_env(dataclasses.replace(settings, http_port=port))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service.main.cli", "serve", "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = _start(env, "serve", "--workers", "2")
     base = f"http://127.0.0.1:{port}"
     try:
         await _wait_up(base + urls.READY, proc)
@@ -99,7 +103,9 @@ async def test_a_scrape_of_serve_with_workers_sums_every_worker(settings: Settin
         assert _stop(proc) == 0
 
 
-async def test_the_api_times_each_step_of_a_save(make_client: ClientFactory, consumer: None) -> None:
+async def test_the_api_times_each_step_of_a_save(
+    make_client: ClientFactory, consumer: None
+) -> None:
     client = await make_client()
     headers = await login(client)
     for salt in range(3):
@@ -127,12 +133,7 @@ async def test_the_consumer_serves_its_own_metrics(
                 key, parse_form({"choices": choices(2, n)}), None, datetime.now()
             )
             versions[key] = saved.version
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "service.main.cli", "consume"],
-            env=settings_env(consumer_settings),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        proc = _start(settings_env(consumer_settings), "consume")
         base = f"http://127.0.0.1:{port}"
         try:
             await _wait_up(base + urls.READY, proc)
