@@ -16,10 +16,12 @@ from schemas.records import STATUS_SAVED, FormKey, FormRecord
 from service.core import codec
 from service.core.errors import (
     NotFound,
+    PublishUncertain,
     RequestInProgress,
     StoreUnavailable,
     Unavailable,
     ValidationFailed,
+    WindowClosed,
 )
 from service.core.ports import Database, FormCache, Publisher, Replay
 from service.core.read_through import read_through
@@ -81,11 +83,19 @@ class Forms:
         durable: if the commit then fails, consumers still write MySQL and the reconciler
         brings Redis up to date, but the client is told to retry (it was not visible yet).
         """
-        await self._batches.require_open(key.batch, now)
-        if self._catalogue is not None:
-            await self._catalogue.check_choices(form)
         payload = payload_of(form)
         fingerprint = hashlib.sha256(payload).hexdigest()[:32]
+        try:
+            await self._batches.require_open(key.batch, now)
+            if self._catalogue is not None:
+                await self._catalogue.check_choices(form)
+        except (WindowClosed, NotFound, ValidationFailed):
+            # A retry of a save that succeeded (its answer lost) gets that answer, also once
+            # the window has closed or the catalogue changed since.
+            replay = await self._recorded(key, idem)
+            if replay is None:
+                raise
+            return _replayed(replay, fingerprint)
         started = time.perf_counter()
         staged = await self._cache.stage(key, idem, fingerprint)
         staged_at = time.perf_counter()
@@ -98,6 +108,10 @@ class Forms:
         saved = Saved(record.version, record.updated_us)
         try:
             await self._publisher.publish(record)
+        except PublishUncertain:
+            # The message may be persisted and applied later: keep the key's pending marker,
+            # so that a retry with it gets 503 (in progress) instead of saving a second time.
+            raise
         except Unavailable:
             if idem:
                 await self._forget(key, idem)
@@ -110,6 +124,14 @@ class Forms:
         await self._cache.commit(record, idem, stored)
         self._observe("commit", time.perf_counter() - confirmed_at)
         return saved
+
+    async def _recorded(self, key: FormKey, idem: str | None) -> str | None:
+        if not idem:
+            return None
+        try:
+            return await self._cache.idempotency_record(key, idem)
+        except StoreUnavailable:
+            return None  # the check's own answer then
 
     async def _forget(self, key: FormKey, idem: str) -> None:
         with contextlib.suppress(StoreUnavailable):  # the pending marker expires by itself

@@ -61,15 +61,17 @@ def json_content(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
 
 
 def _errors_by_status() -> dict[int, list[type[VolregError]]]:
-    """The most specific error classes (the leaves of the tree; bases like ``Conflict`` are
-    not raised themselves), by HTTP status. 500s are not documented."""
+    """The error classes handlers raise, by HTTP status: all but the bases that group a
+    status (``VolregError``, and ``Conflict`` or ``Unavailable`` with their subclasses), which
+    are not raised themselves. 500s are not documented."""
     found: dict[int, list[type[VolregError]]] = {}
     pending: list[type[VolregError]] = [VolregError]
     while pending:
         cls = pending.pop()
         subclasses = cls.__subclasses__()
         pending.extend(subclasses)
-        if subclasses or cls.status == 500:
+        grouping = cls is VolregError or (VolregError in cls.__bases__ and bool(subclasses))
+        if grouping or cls.status == 500:
             continue
         if cls.status not in ERROR_RESPONSES:
             raise ValueError(f"{cls.__name__}: add status {cls.status} to ERROR_RESPONSES")

@@ -24,7 +24,7 @@ from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from schemas import messages
 from schemas.records import FormRecord
-from service.core.errors import BrokerUnavailable
+from service.core.errors import BrokerUnavailable, PublishUncertain
 from service.core.names import Names
 from service.core.ports import Inbound
 from service.core.settings import Settings
@@ -165,7 +165,12 @@ class RabbitBroker:
             message_id=messages.message_id(record),
         )
         routing_key = str(self._names.queue_index(record.candidate_id))
-        await self._confirmed(link.exchange.publish(message, routing_key=routing_key))
+        try:
+            await self._confirmed(link.exchange.publish(message, routing_key=routing_key))
+        except BrokerUnavailable as exc:
+            # Sent, or perhaps sent: without the confirm nobody knows whether a majority
+            # persisted it (a consumer may still apply it).
+            raise PublishUncertain from exc.__cause__
 
     async def dead_letter(self, incoming: AbstractIncomingMessage, reason: str) -> None:
         """Park a message that can never be applied, with the reason, then ack the original."""
