@@ -14,6 +14,7 @@ from typing import Any
 from service.core.logs import configure
 from service.core.settings import Settings, environment
 from service.core.settings_rules import SettingsError
+from service.main.cli_help import describe, version
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -119,12 +120,16 @@ def _consume(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def parser(tools: bool = False) -> argparse.ArgumentParser:
+def parser(tools: bool = False, settings: Settings | None = None) -> argparse.ArgumentParser:
     """With ``tools`` the loadtest and chaos subcommands are complete; without, they are
-    only listed (``main`` asks for them when one of them is run)."""
+    only listed (``main`` asks for them when one of them is run). ``settings`` are the values
+    each subcommand's --help shows as in effect."""
     top = argparse.ArgumentParser(
-        prog="volreg", description="College-application registration service (see README)."
+        prog="volreg",
+        description="College-application registration service (see README).",
+        epilog="`volreg COMMAND --help` for each command's settings and exit codes.",
     )
+    top.add_argument("--version", action="version", version=f"volreg {version()}")
     sub = top.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run the HTTP API")
@@ -149,10 +154,10 @@ def parser(tools: bool = False) -> argparse.ArgumentParser:
     p.set_defaults(run=_migrate)
 
     p = sub.add_parser("gen-data", help="write a synthetic candidates CSV (or .csv.gz)")
-    p.add_argument("--candidates", type=int, default=10_000)
-    p.add_argument("--schools", type=int, default=200)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--out", required=True)
+    p.add_argument("--candidates", type=int, default=10_000, help="rows to write")
+    p.add_argument("--schools", type=int, default=200, help="schools they are spread over")
+    p.add_argument("--seed", type=int, default=7, help="random seed (same seed, same file)")
+    p.add_argument("--out", required=True, help="the CSV to write (.gz: compressed)")
     p.add_argument("--teachers-out", help="also write a teachers CSV (two per school)")
     p.set_defaults(run=_gen_data)
 
@@ -161,7 +166,7 @@ def parser(tools: bool = False) -> argparse.ArgumentParser:
         help="load candidates with exam results, or teachers, from CSV (or .csv.gz); "
         "an interrupted import of the same file resumes from its checkpoint",
     )
-    p.add_argument("file")
+    p.add_argument("file", help="CSV or CSV.gz with the import's header")
     p.add_argument("--fresh", action="store_true", help="start over instead of resuming")
     p.add_argument("--job", help="name the job (to watch it, or to resume it by name)")
     p.set_defaults(run=_import)
@@ -170,16 +175,16 @@ def parser(tools: bool = False) -> argparse.ArgumentParser:
         "admin",
         help="create or update a staff account (password from $VOLREG_NEW_PASSWORD or a prompt)",
     )
-    p.add_argument("username")
-    p.add_argument("--role", choices=("admin", "teacher"), default="admin")
+    p.add_argument("username", help="the login name")
+    p.add_argument("--role", choices=("admin", "teacher"), default="admin", help="its role")
     p.add_argument("--school", default="", help="the teacher's school code")
     p.set_defaults(run=_admin)
 
     p = sub.add_parser("batch", help="create or change an admission batch and its filing window")
-    p.add_argument("code")
-    p.add_argument("--name")
-    p.add_argument("--opens", type=datetime.fromisoformat, required=True)
-    p.add_argument("--closes", type=datetime.fromisoformat, required=True)
+    p.add_argument("code", help="the batch code, e.g. undergrad-1")
+    p.add_argument("--name", help="its display name (default: the code)")
+    p.add_argument("--opens", type=datetime.fromisoformat, required=True, help="ISO time")
+    p.add_argument("--closes", type=datetime.fromisoformat, required=True, help="ISO time")
     p.set_defaults(run=_batch)
 
     p = sub.add_parser("loadtest", help=TOOLS["loadtest"])
@@ -196,6 +201,7 @@ def parser(tools: bool = False) -> argparse.ArgumentParser:
         add_chaos(sub)
     else:
         sub.add_parser("chaos", help=TOOLS["chaos"])
+    describe(sub, settings or Settings())
     return top
 
 
@@ -213,12 +219,16 @@ def _check_shards(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parser(tools=bool(argv) and argv[0] in TOOLS).parse_args(argv)
+    if argv == ["--version"]:  # needs no settings
+        print(f"volreg {version()}")
+        return 0
+    # Settings first: --help shows the values in effect, so it validates them too.
     try:
         settings = Settings.from_env(environment())
     except ValueError as exc:
         _refuse(exc)
         return 2
+    args = parser(tools=bool(argv) and argv[0] in TOOLS, settings=settings).parse_args(argv)
     configure(settings.log_level)
     try:
         if args.command in _SHARD_CHECKED:
