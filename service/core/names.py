@@ -87,6 +87,9 @@ class Names:
         return f"{self.queue_prefix}.catalogue"
 
 
+# --- AMQP headers besides the message format's: the API request that published a save.
+HEADER_REQUEST_ID = "x-request-id"
+
 # --- Prometheus metric names.
 METRIC_REQUESTS = "volreg_http_requests_total"
 METRIC_LATENCY = "volreg_http_request_seconds"

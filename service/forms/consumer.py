@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from schemas import messages
 from schemas.records import FormKey, FormRecord
-from service.core import codec
+from service.core import codec, logs
 from service.core.errors import BrokerUnavailable, DatabaseUnavailable, RecordRejected
 from service.core.metrics import ConsumerMetrics
+from service.core.names import HEADER_REQUEST_ID
 from service.core.ports import Database, Inbound
 from service.core.settings import Settings
 
@@ -84,6 +86,18 @@ class FormWriter:
             else:
                 await self._ack(delivery)
                 self._metrics.consumed.labels("applied").inc()
+                if log.isEnabledFor(logging.DEBUG):
+                    with _as_request(delivery):
+                        log.debug(
+                            "applied",
+                            extra={
+                                "fields": {
+                                    "candidate_id": record.candidate_id,
+                                    "batch": record.batch,
+                                    "version": record.version,
+                                }
+                            },
+                        )
 
     async def _write(self, records: Sequence[FormRecord]) -> dict[FormKey, str]:
         """Upsert the newest record per form; retry while MySQL is down (the messages wait,
@@ -133,7 +147,8 @@ class FormWriter:
                 delay = min(delay * 2, _BACKOFF_MAX_S)
 
     async def _dead_letter(self, delivery: Inbound, reason: str) -> None:
-        log.error("dead-lettering a message: %s", reason)
+        with _as_request(delivery):
+            log.error("dead-lettering a message: %s", reason)
         try:
             await delivery.dead_letter(reason)
         except BrokerUnavailable:
@@ -153,6 +168,17 @@ class FormWriter:
             await delivery.ack()
         except BrokerUnavailable:
             log.warning("broker gone before ack; the message will be redelivered (harmless)")
+
+
+@contextmanager
+def _as_request(delivery: Inbound) -> Iterator[None]:
+    """Log lines about this message carry the id of the API request that published it."""
+    rid = delivery.headers.get(HEADER_REQUEST_ID)
+    token = logs.request_id.set(rid if isinstance(rid, str) else "-")
+    try:
+        yield
+    finally:
+        logs.request_id.reset(token)
 
 
 class _Abandoned(Exception):

@@ -56,7 +56,7 @@ def build_app(settings: Settings, names: Names, services: OpenServices) -> web.A
     metrics = Metrics()
     # The body cap is enforced on the inflated body in read_json; this is aiohttp's own limit.
     app = web.Application(
-        middlewares=[make_middleware(metrics, settings.retry_after_s)],
+        middlewares=[make_middleware(metrics, settings.retry_after_s, settings.access_log_sample)],
         client_max_size=settings.max_body_bytes,
     )
     app[keys.SETTINGS] = settings

@@ -24,8 +24,9 @@ from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from schemas import messages
 from schemas.records import FormRecord
+from service.core import logs
 from service.core.errors import BrokerUnavailable, PublishUncertain
-from service.core.names import Names
+from service.core.names import HEADER_REQUEST_ID, Names
 from service.core.ports import Inbound
 from service.core.settings import Settings
 
@@ -156,6 +157,9 @@ class RabbitBroker:
         """Returns once the broker confirmed; raises BrokerUnavailable otherwise."""
         link = self._ready_link()
         headers, body = messages.encode(record, self._names.queue_index(record.candidate_id))
+        rid = logs.request_id.get()
+        if rid != "-":  # the API request being served: the consumer's logs name it too
+            headers[HEADER_REQUEST_ID] = rid
         message = aio_pika.Message(
             body,
             headers=headers,
