@@ -113,6 +113,14 @@ def _tools() -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[Any],
     return add_arguments, add_chaos
 
 
+def _status(settings: Settings, _args: argparse.Namespace) -> int:
+    from service.main.status import status
+
+    code, screen = asyncio.run(status(settings))
+    print(screen)
+    return code
+
+
 def _consume(settings: Settings, _args: argparse.Namespace) -> int:
     from service.main.runner import consume
 
@@ -186,6 +194,10 @@ def parser(tools: bool = False, settings: Settings | None = None) -> argparse.Ar
     p.add_argument("--opens", type=datetime.fromisoformat, required=True, help="ISO time")
     p.add_argument("--closes", type=datetime.fromisoformat, required=True, help="ISO time")
     p.set_defaults(run=_batch)
+
+    sub.add_parser(
+        "status", help="one screen: servers, shard count, queues, last reconcile, imports"
+    ).set_defaults(run=_status)
 
     p = sub.add_parser("loadtest", help=TOOLS["loadtest"])
     if tools:

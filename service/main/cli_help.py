@@ -88,6 +88,13 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], dict[int, str]]] = {
         ("redis_url", "redis_cluster_nodes", "mysql_dsn", "mysql_shards", "warmup_batch"),
         {2: "invalid settings or arguments, or a dependency failed"},
     ),
+    "status": (
+        "One screen for an operator: each server answering (as the application logs in), the "
+        "shard count against the recorded one, messages waiting per queue and in the "
+        "dead-letter queue, the last reconcile runs, the imports still running.",
+        ("redis_url", "redis_cluster_nodes", "amqp_url", "mysql_dsn", "mysql_shards", "shards"),
+        {1: "a server does not answer, or the shard count differs from the recorded one"},
+    ),
     "loadtest": ("Benchmark a deployment with wrk (report, ratios, plots).", (), {}),
     "chaos": (
         "Kill -9 and restart private Redis/RabbitMQ/MariaDB/API/consumer processes under "
