@@ -432,15 +432,21 @@ async def _fill_disk(
     filler = broker.data / "chaos-filler"
     pid = broker.pid
     failed0 = sum(run.load.ledger.failures.values())
-    free = os.statvfs(broker.data)
-    size = free.f_bavail * free.f_frsize
+    size = 0
     with filler.open("wb") as f:
-        os.posix_fallocate(f.fileno(), 0, size)
+        # Grow it until ENOSPC at each step size (the broker writes meanwhile).
+        for step in (2**20, 2**16, 2**12):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.posix_fallocate(f.fileno(), size, step)
+                    size += step
     after = os.statvfs(broker.data)
     result.proof |= {
         "filled_mb": round(size / 2**20, 1),
         "free_bytes": after.f_bavail * after.f_frsize,
     }
+    if result.proof["free_bytes"] > 2**20:
+        result.problems.append(f"the broker's disk was not full: {after.f_bavail} blocks free")
     await asyncio.sleep(result.down_s)
 
     async def lift() -> None:
