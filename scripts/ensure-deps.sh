@@ -42,6 +42,9 @@ need nginx nginx
 need wrk wrk
 # tests/system/test_console.py drives the admin console in a real headless browser.
 need chromium chromium
+# promtool checks k8s/monitoring's alert rules (tests/system/test_monitoring.py); the
+# Prometheus server of the package is never started.
+need promtool prometheus
 # Debian's python3 makes venvs only with python3-venv (ensurepip); ask once, quietly.
 if have python3 && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
 	missing+=(python3-venv)

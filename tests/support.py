@@ -68,6 +68,7 @@ def make_settings(**overrides: Any) -> Settings:
         argon2_time_cost=1,
         argon2_memory_kib=1024,
         consume_wait_ms=10,
+        consumer_http_port=0,  # consumers started by tests run side by side
     )
     settings = dataclasses.replace(base, **overrides)
     # `make test-cluster` (tests/system/cluster/topology.py) runs the suites on a Redis Cluster and

@@ -105,6 +105,9 @@ class Names:
         return ":".join([f"{{{self.key_prefix}:hot}}", *map(str, parts)])
 
 
+# --- AMQP headers besides the message format's: the API request that published a save.
+HEADER_REQUEST_ID = "x-request-id"
+
 # --- Prometheus metric names.
 METRIC_REQUESTS = "volreg_http_requests_total"
 METRIC_LATENCY = "volreg_http_request_seconds"
@@ -120,6 +123,12 @@ METRIC_RECONCILE_SECONDS = "volreg_reconcile_run_seconds"
 METRIC_HOT_EVENTS = "volreg_hot_events_total"
 METRIC_HOT_APPLIED = "volreg_hot_messages_applied_total"
 METRIC_HOT_PUSHED = "volreg_hot_keys_pushed_total"
+METRIC_DEPENDENCY_UP = "volreg_dependency_up"
+METRIC_QUEUE_MESSAGES = "volreg_queue_messages"
+METRIC_DEAD_LETTER_MESSAGES = "volreg_dead_letter_messages"
+METRIC_CONSUMER_LAG = "volreg_consumer_lag_seconds"
+METRIC_CONSUME_DELAY = "volreg_consume_delay_seconds"
+METRIC_CONSUME_UPSERT = "volreg_consume_upsert_seconds"
 
 
 def names_of(settings: Settings) -> Names:
