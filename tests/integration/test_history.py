@@ -60,8 +60,20 @@ async def test_every_save_is_kept_with_who_and_where(
         (DEMO_ID, "candidate", STATUS_SAVED)
     }
     assert all(e["client"] == "127.0.0.1" and e["saved_at"] for e in entries)
+    # Behind the proxy on this host: the address it appended to X-Forwarded-For.
+    proxied = await api.put(
+        urls.FORM.format(candidate_id=DEMO_ID, batch=batch),
+        json={"choices": choices(1, 9)},
+        headers={**headers, "X-Forwarded-For": "203.0.113.9, 198.51.100.7"},
+    )
+    assert proxied.status == 200
+    newest = (await proxied.json())["version"]
+    await wait_for_mysql(db, FormKey(DEMO_ID, batch), newest)
+    latest = await (await api.get(_url(batch), params={"limit": "1"}, headers=headers)).json()
+    assert latest["entries"][0]["client"] == "198.51.100.7"
+    versions.append(newest)
     assert page["next_cursor"] is None
-    # Paged one by one.
+    # Paged one by one (the proxied save included).
     seen, cursor = [], ""
     for _ in range(5):
         params = {"limit": "1", **({"cursor": cursor} if cursor else {})}
@@ -75,7 +87,7 @@ async def test_every_save_is_kept_with_who_and_where(
     for who in (TEACHER, ADMIN):
         resp = await api.get(_url(batch), headers=await staff_login(api, who))
         assert resp.status == 200
-        assert len((await resp.json())["entries"]) == 3
+        assert len((await resp.json())["entries"]) == 4
 
 
 async def test_a_redelivered_save_is_kept_once(db: MySQLDatabase, batch: str) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from schemas.records import FormRecord
+from schemas.sql_files import migrations
 from service.core import codec
 from service.filing.history import History
 from service.filing.progress import Progress, counts
@@ -66,3 +67,9 @@ async def test_history_pages_newest_first_to_the_end() -> None:
     assert first["next_cursor"] == "7"
     rest = await history.page("c", "b", int(first["next_cursor"]), 2)
     assert [e["version"] for e in rest["entries"]] == [5] and rest["next_cursor"] is None
+
+
+def test_migration_numbers_are_unique() -> None:
+    """Two branches adding the same number would make `volreg migrate` fail on the second."""
+    numbers = [number for number, _, _ in migrations()]
+    assert len(numbers) == len(set(numbers)), numbers

@@ -24,13 +24,25 @@ from service.http.respond import json_response
 
 # The request's verified claims, once _candidate has checked them.
 CLAIMS = web.RequestKey("claims", Claims)
+_LOOPBACK = frozenset({"127.0.0.1", "::1"})
+
+
+def client_of(request: web.Request) -> str:
+    """The client's address: the peer's, or behind a proxy on this host (deploy/nginx) the
+    address that proxy appended to X-Forwarded-For (the last entry; earlier ones are only
+    what the client claimed)."""
+    remote = request.remote or ""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if forwarded and remote in _LOOPBACK:
+        return forwarded.rsplit(",", 1)[-1].strip()[:64]
+    return remote[:64]
 
 
 def origin_of(request: web.Request) -> Origin:
     """Who sent this request and from where, for the save history."""
     claims: Claims = request[CLAIMS]
     return Origin(
-        client=(request.remote or "")[:64],
+        client=client_of(request),
         request_id=logs.request_id.get()[:64],
         subject=claims.subject,
         role=claims.role,
