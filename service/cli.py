@@ -182,6 +182,10 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+# Commands that verify bearer tokens (the API; the reconciler's /status needs the admin role).
+_SIGNS_TOKENS = {"serve", "reconcile"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -190,6 +194,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"volreg: {exc}", file=sys.stderr)
         return 2
     configure(settings.log_level)
+    if args.command in _SIGNS_TOKENS:
+        from service.token_keys import WeakSecret, check_token_secrets
+
+        try:
+            check_token_secrets(settings)
+        except WeakSecret as exc:
+            print(f"volreg {args.command}: refusing to start: {exc}", file=sys.stderr)
+            return 2
     code: int = args.run(settings, args)
     return code
 

@@ -31,7 +31,13 @@ class Settings:
     # Shard map "0-127=mysql://...,128-255=mysql://..."; when set, mysql_dsn is not used.
     mysql_shards: str = ""
     token_secret: str = _DEV_SECRET
+    # Older secrets still accepted when verifying tokens (comma-separated), so the secret can
+    # be rotated without logging everyone out; drop them after token_ttl_s.
+    token_previous_secrets: str = ""
     token_ttl_s: int = 8 * 3600
+    # Development only: accept a weak or missing token secret (with a warning). `make up` and
+    # `make test` set it in var/volreg.env; a deployment never does.
+    dev_mode: bool = False
     # Failed logins per account before further attempts are refused (429) for the window;
     # also keeps argon2id's CPU cost from being used against the service. 0 turns it off.
     login_failures_limit: int = 10
@@ -112,10 +118,6 @@ class Settings:
                     f"VOLREG_{f.name.upper()}={raw!r}: expected {kind.__name__}"
                 ) from exc
         return cls(**values)  # type: ignore[arg-type]
-
-    @property
-    def uses_dev_secret(self) -> bool:
-        return self.token_secret == _DEV_SECRET
 
 
 def read_env_file(path: Path) -> dict[str, str]:

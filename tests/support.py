@@ -57,7 +57,7 @@ def make_settings(**overrides: Any) -> Settings:
         amqp_url=TEST_AMQP,
         key_prefix=f"t{RUN}",
         queue_prefix=f"volreg-test-{RUN}",
-        token_secret=f"test-secret-{RUN}",
+        token_secret=f"test-secret-{RUN}-{uuid.uuid4().hex}",
         queues=2,
         redis_timeout_s=1.0,
         broker_timeout_s=3.0,

@@ -24,6 +24,7 @@ from service.metrics import Metrics
 from service.naive import NAIVE, NaiveForms, add_naive_routes
 from service.names import Names
 from service.settings import Settings
+from service.token_keys import previous_secrets
 from service.usecases.accounts import Accounts
 from service.usecases.batches import BatchWindows
 from service.usecases.forms import Forms
@@ -45,7 +46,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[keys.SETTINGS] = settings
     app[keys.NAMES] = names_of(settings)
-    app[keys.SIGNER] = TokenSigner(settings.token_secret)
+    app[keys.SIGNER] = TokenSigner(settings.token_secret, previous_secrets(settings))
     app[keys.METRICS] = metrics
     app.cleanup_ctx.append(_dependencies)
     add_routes(app)
@@ -59,8 +60,6 @@ def create_app(settings: Settings) -> web.Application:
 
 async def _dependencies(app: web.Application) -> AsyncIterator[None]:
     settings, names = app[keys.SETTINGS], app[keys.NAMES]
-    if settings.uses_dev_secret:
-        log.warning("VOLREG_TOKEN_SECRET is not set: tokens use the development secret")
     async with (
         open_cache(settings, names) as cache,
         open_database(settings) as db,
