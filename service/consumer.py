@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 from schemas import messages
 from schemas.records import FormKey, FormRecord
 from service.domain import codec
+from service.domain.versions import version_problem
 from service.errors import BrokerUnavailable, DatabaseUnavailable, RecordRejected
 from service.metrics import Metrics
 from service.ports import Database, Inbound
@@ -68,12 +70,20 @@ class FormWriter:
 
     async def apply(self, batch: Sequence[Inbound]) -> None:
         decoded: list[tuple[Inbound, FormRecord]] = []
+        now_us = int(time.time() * 1_000_000)
+        ahead_us = self._settings.version_max_ahead_s * 1_000_000
         for delivery in batch:
             try:
                 record = messages.decode(delivery.headers, delivery.body)
                 codec.unpack(record.payload)  # the choices must inflate and parse
             except ValueError as exc:
                 await self._dead_letter(delivery, f"undecodable message: {exc}")
+                continue
+            # A version out of range in MySQL would make the version guard drop every later
+            # save of the form: such a message is refused, never written.
+            problem = version_problem(record.version, now_us, ahead_us)
+            if problem:
+                await self._dead_letter(delivery, f"refused: {problem}")
                 continue
             decoded.append((delivery, record))
         rejected = await self._write([r for _, r in decoded])

@@ -124,6 +124,13 @@ class DatabaseUnavailable(Unavailable):
     code = "database_unavailable"
 
 
+class VersionAhead(Unavailable):
+    """This form's next version would be far ahead of the clock (a clock stepped back, or a
+    corrupt stored version); saving it is refused until an operator looks at it."""
+
+    code = "version_out_of_range"
+
+
 class PoisonMessage(VolregError):
     """A broker message that can never be applied."""
 

@@ -19,6 +19,11 @@ class Reserved:
 
 
 @dataclass(frozen=True, slots=True)
+class Missing:
+    """The form is not in Redis: stage it again with the version floor MySQL holds."""
+
+
+@dataclass(frozen=True, slots=True)
 class Replay:
     """The Idempotency-Key was seen before; ``stored`` is what was recorded for it."""
 
@@ -56,8 +61,10 @@ class FormCache(Protocol):
     """Redis: the live copy of every form, and the version counter."""
 
     async def stage(
-        self, key: FormKey, idem: str | None, fingerprint: str
-    ) -> Reserved | Replay: ...
+        self, key: FormKey, idem: str | None, fingerprint: str, floor: int | None = None
+    ) -> Reserved | Replay | Missing:
+        """``floor`` None: Missing when Redis does not hold the form; else the version MySQL
+        holds (0: none), which the reserved version exceeds."""
 
     async def commit(self, record: FormRecord, idem: str | None, idem_result: str) -> bool: ...
 

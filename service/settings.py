@@ -51,6 +51,8 @@ class Settings:
     chunk_bytes: int = 4096
     max_body_bytes: int = 64 * 1024
     idempotency_ttl_s: int = 24 * 3600
+    # A version (µs, Redis clock) further ahead of the clock than this is refused everywhere.
+    version_max_ahead_s: int = 24 * 3600
     # Timeouts for every network await, in seconds.
     redis_timeout_s: float = 2.0
     broker_timeout_s: float = 5.0

@@ -124,7 +124,7 @@ async def _save(h: Harness, key: FormKey, salt: int) -> int:
 
 async def _stage(index: FormIndex, key: FormKey, salt: int) -> FormRecord:
     payload = codec.pack(choices(3, salt))
-    staged = await index.stage(key, None, hashlib.sha256(payload).hexdigest()[:32])
+    staged = await index.stage(key, None, hashlib.sha256(payload).hexdigest()[:32], floor=0)
     assert isinstance(staged, Reserved)
     return FormRecord(
         key.candidate_id, key.batch, staged.version, staged.now_us, STATUS_SAVED, payload

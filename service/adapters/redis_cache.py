@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from importlib import resources
@@ -17,12 +18,13 @@ from schemas.records import FormKey, FormRecord
 from service.adapters.redis_pipe import RedisPipe
 from service.domain import codec
 from service.domain.ids import shard_of
-from service.errors import StoreUnavailable
+from service.errors import StoreUnavailable, VersionAhead
 from service.names import Names
-from service.ports import Replay, Reserved
+from service.ports import Missing, Replay, Reserved
 from service.settings import Settings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 _PENDING_TTL_S = 60
 # RedisClusterException (no node reachable, slot not served) is no RedisError.
 _DRIVER_ERRORS: tuple[type[BaseException], ...] = (
@@ -81,12 +83,21 @@ class RedisCache:
             if inspect.iscoroutine(aw):
                 aw.close()  # not started when the wait for a slot timed out
 
-    async def stage(self, key: FormKey, idem: str | None, fingerprint: str) -> Reserved | Replay:
+    async def stage(
+        self, key: FormKey, idem: str | None, fingerprint: str, floor: int | None = None
+    ) -> Reserved | Replay | Missing:
         keys = [self._names.form_key(key), self._idem_key(key, idem)]
-        args = ["1" if idem else "0", fingerprint, _PENDING_TTL_S]
+        ahead_us = self._settings.version_max_ahead_s * 1_000_000
+        floor_arg = "" if floor is None else str(floor)
+        args = ["1" if idem else "0", fingerprint, _PENDING_TTL_S, floor_arg, ahead_us]
         reply = await self._call(self._stage(keys=keys, args=args))
         if reply[0] == b"idem":
             return Replay(reply[1].decode())
+        if reply[0] == b"miss":
+            return Missing()
+        if reply[0] == b"ahead":
+            log.error("refusing to save %s: next version %s is ahead of the clock", key, reply[1])
+            raise VersionAhead
         return Reserved(version=int(reply[1]), now_us=int(reply[2]))
 
     async def commit(self, record: FormRecord, idem: str | None, idem_result: str) -> bool:

@@ -1,20 +1,45 @@
 -- Stage a save: reserve the next version of a form and claim the idempotency key.
 -- KEYS[1] form hash, KEYS[2] idempotency key
 -- ARGV[1] '1' when an Idempotency-Key was sent, ARGV[2] request fingerprint, ARGV[3] pending TTL (s)
--- Returns {'idem', stored} when the key was seen before, else {'ok', version, now_us}.
+-- ARGV[4] version floor: '' asks first ({'miss'} when the form is not in Redis), else the
+-- version MySQL holds for it ('0' for none), ARGV[5] how far (µs) a version may be ahead of TIME
+-- Returns {'idem', stored} when the key was seen before, {'miss'} (nothing changed),
+-- {'ahead', version} when the next version would be too far ahead of the clock (nothing
+-- changed), else {'ok', version, now_us}.
 if ARGV[1] == '1' then
   local prev = redis.call('GET', KEYS[2])
   if prev then
     return {'idem', prev}
   end
-  redis.call('SET', KEYS[2], 'pending ' .. ARGV[2], 'EX', tonumber(ARGV[3]))
+end
+-- After Redis lost the form (or never had it) its clock alone could hand out a version below
+-- the one MySQL holds (clock step, failover), which the consumer would then drop.
+if ARGV[4] == '' and redis.call('EXISTS', KEYS[1]) == 0 then
+  return {'miss'}
+end
+-- Lua numbers are doubles: from 2^53 on, +1 is lost. No writer stores such a version (they
+-- refuse them), so one found here is corrupt and ignored; commit.lua then replaces it.
+local limit = 9007199254740992
+local function bounded(value)
+  local n = tonumber(value or '0') or 0
+  if n >= limit or n < 0 then
+    return 0
+  end
+  return n
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 -- 'r' is the last reserved version, 'v' the committed one. Redis TIME keeps versions growing
 -- after Redis lost its data; the +1 terms keep them unique within one microsecond.
-local reserved = tonumber(redis.call('HGET', KEYS[1], 'r') or '0')
-local committed = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-local version = math.max(now, reserved + 1, committed + 1)
+local reserved = bounded(redis.call('HGET', KEYS[1], 'r'))
+local committed = bounded(redis.call('HGET', KEYS[1], 'v'))
+local floor = bounded(ARGV[4])
+local version = math.max(now, reserved + 1, committed + 1, floor + 1)
+if version > now + tonumber(ARGV[5]) then
+  return {'ahead', string.format('%d', version)}
+end
+if ARGV[1] == '1' then
+  redis.call('SET', KEYS[2], 'pending ' .. ARGV[2], 'EX', tonumber(ARGV[3]))
+end
 redis.call('HSET', KEYS[1], 'r', string.format('%d', version))
 return {'ok', version, now}

@@ -13,13 +13,14 @@ from schemas.http import FormBody, choices_json
 from schemas.records import STATUS_SAVED, FormKey, FormRecord
 from service.domain import codec
 from service.errors import (
+    DatabaseUnavailable,
     NotFound,
     RequestInProgress,
     StoreUnavailable,
     Unavailable,
     ValidationFailed,
 )
-from service.ports import Database, FormCache, Publisher, Replay
+from service.ports import Database, FormCache, Missing, Publisher, Replay
 from service.usecases.batches import BatchWindows
 from service.usecases.read_through import read_through
 
@@ -81,6 +82,9 @@ class Forms:
         payload = payload_of(form)
         fingerprint = hashlib.sha256(payload).hexdigest()[:32]
         staged = await self._cache.stage(key, idem, fingerprint)
+        if isinstance(staged, Missing):
+            staged = await self._cache.stage(key, idem, fingerprint, await self._floor(key))
+            assert not isinstance(staged, Missing)  # with a floor the script never asks
         if isinstance(staged, Replay):
             return _replayed(staged.stored, fingerprint)
         record = FormRecord(
@@ -98,6 +102,17 @@ class Forms:
         # is ordered before it, which is the outcome its version says.
         await self._cache.commit(record, idem, stored)
         return saved
+
+    async def _floor(self, key: FormKey) -> int:
+        """The version MySQL holds for a form Redis does not have: a new version must exceed
+        it even when Redis' clock stepped back or a failover lost the form."""
+        try:
+            record = await self._db.get_form(key)
+        except DatabaseUnavailable:
+            # Saves go on while MySQL is down (README); only Redis' clock orders them then.
+            log.warning("MySQL unavailable: version floor of %s from the Redis clock only", key)
+            return 0
+        return record.version if record is not None else 0
 
     async def _forget(self, key: FormKey, idem: str) -> None:
         with contextlib.suppress(StoreUnavailable):  # the pending marker expires by itself
