@@ -18,9 +18,11 @@ from reconciler.model import MODE_FULL, MODE_INCREMENTAL
 from reconciler.run import LockBusy, Reconciler
 from service.adapters.mysql_sweep import open_archive
 from service.adapters.redis_sweep import open_index
+from service.domain.tokens import TokenSigner
 from service.errors import Unavailable
 from service.http.app import names_of
 from service.settings import Settings
+from service.token_keys import previous_secrets
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,9 @@ async def serve_forever(settings: Settings) -> None:
     async with open_index(settings, names) as redis, open_archive(settings) as mysql:
         reconciler = Reconciler(redis, mysql, settings, metrics)
         schedule = Schedule(reconciler)
-        runner = web.AppRunner(create_status_app(reconciler, metrics), access_log=None)
+        runner = web.AppRunner(
+            create_status_app(reconciler, metrics, _signer(settings)), access_log=None
+        )
         await runner.setup()
         site = web.TCPSite(runner, settings.http_host, settings.reconcile_http_port)
         await site.start()
@@ -99,3 +103,7 @@ async def serve_forever(settings: Settings) -> None:
             await schedule.stop()
             await runner.cleanup()
     log.info("reconciler stopped")
+
+
+def _signer(settings: Settings) -> TokenSigner:
+    return TokenSigner(settings.token_secret, previous_secrets(settings))

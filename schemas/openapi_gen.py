@@ -30,6 +30,7 @@ ERROR_RESPONSES = {
     401: "Unauthorized",
     403: "Forbidden",
     404: "NotFound",
+    408: "RequestTimeout",
     409: "Conflict",
     413: "PayloadTooLarge",
     415: "UnsupportedEncoding",
@@ -289,7 +290,7 @@ def _paths() -> dict[str, Any]:
                 "login",
                 "Log in (candidate, teacher or admin) and get a bearer token",
                 {"200": _ok("Logged in.", json_content(ref("LoginResult")))},
-                [400, 401, 413, 415, 422, 429, 503],
+                [400, 401, 408, 413, 415, 422, 429, 503],
                 tag="auth",
                 body={
                     "required": True,
@@ -324,7 +325,7 @@ def _paths() -> dict[str, Any]:
                 "putForm",
                 "Save the whole form (all choices) for a batch",
                 {"200": _ok("Saved: durable and visible to reads.", json_content(ref("Saved")))},
-                [400, 401, 403, 404, 409, 413, 415, 422, 503],
+                [400, 401, 403, 404, 408, 409, 413, 415, 422, 503],
                 tag="forms",
                 auth=True,
                 parameters=[*form_params, _param("IdempotencyKey")],
@@ -361,14 +362,15 @@ def _paths() -> dict[str, Any]:
         urls.METRICS: {
             "get": _operation(
                 "metrics",
-                "Prometheus metrics",
+                "Prometheus metrics (admins)",
                 {
                     "200": _ok(
                         "Text exposition format.", {"text/plain": {"schema": {"type": "string"}}}
                     )
                 },
-                [],
+                [401, 403],
                 tag="health",
+                auth=True,
             )
         },
     }
@@ -475,7 +477,7 @@ def _staff_paths() -> dict[str, Any]:
                 "putInstitution",
                 "Publish an institution and its majors (replaces them; admins)",
                 {"200": _ok("Published: `{institution, redis_refreshed, broadcast}`.", obj)},
-                [400, 401, 403, 413, 415, 422, 503],
+                [400, 401, 403, 408, 413, 415, 422, 503],
                 tag="admin",
                 auth=True,
                 parameters=[code],
@@ -487,7 +489,7 @@ def _staff_paths() -> dict[str, Any]:
                 "putBatch",
                 "Publish a batch: filing window and control lines (admins)",
                 {"200": _ok("Published: `{batch, redis_refreshed, broadcast}`.", obj)},
-                [400, 401, 403, 413, 415, 422, 503],
+                [400, 401, 403, 408, 413, 415, 422, 503],
                 tag="admin",
                 auth=True,
                 parameters=[_param("BatchCode")],

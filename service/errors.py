@@ -67,6 +67,13 @@ class RequestInProgress(Conflict):
     code = "idempotency_in_progress"
 
 
+class RequestTimeout(VolregError):
+    """The request body did not arrive in time."""
+
+    status = 408
+    code = "request_timeout"
+
+
 class PayloadTooLarge(VolregError):
     """The request body is larger than allowed."""
 

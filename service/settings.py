@@ -50,6 +50,11 @@ class Settings:
     # A gzip-compressed form larger than this many bytes is split across several Redis keys.
     chunk_bytes: int = 4096
     max_body_bytes: int = 64 * 1024
+    # A connection is closed when a request's headers have not all arrived this long after it
+    # opened or after the previous response (also the keep-alive idle limit), and a JSON body
+    # must arrive within http_body_timeout_s: slow clients cannot hold connections and memory.
+    http_header_timeout_s: float = 15.0
+    http_body_timeout_s: float = 10.0
     idempotency_ttl_s: int = 24 * 3600
     # A version (µs, Redis clock) further ahead of the clock than this is refused everywhere.
     version_max_ahead_s: int = 24 * 3600

@@ -36,9 +36,11 @@ from service.adapters.mysql_sweep import FormArchive, open_archive
 from service.adapters.redis_sweep import FormIndex, open_index
 from service.domain import codec
 from service.domain.ids import make_id, shard_of
+from service.domain.tokens import Claims, TokenSigner
 from service.http.app import names_of
 from service.ports import Batch, Reserved
 from service.settings import Settings
+from service.usecases.accounts import ROLE_ADMIN
 from tests.harness import Harness, isolated
 from tests.support import (
     OPEN_BATCH,
@@ -334,8 +336,12 @@ async def test_scheduled_reconciler_serves_status_and_metrics_and_stops_on_sigte
     port = free_port()
     env = settings_env(dataclasses.replace(rs, reconcile_http_port=port, reconcile_interval_s=1.0))
     proc = start_volreg("reconcile", env)
+    admin = TokenSigner(rs.token_secret).issue(Claims("ops", ROLE_ADMIN, int(time.time()) + 600))
+    timeout = aiohttp.ClientTimeout(total=5)
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+        async with aiohttp.ClientSession(
+            timeout=timeout, headers={"Authorization": f"Bearer {admin}"}
+        ) as http:
             deadline = time.monotonic() + 30
             runs = 0
             while runs < 2:
@@ -350,6 +356,12 @@ async def test_scheduled_reconciler_serves_status_and_metrics_and_stops_on_sigte
             assert status["last"]["outcome"] == OUTCOME_OK
             async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
                 assert "volreg_reconcile_runs_total" in await resp.text()
+        # Drift reports name candidates: nothing without an admin token.
+        async with aiohttp.ClientSession(timeout=timeout) as anonymous:
+            for path in ("/status", "/metrics"):
+                async with anonymous.get(f"http://127.0.0.1:{port}{path}") as resp:
+                    assert resp.status == 401
+                    assert (await resp.json())["error"]["code"] == "unauthorized"
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)

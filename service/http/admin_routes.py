@@ -6,7 +6,7 @@ import re
 
 from aiohttp import web
 
-from service.errors import NotFound
+from service.errors import NotFound, UnsupportedEncoding
 from service.http import keys, urls
 from service.http.params import path_param, query_param
 from service.http.routes import require_role
@@ -21,6 +21,7 @@ _NAME = re.compile(r"^$|^[\w.-]{1,128}$")
 _FLAG = re.compile(r"^$|^[01]$")
 _AFTER = re.compile(r"^$|^[0-9]{1,12}$")
 _REJECTIONS_PAGE = 100
+_UPLOAD_CODINGS = {"", "identity", "gzip", "x-gzip"}
 
 
 async def _status(request: web.Request, job_id: str, after: int) -> dict[str, object]:
@@ -42,6 +43,10 @@ async def post_import(request: web.Request) -> web.Response:
     interrupted one); an upload of the same content resumes its unfinished job anyway unless
     ``?fresh=1``. Answers when the whole body is imported."""
     require_role(request, ROLE_ADMIN)
+    # The bytes arrive as sent (create_app turns aiohttp's decompression off); gzip is told
+    # by its magic bytes, so that is the one coding an upload may name.
+    if request.headers.get("Content-Encoding", "").strip().lower() not in _UPLOAD_CODINGS:
+        raise UnsupportedEncoding("an import upload is plain CSV or gzip")
     job_id = query_param(request, "job", _OPTIONAL_JOB, "1-64 letters, digits, '_' or '-'")
     name = query_param(request, "name", _NAME, "a file name")
     fresh = query_param(request, "fresh", _FLAG, "0 or 1") == "1"

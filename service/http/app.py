@@ -43,7 +43,15 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[make_middleware(metrics, settings.retry_after_s)],
         client_max_size=settings.max_body_bytes,
+        # read_json inflates gzip/deflate itself, bounded, and answers any other coding 415.
+        # aiohttp closes a connection idle for keepalive_timeout, also one whose request
+        # headers are still incomplete: the header read timeout.
+        handler_args={
+            "auto_decompress": False,
+            "keepalive_timeout": settings.http_header_timeout_s,
+        },
     )
+    app.on_response_prepare.append(_hide_server)
     app[keys.SETTINGS] = settings
     app[keys.NAMES] = names_of(settings)
     app[keys.SIGNER] = TokenSigner(settings.token_secret, previous_secrets(settings))
@@ -56,6 +64,11 @@ def create_app(settings: Settings) -> web.Application:
     if settings.bench_naive:
         add_naive_routes(app)
     return app
+
+
+async def _hide_server(_request: web.Request, response: web.StreamResponse) -> None:
+    # aiohttp's default names its version (and Python's): a free hint at which CVEs apply.
+    response.headers["Server"] = "volreg"
 
 
 async def _dependencies(app: web.Application) -> AsyncIterator[None]:

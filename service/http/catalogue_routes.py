@@ -10,8 +10,8 @@ from aiohttp import web
 
 from schemas.http import Problem, parse_batch, parse_institution
 from service.errors import NotFound, ValidationFailed
-from service.http import keys, urls
-from service.http.body import read_json
+from service.http import urls
+from service.http.body import body_limits, read_json
 from service.http.params import path_param
 from service.http.routes import require_role
 from service.http.staff_keys import CATALOGUE
@@ -43,7 +43,7 @@ async def list_batches(request: web.Request) -> web.Response:
 
 
 async def _body(request: web.Request, parse: Callable[[Any], T]) -> T:
-    data = await read_json(request, request.app[keys.SETTINGS].max_body_bytes)
+    data = await read_json(request, *body_limits(request))
     try:
         return parse(data)
     except Problem as exc:

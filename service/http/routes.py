@@ -15,9 +15,9 @@ from service.domain.ids import id_problem
 from service.domain.tokens import BadToken, Claims
 from service.errors import Forbidden, Unauthorized, ValidationFailed, VolregError
 from service.http import keys, staff_keys, urls
-from service.http.body import read_json
+from service.http.body import body_limits, read_json
 from service.http.respond import json_response
-from service.usecases.accounts import ROLE_CANDIDATE, ROLE_TEACHER
+from service.usecases.accounts import ROLE_ADMIN, ROLE_CANDIDATE, ROLE_TEACHER
 from service.usecases.forms import Saved, choices_of, iso_us
 
 _BATCH = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
@@ -75,7 +75,7 @@ def _validated(exc: Problem) -> ValidationFailed:
 
 
 async def login(request: web.Request) -> web.Response:
-    data = await read_json(request, request.app[keys.SETTINGS].max_body_bytes)
+    data = await read_json(request, *body_limits(request))
     try:
         body = parse_login(data)
     except Problem as exc:
@@ -121,7 +121,7 @@ async def parse_save(request: web.Request) -> tuple[FormKey, FormBody, str | Non
     idem = request.headers.get("Idempotency-Key")
     if idem is not None and not _IDEMPOTENCY_KEY.fullmatch(idem):
         raise _invalid("header.Idempotency-Key", "must be 1-128 visible ASCII characters")
-    data = await read_json(request, request.app[keys.SETTINGS].max_body_bytes)
+    data = await read_json(request, *body_limits(request))
     try:
         form = parse_form(data)
     except Problem as exc:
@@ -154,6 +154,9 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    # Route names, error rates and timings are reconnaissance: admins (and scrapers holding
+    # an admin token) only.
+    require_role(request, ROLE_ADMIN)
     body = generate_latest(request.app[keys.METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
