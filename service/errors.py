@@ -113,6 +113,12 @@ class Unavailable(VolregError):
     code = "unavailable"
 
 
+class LoginBusy(Unavailable):
+    """Too many logins are being checked right now; retry in a moment."""
+
+    code = "login_busy"
+
+
 class StoreUnavailable(Unavailable):
     """Redis is unavailable; retry later."""
 

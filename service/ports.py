@@ -49,12 +49,17 @@ class Batch:
         return self.opens_at <= now < self.closes_at
 
 
-class LoginFailures(Protocol):
-    """Per-account counter of failed logins over a window."""
+class LoginAttempts(Protocol):
+    """Login attempts per client address (per account and over all accounts) in a window."""
 
-    async def login_failures(self, account: str) -> int: ...
+    async def reserve_login(
+        self, client: str, account: str, per_account: int, per_client: int, window_s: int
+    ) -> int:
+        """Count one attempt and return 0, or, when a limit is reached, count nothing and
+        return the seconds until it resets."""
 
-    async def add_login_failure(self, account: str, window_s: int) -> None: ...
+    async def refund_login(self, client: str, account: str) -> None:
+        """Uncount an attempt that turned out to be a successful login."""
 
 
 class FormCache(Protocol):

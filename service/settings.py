@@ -38,10 +38,19 @@ class Settings:
     # Development only: accept a weak or missing token secret (with a warning). `make up` and
     # `make test` set it in var/volreg.env; a deployment never does.
     dev_mode: bool = False
-    # Failed logins per account before further attempts are refused (429) for the window;
-    # also keeps argon2id's CPU cost from being used against the service. 0 turns it off.
+    # Failed logins of one client address on one account before that address is refused
+    # (429) on it for the window, and over all accounts (spraying; schools behind one NAT
+    # address share it). Checked before hashing; 0 turns a limit off.
     login_failures_limit: int = 10
     login_failures_window_s: int = 300
+    login_client_failures_limit: int = 300
+    # Addresses (or CIDR blocks, comma-separated) of proxies whose X-Forwarded-For names the
+    # client; from anyone else the header is ignored.
+    trusted_proxies: str = ""
+    # argon2 verifications run on this many threads; at most login_hash_queue more wait,
+    # further logins get 503 + Retry-After at once.
+    login_hash_workers: int = 2
+    login_hash_queue: int = 32
     # Names that cross process boundaries get these prefixes so test runs can share servers.
     key_prefix: str = "vr"
     queue_prefix: str = "volreg"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from importlib import resources
@@ -72,6 +73,8 @@ class RedisCache:
         self._stage = register(_lua("stage"))
         self._commit = register(_lua("commit"))
         self._read = register(_lua("read"))
+        self._login = client.register_script(_lua("login"))
+        self._login_refund = client.register_script(_lua("login_refund"))
 
     async def _call(self, aw: Awaitable[T]) -> T:
         try:
@@ -171,17 +174,15 @@ class RedisCache:
     async def put_catalogue(self, key: str, blob: bytes, ttl_s: int) -> None:
         await self._call(self._r.set(self._names.catalogue_key(key), blob, ex=ttl_s))
 
-    async def login_failures(self, account: str) -> int:
-        value = await self._call(self._r.get(self._names.login_failures_key(account)))
-        return int(value or 0)
+    async def reserve_login(
+        self, client: str, account: str, per_account: int, per_client: int, window_s: int
+    ) -> int:
+        keys = self._names.login_keys(client, account)
+        reply = await self._call(self._login(keys=keys, args=[per_account, per_client, window_s]))
+        return 0 if int(reply[0]) else max(1, math.ceil(int(reply[1]) / 1000))
 
-    async def add_login_failure(self, account: str, window_s: int) -> None:
-        """Count a failure; the window starts at the first failure (EXPIRE NX)."""
-        key = self._names.login_failures_key(account)
-        async with self._r.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, window_s, nx=True)
-            await self._call(pipe.execute())
+    async def refund_login(self, client: str, account: str) -> None:
+        await self._call(self._login_refund(keys=self._names.login_keys(client, account)))
 
     async def ping(self) -> None:
         await self._call(self._r.ping())

@@ -15,6 +15,7 @@ from service.domain.tokens import TokenSigner
 from service.http import keys
 from service.http.admin_routes import add_admin_routes
 from service.http.catalogue_routes import add_catalogue_routes
+from service.http.clients import trusted_networks
 from service.http.middleware import make_middleware
 from service.http.probes import Probes
 from service.http.routes import add_routes
@@ -28,7 +29,7 @@ from service.token_keys import previous_secrets
 from service.usecases.accounts import Accounts
 from service.usecases.batches import BatchWindows
 from service.usecases.forms import Forms
-from service.usecases.login_guard import LoginGuard
+from service.usecases.login_guard import HashQueue, LoginGuard, LoginLimits
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.NAMES] = names_of(settings)
     app[keys.SIGNER] = TokenSigner(settings.token_secret, previous_secrets(settings))
     app[keys.METRICS] = metrics
+    app[keys.PROXIES] = trusted_networks(settings.trusted_proxies)
     app.cleanup_ctx.append(_dependencies)
     add_routes(app)
     add_staff_routes(app)
@@ -85,6 +87,12 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
         if settings.bench_naive:
             app[NAIVE] = NaiveForms(db, batches, staff.catalogue)
         passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
+        hashing = HashQueue(settings.login_hash_workers, settings.login_hash_queue)
+        limits = LoginLimits(
+            settings.login_failures_limit,
+            settings.login_client_failures_limit,
+            settings.login_failures_window_s,
+        )
         app[keys.ACCOUNTS] = Accounts(
             db,
             cache,
@@ -93,12 +101,14 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
             settings.token_ttl_s,
             staff=staff.staff,
             exams=staff.exams,
-            guard=LoginGuard(
-                cache, settings.login_failures_limit, settings.login_failures_window_s
-            ),
+            guard=LoginGuard(cache, limits),
+            hashing=hashing,
         )
         app[keys.PROBES] = Probes(
             {"redis": cache.ping, "broker": broker.ping, "mysql": db.ping},
             timeout_s=min(settings.redis_timeout_s, settings.mysql_timeout_s),
         )
-        yield
+        try:
+            yield
+        finally:
+            hashing.close()

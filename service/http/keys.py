@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from service.domain.tokens import TokenSigner
+from service.http.clients import Network
 from service.http.probes import Probes
 from service.metrics import Metrics
 from service.names import Names
@@ -19,3 +20,5 @@ FORMS = web.AppKey("forms", Forms)
 ACCOUNTS = web.AppKey("accounts", Accounts)
 PROBES = web.AppKey("probes", Probes)
 METRICS = web.AppKey("metrics", Metrics)
+# Networks of the proxies whose X-Forwarded-For is believed (VOLREG_TRUSTED_PROXIES).
+PROXIES = web.AppKey("proxies", list[Network])

@@ -16,6 +16,7 @@ from service.domain.tokens import BadToken, Claims
 from service.errors import Forbidden, Unauthorized, ValidationFailed, VolregError
 from service.http import keys, staff_keys, urls
 from service.http.body import body_limits, read_json
+from service.http.clients import Network, client_address
 from service.http.respond import json_response
 from service.usecases.accounts import ROLE_ADMIN, ROLE_CANDIDATE, ROLE_TEACHER
 from service.usecases.forms import Saved, choices_of, iso_us
@@ -81,13 +82,15 @@ async def login(request: web.Request) -> web.Response:
     except Problem as exc:
         raise _validated(exc) from None
     accounts = request.app[keys.ACCOUNTS]
+    proxies: list[Network] = request.app[keys.PROXIES]
+    client = client_address(request, proxies)
     if isinstance(body, CandidateLogin):
         problem = id_problem(body.candidate_id)
         if problem:
             raise _invalid("candidate_id", problem)
-        token, claims = await accounts.login_candidate(body.candidate_id, body.password)
+        token, claims = await accounts.login_candidate(body.candidate_id, body.password, client)
     else:
-        token, claims = await accounts.login_staff(body.username, body.password)
+        token, claims = await accounts.login_staff(body.username, body.password, client)
     return json_response(
         {
             "token": token,
