@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from service.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedEncoding
+from service.core.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedEncoding
 from service.http import keys
 
 # zlib window bits per Content-Encoding: gzip, and deflate as RFC 9110 means it (zlib).
