@@ -69,6 +69,10 @@ def make_settings(**overrides: Any) -> Settings:
         argon2_time_cost=1,
         argon2_memory_kib=1024,
         consume_wait_ms=10,
+        # The suites save far faster than a person; tests/integration/test_save_limits.py
+        # turns both limits on.
+        save_rate_limit=0,
+        idempotency_keys_max=0,
     )
     settings = dataclasses.replace(base, **overrides)
     # `make test-cluster` (tests/system/cluster/topology.py) runs the suites on a Redis Cluster and

@@ -31,6 +31,14 @@ class Names:
         """An Idempotency-Key is scoped to one form (candidate and batch)."""
         return f"{self.tag(key.candidate_id)}:idem:{key.candidate_id}:{key.batch}:{idem}"
 
+    def save_counter_key(self, candidate_id: str) -> str:
+        """Saves of one candidate in the current window (stage.lua; the candidate's slot)."""
+        return f"{self.tag(candidate_id)}:saves:{candidate_id}"
+
+    def live_idempotency_key(self, candidate_id: str) -> str:
+        """Sorted set of a candidate's live Idempotency-Key keys, scored by their expiry."""
+        return f"{self.tag(candidate_id)}:idem-live:{candidate_id}"
+
     def login_keys(self, client: str, account: str) -> list[str]:
         """Login attempts of one client address: on this account, and on all accounts. Both
         carry the client's hash tag, so login.lua touches one slot."""

@@ -65,6 +65,12 @@ class Settings:
     http_header_timeout_s: float = 15.0
     http_body_timeout_s: float = 10.0
     idempotency_ttl_s: int = 24 * 3600
+    # Saves per candidate per window, sized for a person (each costs a broker fsync), and the
+    # Idempotency-Keys one candidate may hold live at once (each lives idempotency_ttl_s).
+    # 429 + Retry-After beyond either; 0 turns a limit off.
+    save_rate_limit: int = 30
+    save_rate_window_s: int = 60
+    idempotency_keys_max: int = 200
     # A version (µs, Redis clock) further ahead of the clock than this is refused everywhere.
     version_max_ahead_s: int = 24 * 3600
     # Timeouts for every network await, in seconds.

@@ -331,7 +331,7 @@ def _paths() -> dict[str, Any]:
                 "putForm",
                 "Save the whole form (all choices) for a batch",
                 {"200": _ok("Saved: durable and visible to reads.", json_content(ref("Saved")))},
-                [400, 401, 403, 404, 408, 409, 413, 415, 422, 503],
+                [400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503],
                 tag="forms",
                 auth=True,
                 parameters=[*form_params, _param("IdempotencyKey")],

@@ -17,7 +17,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from schemas.records import FormKey, FormRecord
 from service.core import codec
-from service.core.errors import StoreUnavailable, VersionAhead
+from service.core.errors import StoreUnavailable, TooManyRequests, VersionAhead
 from service.core.ids import shard_of
 from service.core.names import Names
 from service.core.ports import Missing, Replay, Reserved
@@ -38,6 +38,11 @@ _DRIVER_ERRORS: tuple[type[BaseException], ...] = (
 # client can fail inside itself, e.g. writing on a connection another task just closed
 # (redis-py#3546, #3835): a dependency failure for us, not a bug of the request.
 _CLUSTER_ERRORS = (*_DRIVER_ERRORS, AttributeError, TypeError)
+
+
+def _seconds(ms: bytes | int) -> int:
+    """A Retry-After in whole seconds, at least one."""
+    return max(1, math.ceil(int(ms) / 1000))
 
 
 def _lua(name: str) -> str:
@@ -89,10 +94,25 @@ class RedisCache:
     async def stage(
         self, key: FormKey, idem: str | None, fingerprint: str, floor: int | None = None
     ) -> Reserved | Replay | Missing:
-        keys = [self._names.form_key(key), self._idem_key(key, idem)]
-        ahead_us = self._settings.version_max_ahead_s * 1_000_000
+        names, s = self._names, self._settings
+        keys = [
+            names.form_key(key),
+            self._idem_key(key, idem),
+            names.save_counter_key(key.candidate_id),
+            names.live_idempotency_key(key.candidate_id),
+        ]
         floor_arg = "" if floor is None else str(floor)
-        args = ["1" if idem else "0", fingerprint, _PENDING_TTL_S, floor_arg, ahead_us]
+        args = [
+            "1" if idem else "0",
+            fingerprint,
+            _PENDING_TTL_S,
+            floor_arg,
+            s.version_max_ahead_s * 1_000_000,
+            s.save_rate_limit,
+            s.save_rate_window_s,
+            s.idempotency_keys_max,
+            s.idempotency_ttl_s,
+        ]
         reply = await self._call(self._stage(keys=keys, args=args))
         if reply[0] == b"idem":
             return Replay(reply[1].decode())
@@ -101,6 +121,19 @@ class RedisCache:
         if reply[0] == b"ahead":
             log.error("refusing to save %s: next version %s is ahead of the clock", key, reply[1])
             raise VersionAhead
+        if reply[0] == b"slow":
+            wait_s = _seconds(reply[1])
+            raise TooManyRequests(
+                f"too many saves for this candidate; try again in {wait_s} s",
+                retry_after_s=wait_s,
+            )
+        if reply[0] == b"keys":
+            wait_s = _seconds(reply[1])
+            raise TooManyRequests(
+                f"{s.idempotency_keys_max} Idempotency-Keys of this candidate are still live; "
+                "reuse one or save without a new key",
+                retry_after_s=wait_s,
+            )
         return Reserved(version=int(reply[1]), now_us=int(reply[2]))
 
     async def commit(self, record: FormRecord, idem: str | None, idem_result: str) -> bool:
@@ -129,7 +162,12 @@ class RedisCache:
         return keys, args
 
     async def release_idempotency(self, key: FormKey, idem: str) -> None:
-        await self._call(self._r.delete(self._names.idempotency_key(key, idem)))
+        idem_key = self._names.idempotency_key(key, idem)
+        live = self._names.live_idempotency_key(key.candidate_id)
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.delete(idem_key)
+            pipe.zrem(live, idem_key)
+            await self._call(pipe.execute())
 
     async def read(self, key: FormKey) -> FormRecord | None:
         reply = await self._call(self._read(keys=[self._names.form_key(key)]))
@@ -179,7 +217,7 @@ class RedisCache:
     ) -> int:
         keys = self._names.login_keys(client, account)
         reply = await self._call(self._login(keys=keys, args=[per_account, per_client, window_s]))
-        return 0 if int(reply[0]) else max(1, math.ceil(int(reply[1]) / 1000))
+        return 0 if int(reply[0]) else _seconds(reply[1])
 
     async def refund_login(self, client: str, account: str) -> None:
         await self._call(self._login_refund(keys=self._names.login_keys(client, account)))
