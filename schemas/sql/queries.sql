@@ -119,6 +119,17 @@ VALUES {rows}
 ON DUPLICATE KEY UPDATE role = VALUES(role), school_code = VALUES(school_code),
   name = VALUES(name), password_hash = VALUES(password_hash)
 
+-- name: import_teachers
+-- A teachers file never touches an admin account. MySQL applies the assignments left to
+-- right, each seeing the ones before: role goes last, so every test reads the stored role.
+INSERT INTO staff (username, role, school_code, name, password_hash)
+VALUES {rows}
+ON DUPLICATE KEY UPDATE
+  school_code = IF(role = 'admin', school_code, VALUES(school_code)),
+  name = IF(role = 'admin', name, VALUES(name)),
+  password_hash = IF(role = 'admin', password_hash, VALUES(password_hash)),
+  role = IF(role = 'admin', role, VALUES(role))
+
 -- name: school_candidates
 -- A page of a school's candidates in ID order (keyset paging after the cursor), filtered by
 -- whether they saved a form (in the given batch, or in any batch when it is ''):
@@ -187,8 +198,21 @@ WHERE job_id = %s
 -- name: get_import_job
 SELECT job_id, kind, source, fingerprint, state, total_bytes, input_bytes, byte_offset,
   rows_done, imported, rejected, resumed_from, runs, error, started_at, run_started_at,
-  updated_at, finished_at, NOW(6)
+  updated_at, finished_at, NOW(6), digest
 FROM import_jobs WHERE job_id = %s
+
+-- name: lease_import_job
+-- Take (or renew) the job's lease: free, expired, or already ours. 1 row: it is ours.
+UPDATE import_jobs SET lease_token = %s, lease_until = NOW(6) + INTERVAL %s SECOND
+WHERE job_id = %s AND (lease_token = '' OR lease_until < NOW(6) OR lease_token = %s)
+
+-- name: release_import_job
+UPDATE import_jobs SET lease_token = '', lease_until = NULL
+WHERE job_id = %s AND lease_token = %s
+
+-- name: set_import_digest
+-- The first run that read the whole stream records its digest; later runs must match it.
+UPDATE import_jobs SET digest = %s WHERE job_id = %s AND digest = ''
 
 -- name: unfinished_import_job
 -- The newest unfinished job over the same content, to resume.

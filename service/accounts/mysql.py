@@ -21,12 +21,11 @@ class StaffTables:
         return None if row is None else StaffAccount(*row)
 
     async def upsert_staff(self, accounts: Sequence[StaffAccount]) -> None:
-        args = [
-            v
-            for a in accounts
-            for v in (a.username, a.role, a.school_code, a.name, a.password_hash)
-        ]
-        await home_of(self._db).execute_rows("upsert_staff", len(accounts), 5, args)
+        await home_of(self._db).execute_rows("upsert_staff", len(accounts), 5, _args(accounts))
+
+    async def import_teachers(self, accounts: Sequence[StaffAccount]) -> None:
+        """Like upsert_staff, but an existing admin account is left exactly as it is."""
+        await home_of(self._db).execute_rows("import_teachers", len(accounts), 5, _args(accounts))
 
     async def school_page(
         self, school: str, filing: str, batch: str, after: str, limit: int
@@ -54,3 +53,9 @@ class StaffTables:
         pages = await asyncio.gather(*(one(p) for p in parts_of(self._db)))
         merged = heapq.merge(*pages, key=lambda c: str(c["candidate_id"]))
         return list(merged)[:limit]
+
+
+def _args(accounts: Sequence[StaffAccount]) -> list[str]:
+    return [
+        v for a in accounts for v in (a.username, a.role, a.school_code, a.name, a.password_hash)
+    ]

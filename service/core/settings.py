@@ -104,6 +104,9 @@ class Settings:
     # Accepted rows are sorted in runs of this many before loading (memory: ~300 B a row).
     import_run_rows: int = 200_000
     import_read_timeout_s: float = 60.0
+    # One run at a time per import job: its lease lasts this long and is renewed every third
+    # of it; a run killed meanwhile delays a rerun by at most this.
+    import_lease_s: float = 10.0
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19 * 1024
     log_level: str = "INFO"
