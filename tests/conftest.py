@@ -164,3 +164,9 @@ async def broker_proxy(settings: Settings) -> AsyncIterator[Proxy]:
 async def redis_proxy(settings: Settings) -> AsyncIterator[Proxy]:
     async with _proxy(settings.redis_url) as proxy:
         yield proxy
+
+
+@pytest.fixture
+async def mysql_proxy(settings: Settings) -> AsyncIterator[Proxy]:
+    async with _proxy(settings.mysql_dsn) as proxy:
+        yield proxy

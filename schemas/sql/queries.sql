@@ -20,7 +20,14 @@ FROM forms WHERE candidate_id = %s AND batch_code = %s
 SELECT candidate_id, version FROM forms WHERE batch_code = %s AND candidate_id IN ({rows})
 
 -- name: get_candidate
-SELECT candidate_id, name, school_code, password_hash FROM candidates WHERE candidate_id = %s
+SELECT candidate_id, name, school_code, password_hash, token_generation
+FROM candidates WHERE candidate_id = %s
+
+-- name: candidate_token_generation
+SELECT token_generation FROM candidates WHERE candidate_id = %s
+
+-- name: bump_candidate_tokens
+UPDATE candidates SET token_generation = token_generation + 1 WHERE candidate_id = %s
 
 -- name: get_exam
 SELECT total_score, province_rank, subjects FROM exam_results WHERE candidate_id = %s
@@ -31,7 +38,11 @@ SELECT batch_code, name, opens_at, closes_at FROM admission_batches ORDER BY bat
 -- name: upsert_candidates
 INSERT INTO candidates (candidate_id, name, school_code, password_hash, shard)
 VALUES {rows}
+-- First, while the other columns still hold the old values: a new password or school
+-- revokes the tokens of the candidate (the same file imported again changes nothing).
 ON DUPLICATE KEY UPDATE
+  token_generation = token_generation + IF(
+    password_hash <> VALUES(password_hash) OR school_code <> VALUES(school_code), 1, 0),
   name = VALUES(name), school_code = VALUES(school_code),
   password_hash = VALUES(password_hash), shard = VALUES(shard)
 
@@ -111,12 +122,20 @@ ORDER BY candidate_id, batch_code LIMIT %s
 SELECT COUNT(*) FROM forms
 
 -- name: get_staff
-SELECT username, role, school_code, name, password_hash FROM staff WHERE username = %s
+SELECT username, role, school_code, name, password_hash, token_generation
+FROM staff WHERE username = %s
+
+-- name: staff_token_generation
+SELECT token_generation FROM staff WHERE username = %s
+
+-- name: bump_staff_tokens
+UPDATE staff SET token_generation = token_generation + 1 WHERE username = %s
 
 -- name: upsert_staff
 INSERT INTO staff (username, role, school_code, name, password_hash)
 VALUES {rows}
-ON DUPLICATE KEY UPDATE role = VALUES(role), school_code = VALUES(school_code),
+ON DUPLICATE KEY UPDATE token_generation = token_generation + 1,
+  role = VALUES(role), school_code = VALUES(school_code),
   name = VALUES(name), password_hash = VALUES(password_hash)
 
 -- name: import_teachers
@@ -125,6 +144,8 @@ ON DUPLICATE KEY UPDATE role = VALUES(role), school_code = VALUES(school_code),
 INSERT INTO staff (username, role, school_code, name, password_hash)
 VALUES {rows}
 ON DUPLICATE KEY UPDATE
+  token_generation = token_generation + IF(role <> 'admin' AND (
+    password_hash <> VALUES(password_hash) OR school_code <> VALUES(school_code)), 1, 0),
   school_code = IF(role = 'admin', school_code, VALUES(school_code)),
   name = IF(role = 'admin', name, VALUES(name)),
   password_hash = IF(role = 'admin', password_hash, VALUES(password_hash)),

@@ -29,6 +29,7 @@ class StaffAccount:
     school_code: str
     name: str
     password_hash: str
+    token_generation: int = 0
 
 
 class StaffStore(Protocol):
@@ -66,7 +67,8 @@ class Accounts:
             candidate = await self._db.get_candidate(candidate_id)
             stored = candidate.password_hash if candidate else None
             await self._verify(stored, password, "wrong candidate ID or password")
-        return self._issue(Claims(candidate_id, ROLE_CANDIDATE, self._expiry()))
+        generation = candidate.token_generation if candidate else 0
+        return self._issue(Claims(candidate_id, ROLE_CANDIDATE, self._expiry(), "", generation))
 
     async def login_staff(
         self, username: str, password: str, client: str = ""
@@ -76,7 +78,15 @@ class Accounts:
             stored = account.password_hash if account else None
             await self._verify(stored, password, "wrong username or password")
         assert account is not None
-        return self._issue(Claims(username, account.role, self._expiry(), account.school_code))
+        return self._issue(
+            Claims(
+                username,
+                account.role,
+                self._expiry(),
+                account.school_code,
+                account.token_generation,
+            )
+        )
 
     @asynccontextmanager
     async def _attempt(self, client: str, account: str) -> AsyncIterator[None]:

@@ -20,6 +20,13 @@ class StaffTables:
         row = await home_of(self._db).fetch_one("get_staff", username)
         return None if row is None else StaffAccount(*row)
 
+    async def token_generation(self, username: str) -> int | None:
+        row = await home_of(self._db).fetch_one("staff_token_generation", username)
+        return None if row is None else int(row[0])
+
+    async def bump_token_generation(self, username: str) -> None:
+        await home_of(self._db).execute("bump_staff_tokens", username)
+
     async def upsert_staff(self, accounts: Sequence[StaffAccount]) -> None:
         await home_of(self._db).execute_rows("upsert_staff", len(accounts), 5, _args(accounts))
 

@@ -39,6 +39,12 @@ class Names:
         """Sorted set of a candidate's live Idempotency-Key keys, scored by their expiry."""
         return f"{self.tag(candidate_id)}:idem-live:{candidate_id}"
 
+    def token_generation_key(self, staff: bool, subject: str) -> str:
+        """Redis copy of an account's token generation (MySQL holds it durably)."""
+        if staff:
+            return f"{{{self.key_prefix}:staff}}:token-gen:{subject}"
+        return f"{self.tag(subject)}:token-gen:{subject}"
+
     def login_keys(self, client: str, account: str) -> list[str]:
         """Login attempts of one client address: on this account, and on all accounts. Both
         carry the client's hash tag, so login.lua touches one slot."""

@@ -36,6 +36,7 @@ class Candidate:
     name: str
     school_code: str
     password_hash: str
+    token_generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,11 @@ class Settings:
     # be rotated without logging everyone out; drop them after token_ttl_s.
     token_previous_secrets: str = ""
     token_ttl_s: int = 8 * 3600
+    # Revocation: each request compares its token's generation with the account's, from a
+    # per-process copy this old at most, then Redis (this long), then MySQL. Logging out
+    # updates Redis at once; imports and `volreg admin` reach running processes within both.
+    token_generation_local_ttl_s: float = 5.0
+    token_generation_redis_ttl_s: int = 30
     # Development only: accept a weak or missing token secret (with a warning). `make up` and
     # `make test` set it in var/volreg.env; a deployment never does.
     dev_mode: bool = False

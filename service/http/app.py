@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from service.accounts.login import Accounts
+from service.accounts.revocation import Revocations
 from service.catalogue.catalogue import Catalogue
 from service.core.metrics import Metrics
 from service.core.names import Names
@@ -26,7 +27,7 @@ from service.http.endpoints.catalogue import add_catalogue_routes
 from service.http.endpoints.imports import add_admin_routes
 from service.http.endpoints.naive import NAIVE, NaiveForms, add_naive_routes
 from service.http.endpoints.schools import add_staff_routes
-from service.http.middleware import make_middleware
+from service.http.middleware import make_middleware, revocation
 from service.http.probes import Probes
 from service.http.staff_keys import CATALOGUE, IMPORT_JOBS, IMPORTER, SCHOOLS
 from service.imports.jobs import JobTable
@@ -45,6 +46,7 @@ class Services:
     importer: Importer
     import_jobs: JobTable
     probes: Probes
+    revocations: Revocations
     naive: NaiveForms | None = None  # only with ``bench_naive``
 
 
@@ -55,7 +57,7 @@ def build_app(settings: Settings, names: Names, services: OpenServices) -> web.A
     metrics = Metrics()
     # The body cap is enforced on the inflated body in read_json; this is aiohttp's own limit.
     app = web.Application(
-        middlewares=[make_middleware(metrics, settings.retry_after_s)],
+        middlewares=[make_middleware(metrics, settings.retry_after_s), revocation],
         client_max_size=settings.max_body_bytes,
         # read_json inflates gzip/deflate itself, bounded, and answers any other coding 415.
         # aiohttp closes a connection idle for keepalive_timeout, also one whose request
@@ -77,6 +79,7 @@ def build_app(settings: Settings, names: Names, services: OpenServices) -> web.A
             app[keys.FORMS] = s.forms
             app[keys.ACCOUNTS] = s.accounts
             app[keys.PROBES] = s.probes
+            app[keys.REVOCATIONS] = s.revocations
             app[CATALOGUE] = s.catalogue
             app[SCHOOLS] = s.schools
             app[IMPORTER] = s.importer

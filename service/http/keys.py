@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from service.accounts.login import Accounts
+from service.accounts.revocation import Revocations
 from service.core.metrics import Metrics
 from service.core.names import Names
 from service.core.settings import Settings
@@ -22,3 +23,4 @@ PROBES = web.AppKey("probes", Probes)
 METRICS = web.AppKey("metrics", Metrics)
 # Networks of the proxies whose X-Forwarded-For is believed (VOLREG_TRUSTED_PROXIES).
 PROXIES = web.AppKey("proxies", list[Network])
+REVOCATIONS = web.AppKey("revocations", Revocations)

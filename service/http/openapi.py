@@ -306,6 +306,24 @@ def _paths() -> dict[str, Any]:
                 },
             )
         },
+        urls.LOGOUT: {
+            "post": _operation(
+                "logout",
+                "Log out everywhere: every token of the account issued so far stops working",
+                {
+                    "200": _ok(
+                        "Logged out.",
+                        json_content(
+                            {"type": "object", "properties": {"status": {"type": "string"}}},
+                            {"status": "logged_out"},
+                        ),
+                    )
+                },
+                [401, 503],
+                tag="auth",
+                auth=True,
+            )
+        },
         urls.EXAM: {
             "get": _operation(
                 "getExam",

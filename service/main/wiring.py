@@ -17,6 +17,7 @@ from aiohttp import web
 from service.accounts.guard import HashQueue, LoginGuard, LoginLimits
 from service.accounts.login import Accounts
 from service.accounts.mysql import StaffTables
+from service.accounts.revocation import Revocations
 from service.accounts.staff import create_account
 from service.catalogue.broadcast import open_broadcast
 from service.catalogue.catalogue import KEY_BATCHES, Catalogue
@@ -149,6 +150,13 @@ async def _services(
             probes=Probes(
                 {"redis": cache.ping, "broker": broker.ping, "mysql": db.ping},
                 timeout_s=min(settings.redis_timeout_s, settings.mysql_timeout_s),
+            ),
+            revocations=Revocations(
+                db,
+                staff,
+                cache,
+                LocalCache(settings.exam_local_entries, settings.token_generation_local_ttl_s),
+                settings.token_generation_redis_ttl_s,
             ),
             naive=NaiveForms(db, batches, catalogue) if settings.bench_naive else None,
         )

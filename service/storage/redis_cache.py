@@ -212,6 +212,17 @@ class RedisCache:
     async def put_catalogue(self, key: str, blob: bytes, ttl_s: int) -> None:
         await self._call(self._r.set(self._names.catalogue_key(key), blob, ex=ttl_s))
 
+    async def get_token_generation(self, staff: bool, subject: str) -> int | None:
+        key = self._names.token_generation_key(staff, subject)
+        value = await self._call(self._r.get(key))
+        return None if value is None else int(value)
+
+    async def put_token_generation(
+        self, staff: bool, subject: str, generation: int, ttl_s: int
+    ) -> None:
+        key = self._names.token_generation_key(staff, subject)
+        await self._call(self._r.set(key, generation, ex=ttl_s))
+
     async def reserve_login(
         self, client: str, account: str, per_account: int, per_client: int, window_s: int
     ) -> int:

@@ -98,6 +98,14 @@ async def login(request: web.Request) -> web.Response:
     )
 
 
+async def logout(request: web.Request) -> web.Response:
+    """Every token of the caller's account stops working (all devices): the account's token
+    generation goes up."""
+    claims = _claims(request)
+    await request.app[keys.REVOCATIONS].revoke(claims)
+    return json_response({"status": "logged_out"})
+
+
 async def get_exam(request: web.Request) -> web.Response:
     exam = await request.app[keys.ACCOUNTS].exam(await _candidate(request))
     return json_response(exam)
@@ -164,6 +172,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post(urls.LOGIN, login)
+    app.router.add_post(urls.LOGOUT, logout)
     app.router.add_get(urls.EXAM, get_exam)
     app.router.add_get(urls.FORM, get_form)
     app.router.add_put(urls.FORM, put_form)
