@@ -206,11 +206,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure(settings.log_level)
     if args.command in _SIGNS_TOKENS:
-        from service.core.token_keys import WeakSecret, check_token_secrets
+        from service.core.passwords import Passwords
+        from service.core.token_keys import check_token_secrets
+        from service.http.clients import trusted_networks
 
         try:
             check_token_secrets(settings)
-        except WeakSecret as exc:
+            trusted_networks(settings.trusted_proxies)
+            Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
+        except ValueError as exc:  # WeakSecret is one
             print(f"volreg {args.command}: refusing to start: {exc}", file=sys.stderr)
             return 2
     code: int = args.run(settings, args)

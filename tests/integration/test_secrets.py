@@ -54,6 +54,21 @@ def test_reconciler_and_previous_secrets_are_checked_too(settings: Settings) -> 
     assert "VOLREG_TOKEN_PREVIOUS_SECRETS" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"trusted_proxies": "10.0.0.0/33"}, "VOLREG_TRUSTED_PROXIES"),
+        ({"argon2_memory_kib": 4 * 1024 * 1024}, "VOLREG_ARGON2_MEMORY_KIB"),
+    ],
+)
+def test_api_refuses_settings_that_would_weaken_it(
+    settings: Settings, overrides: dict[str, object], variable: str
+) -> None:
+    done = _run("serve", dataclasses.replace(settings, http_port=free_port(), **overrides))
+    assert done.returncode == 2 and variable in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_dev_mode_starts_with_a_weak_secret_and_says_so(settings: Settings) -> None:
     port = free_port()
     weak = dataclasses.replace(settings, token_secret="", dev_mode=True, http_port=port)
