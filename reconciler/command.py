@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import orjson
 from tqdm import tqdm
@@ -14,6 +16,7 @@ from reconciler.run import LockBusy, Reconciler
 from service.core.errors import Unavailable
 from service.core.settings import Settings
 
+T = TypeVar("T")
 EXIT_DRIFT = 1  # unrepaired drift remains
 EXIT_FAILED = 2  # a dependency failed mid-run
 EXIT_BUSY = 75  # another run holds the lock (EX_TEMPFAIL): try again later
@@ -58,13 +61,12 @@ def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 async def reconcile_once(settings: Settings, mode: str, shard: int | None) -> int:
     """One run; prints its report as JSON. The exit code says whether drift remains."""
-    from reconciler.mysql_archive import open_archive
-    from reconciler.redis_index import open_index
-    from service.core.names import names_of
+    from reconciler.wiring import open_sides
 
-    async with open_index(settings, names_of(settings)) as redis, open_archive(settings) as db:
+    async with open_sides(settings) as (redis, db):
+        reconciler = Reconciler(redis, db, settings)
         try:
-            report = await Reconciler(redis, db, settings).run(mode, shard)
+            report = await _with_progress(reconciler, reconciler.run(mode, shard))
         except LockBusy:
             print("another reconcile run holds the lock; try again later", file=sys.stderr)
             return EXIT_BUSY
@@ -77,15 +79,28 @@ async def reconcile_once(settings: Settings, mode: str, shard: int | None) -> in
     return EXIT_FAILED if report.outcome == OUTCOME_FAILED else EXIT_DRIFT
 
 
+async def _with_progress(reconciler: Reconciler, run: Awaitable[T]) -> T:
+    """Await ``run`` with a bar of the shards done on the terminal (none when stderr is not
+    one: cron mail and logs get the report only)."""
+    task = asyncio.ensure_future(run)
+    terminal = sys.stderr.isatty()
+    with tqdm(desc="reconcile", unit="shard", file=sys.stderr, disable=not terminal) as bar:
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.5)
+            progress = reconciler.progress
+            if progress.shards_total and bar.total != progress.shards_total:
+                bar.reset(total=progress.shards_total)
+            bar.n = progress.shards_done
+            bar.refresh()
+    return task.result()
+
+
 def _warmup(settings: Settings, args: argparse.Namespace) -> int:
-    from reconciler.mysql_archive import open_archive
-    from reconciler.redis_index import open_index
     from reconciler.warmup import warm_up
-    from service.core.names import names_of
+    from reconciler.wiring import open_sides
 
     async def run() -> int:
-        names = names_of(settings)
-        async with open_index(settings, names) as redis, open_archive(settings) as db:
+        async with open_sides(settings) as (redis, db):
             try:
                 total = await db.count_forms()
                 with tqdm(total=total, desc="warmup", unit="form", file=sys.stderr) as bar:

@@ -8,14 +8,14 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from service.core.metrics import Metrics
+from service.core.metrics import ConsumerMetrics
 from service.core.names import names_of
 from service.core.ports import Inbound, Publisher
 from service.core.settings import Settings
 from service.forms.consumer import FormWriter
 from service.forms.save import Forms
 from service.forms.windows import BatchWindows
-from service.storage.mysql_db import MySQLDatabase
+from service.storage.mysql_parts import AnyDatabase
 from service.storage.rabbit import RabbitBroker, open_broker
 from service.storage.redis_cache import RedisCache
 
@@ -41,7 +41,7 @@ class Harness:
 @asynccontextmanager
 async def isolated(
     base: Settings,
-    db: MySQLDatabase,
+    db: AnyDatabase,
     cache: RedisCache,
     wrap: Callable[[Publisher], Publisher] = lambda p: p,
     consume: bool = True,
@@ -57,7 +57,9 @@ async def isolated(
             await broker.consume(inbox.put)
         forms = Forms(cache, wrap(broker), db, BatchWindows(db, 60))
         try:
-            yield Harness(settings, broker, forms, FormWriter(db, settings, Metrics()), inbox)
+            yield Harness(
+                settings, broker, forms, FormWriter(db, settings, ConsumerMetrics()), inbox
+            )
         finally:
             await _delete_queues(broker, settings)
 

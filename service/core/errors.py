@@ -61,12 +61,6 @@ class WindowClosed(Conflict):
     code = "window_closed"
 
 
-class RequestInProgress(Conflict):
-    """A request with this Idempotency-Key is still being processed."""
-
-    code = "idempotency_in_progress"
-
-
 class RequestTimeout(VolregError):
     """The request body did not arrive in time."""
 
@@ -119,6 +113,12 @@ class LoginBusy(Unavailable):
     code = "login_busy"
 
 
+class RequestInProgress(Unavailable):
+    """A request with this Idempotency-Key is in progress; retry it after Retry-After."""
+
+    code = "idempotency_in_progress"
+
+
 class StoreUnavailable(Unavailable):
     """Redis is unavailable; retry later."""
 
@@ -129,6 +129,12 @@ class BrokerUnavailable(Unavailable):
     """The message broker is unavailable or did not confirm; retry later."""
 
     code = "broker_unavailable"
+
+
+class PublishUncertain(BrokerUnavailable):
+    """No broker confirm in time: the save may yet apply; retry with the same Idempotency-Key."""
+
+    code = "broker_unconfirmed"
 
 
 class DatabaseUnavailable(Unavailable):

@@ -6,37 +6,53 @@ and the features' own tables. Tests pass their own ``Adapters`` to ``create_app`
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import (
+    AbstractAsyncContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+    nullcontext,
+)
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from service.accounts.guard import HashQueue, LoginGuard, LoginLimits
-from service.accounts.login import Accounts
+from service.accounts.login import Accounts, StaffStore
 from service.accounts.mysql import StaffTables
-from service.accounts.revocation import Revocations
+from service.accounts.revocation import GenerationCache, GenerationTable, Revocations
 from service.accounts.staff import create_account
+from service.catalogue import mysql as catalogue_mysql
 from service.catalogue.broadcast import open_broadcast
-from service.catalogue.catalogue import KEY_BATCHES, Catalogue
-from service.catalogue.mysql import CatalogueTables
+from service.catalogue.catalogue import (
+    KEY_BATCHES,
+    Catalogue,
+    CatalogueCopies,
+    CatalogueTables,
+    Invalidations,
+)
 from service.core.errors import Unavailable
 from service.core.local_cache import LocalCache
+from service.core.metrics import Metrics
 from service.core.names import Names, names_of
 from service.core.passwords import Passwords
-from service.core.ports import Batch
+from service.core.ports import Batch, Database, FormCache, LoginAttempts, Publisher
 from service.core.settings import Settings
+from service.core.shard_guard import ShardGuard
 from service.forms.save import Forms
 from service.forms.windows import BatchWindows
 from service.http import keys
 from service.http.app import Services, build_app
-from service.http.endpoints.naive import NaiveForms
+from service.http.endpoints.naive import NaiveForms, NaiveStore
 from service.http.probes import Probes
+from service.imports.jobs import JobTable
 from service.imports.mysql import ImportJobs
-from service.imports.pipeline import Importer, Sinks
-from service.schools.schools import Schools
+from service.imports.pipeline import CandidateSink, ExamCache, Importer, Sinks, StaffSink
+from service.schools.schools import Schools, SchoolTables
+from service.storage.mysql_migrate import check_shard_count
 from service.storage.mysql_parts import AnyDatabase, open_database
 from service.storage.rabbit import RabbitBroker, open_broker
 from service.storage.redis_cache import RedisCache, open_cache
@@ -47,24 +63,97 @@ _BROADCAST_WAIT_S = 3.0
 _BROKER_WAIT_S = 5.0
 
 
+class StaffPorts(StaffStore, SchoolTables, StaffSink, GenerationTable, Protocol):
+    """The staff table as logins, the teachers' views, the importer and revocation use it."""
+
+
+class OpenBroadcast(Protocol):
+    """Enter to listen for catalogue invalidations (``on_keys``; ``on_reset`` after a
+    reconnect may have lost some) and to publish them."""
+
+    def __call__(
+        self,
+        on_keys: Callable[[list[str]], None] | None,
+        on_reset: Callable[[], None] | None,
+    ) -> AbstractAsyncContextManager[Invalidations]: ...
+
+
+class OpenPublisher(Protocol):
+    """Enter to get the publisher saves go through (the app's metrics count its work)."""
+
+    def __call__(self, metrics: Metrics) -> AbstractAsyncContextManager[Publisher]: ...
+
+
+class OpenNaiveStore(Protocol):
+    """Enter to get the naive benchmark route's store, None unless ``bench_naive``."""
+
+    def __call__(self) -> AbstractAsyncContextManager[NaiveStore | None]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Adapters:
-    """What the API runs on: Redis, MySQL (one database or shards) and the broker."""
+    """Every port the API's use cases depend on: adapters on the servers (``open_adapters``)
+    or in-memory fakes (``service.main.fakes``)."""
 
-    cache: RedisCache
-    db: AnyDatabase
-    broker: RabbitBroker
+    form_cache: FormCache
+    open_publisher: OpenPublisher
+    database: Database
+    open_naive_store: OpenNaiveStore
+    login_attempts: LoginAttempts
+    token_generations: GenerationCache
+    staff: StaffPorts
+    catalogue_tables: CatalogueTables
+    catalogue_copies: CatalogueCopies
+    open_broadcast: OpenBroadcast
+    candidates: CandidateSink
+    exams: ExamCache
+    import_jobs: JobTable
+    probes: Mapping[str, Callable[[], Awaitable[None]]]
+    # Readiness watches these: a problem of the process's own connections, None while fine.
+    machinery: Mapping[str, Callable[[], str | None]] = field(default_factory=dict)
 
 
 @asynccontextmanager
-async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapters]:
+async def _open_servers(
+    settings: Settings, names: Names
+) -> AsyncIterator[tuple[RedisCache, AnyDatabase, RabbitBroker]]:
     """None of them waits for its server: a process starts (not ready) while one is down."""
     async with (
         open_cache(settings, names) as cache,
         open_database(settings) as db,
         open_broker(settings, names) as broker,
     ):
-        yield Adapters(cache, db, broker)
+        yield cache, db, broker
+
+
+@asynccontextmanager
+async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapters]:
+    """The API's adapters on Redis, MySQL (one database or shards) and the broker."""
+    async with _open_servers(settings, names) as (cache, db, broker):
+
+        def broadcast(
+            on_keys: Callable[[list[str]], None] | None,
+            on_reset: Callable[[], None] | None,
+        ) -> AbstractAsyncContextManager[Invalidations]:
+            return open_broadcast(broker, names, settings.broker_timeout_s, on_keys, on_reset)
+
+        yield Adapters(
+            form_cache=cache,
+            open_publisher=lambda _metrics: nullcontext(broker),
+            database=db,
+            open_naive_store=lambda: nullcontext(db if settings.bench_naive else None),
+            login_attempts=cache,
+            token_generations=cache,
+            staff=StaffTables(db),
+            catalogue_tables=catalogue_mysql.CatalogueTables(db),
+            catalogue_copies=cache,
+            open_broadcast=broadcast,
+            candidates=db,
+            exams=cache,
+            import_jobs=ImportJobs(db),
+            probes={"redis": cache.ping, "broker": broker.ping, "mysql": db.ping},
+            machinery={"broker_link": broker.connector_problem},
+        )
 
 
 @asynccontextmanager
@@ -84,20 +173,34 @@ def create_app(settings: Settings, adapters: Adapters | None = None) -> web.Appl
     @asynccontextmanager
     async def services(app: web.Application) -> AsyncIterator[Services]:
         async with AsyncExitStack() as stack:
+            machinery: dict[str, Callable[[], str | None]] = {}
             if adapters is None:
+                # The shard count recorded at migrate time, before anything is served (or,
+                # MySQL being down, as soon as it answers: not ready on a mismatch).
+                guard = ShardGuard(lambda: check_shard_count(settings), settings.probe_interval_s)
+                await stack.enter_async_context(guard.guarding())
+                machinery["shards"] = lambda: guard.problem
                 opened = await stack.enter_async_context(open_adapters(settings, names))
             else:
                 opened = adapters
-            yield await stack.enter_async_context(_services(app, settings, names, opened))
+            machinery.update(opened.machinery)
+            services = await stack.enter_async_context(_services(app, settings, opened))
+            yield dataclasses.replace(services, machinery=machinery)
 
     return build_app(settings, names, services)
 
 
+def _stage_timer(app: web.Application) -> Callable[[str, float], None]:
+    histogram = app[keys.METRICS].save_stage
+    children = {step: histogram.labels(step) for step in ("stage", "publish", "commit")}
+    return lambda step, seconds: children[step].observe(seconds)
+
+
 @asynccontextmanager
 async def _services(
-    app: web.Application, settings: Settings, names: Names, adapters: Adapters
+    app: web.Application, settings: Settings, adapters: Adapters
 ) -> AsyncIterator[Services]:
-    cache, db, broker = adapters.cache, adapters.db, adapters.broker
+    a = adapters
     local: LocalCache[Any] = LocalCache(settings.catalogue_local_entries, settings.catalogue_ttl_s)
     exams: LocalCache[dict[str, Any] | None] = LocalCache(
         settings.exam_local_entries, settings.exam_local_ttl_s
@@ -114,14 +217,14 @@ async def _services(
 
     hashing = HashQueue(settings.login_hash_workers, settings.login_hash_queue)
     async with (
-        open_broadcast(broker, names, settings.broker_timeout_s, on_keys, on_reset) as broadcast,
+        a.open_broadcast(on_keys, on_reset) as broadcast,
+        a.open_publisher(app[keys.METRICS]) as publisher,
+        a.open_naive_store() as naive_store,
         hashing,
     ):
         catalogue = Catalogue(
-            CatalogueTables(db), cache, local, settings.catalogue_redis_ttl_s, broadcast
+            a.catalogue_tables, a.catalogue_copies, local, settings.catalogue_redis_ttl_s, broadcast
         )
-        staff = StaffTables(db)
-        jobs = ImportJobs(db)
         # The catalogue's multi-level cache holds the batches: no second cache in front.
         batches = BatchWindows(catalogue, 0.0, on_miss=catalogue.reload_batches)
         passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
@@ -130,35 +233,38 @@ async def _services(
             settings.login_client_failures_limit,
             settings.login_failures_window_s,
         )
+        sinks = Sinks(a.candidates, a.exams, a.staff, a.import_jobs, broadcast.publish)
         yield Services(
-            forms=Forms(cache, broker, db, batches, catalogue),
+            forms=Forms(
+                a.form_cache, publisher, a.database, batches, catalogue, observe=_stage_timer(app)
+            ),
             accounts=Accounts(
-                db,
-                cache,
+                a.database,
+                a.form_cache,
                 passwords,
                 app[keys.SIGNER],
                 settings.token_ttl_s,
-                staff=staff,
+                staff=a.staff,
                 exams=exams,
-                guard=LoginGuard(cache, limits),
+                guard=LoginGuard(a.login_attempts, limits),
                 hashing=hashing,
             ),
             catalogue=catalogue,
-            schools=Schools(staff, db),
-            importer=Importer(Sinks(db, cache, staff, jobs, broadcast.publish), settings),
-            import_jobs=jobs,
+            schools=Schools(a.staff, a.database),
+            importer=Importer(sinks, settings),
+            import_jobs=a.import_jobs,
             probes=Probes(
-                {"redis": cache.ping, "broker": broker.ping, "mysql": db.ping},
+                dict(a.probes),
                 timeout_s=min(settings.redis_timeout_s, settings.mysql_timeout_s),
             ),
             revocations=Revocations(
-                db,
-                staff,
-                cache,
+                a.database,
+                a.staff,
+                a.token_generations,
                 LocalCache(settings.exam_local_entries, settings.token_generation_local_ttl_s),
                 settings.token_generation_redis_ttl_s,
             ),
-            naive=NaiveForms(db, batches, catalogue) if settings.bench_naive else None,
+            naive=None if naive_store is None else NaiveForms(naive_store, batches, catalogue),
         )
 
 
@@ -166,8 +272,8 @@ async def _services(
 async def open_import_sinks(settings: Settings, names: Names) -> AsyncIterator[Sinks]:
     """``volreg import``: the importer's sinks, announcing changed keys to API processes."""
     async with (
-        open_adapters(settings, names) as adapters,
-        open_broadcast(adapters.broker, names, settings.broker_timeout_s) as broadcast,
+        _open_servers(settings, names) as (cache, db, broker),
+        open_broadcast(broker, names, settings.broker_timeout_s) as broadcast,
     ):
 
         async def announce(changed: list[str]) -> None:
@@ -177,8 +283,7 @@ async def open_import_sinks(settings: Settings, names: Names) -> AsyncIterator[S
                 raise Unavailable("broker not reachable") from None
             await broadcast.publish(changed)
 
-        db = adapters.db
-        yield Sinks(db, adapters.cache, StaffTables(db), ImportJobs(db), announce)
+        yield Sinks(db, cache, StaffTables(db), ImportJobs(db), announce)
 
 
 async def create_staff_account(
@@ -214,7 +319,11 @@ async def publish_keys(
             log.warning("broker not reachable: API processes see the change within their TTL")
         local: LocalCache[object] = LocalCache(1, 0.0)
         catalogue = Catalogue(
-            CatalogueTables(db), cache, local, settings.catalogue_redis_ttl_s, broadcast
+            catalogue_mysql.CatalogueTables(db),
+            cache,
+            local,
+            settings.catalogue_redis_ttl_s,
+            broadcast,
         )
         outcome = await catalogue.published(changed)
         if not all(outcome.values()):

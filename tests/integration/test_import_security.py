@@ -74,7 +74,7 @@ async def test_resume_needs_the_whole_stream_to_match(
     assert len(tampered) == len(original) and tampered[:65536] == original[:65536]
     jobs = ImportJobs(db)
     staff = StaffTables(db)
-    crashing = Importer(Sinks(_FailingAfter(db, 2), cache, staff, jobs), small)  # type: ignore[arg-type]
+    crashing = Importer(Sinks(_FailingAfter(db, 2), cache, staff, jobs), small)
     options = Options("candidates.csv", total_bytes=len(original))
     with pytest.raises(ImportFailed) as failed:
         await crashing.run(_Bytes(original), options)

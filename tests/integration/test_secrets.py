@@ -28,10 +28,19 @@ WEAK = {
 }
 
 
-def _run(command: str, settings: Settings, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def _env(settings: Settings, **variables: str) -> dict[str, str]:
+    """The run's settings as variables, then ``variables`` (names without VOLREG_) over them:
+    values the Settings object itself would refuse to hold."""
+    env = settings_env(dataclasses.replace(settings, http_port=free_port()))
+    return env | {f"VOLREG_{name.upper()}": value for name, value in variables.items()}
+
+
+def _run(
+    command: str, env: dict[str, str], timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "service.main.cli", command],
-        env=settings_env(settings),
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -40,16 +49,14 @@ def _run(command: str, settings: Settings, timeout: float = 30) -> subprocess.Co
 
 @pytest.mark.parametrize("kind", sorted(WEAK))
 def test_api_refuses_a_weak_secret(settings: Settings, kind: str) -> None:
-    weak = dataclasses.replace(settings, token_secret=WEAK[kind], http_port=free_port())
-    done = _run("serve", weak)
+    done = _run("serve", _env(settings, token_secret=WEAK[kind]))
     assert done.returncode == 2, done.stderr
     assert "VOLREG_TOKEN_SECRET" in done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_reconciler_and_previous_secrets_are_checked_too(settings: Settings) -> None:
-    weak = dataclasses.replace(settings, token_previous_secrets="REPLACE-ME")
-    done = _run("reconcile", weak)
+    done = _run("reconcile", _env(settings, token_previous_secrets="REPLACE-ME"))
     assert done.returncode == 2, done.stderr
     assert "VOLREG_TOKEN_PREVIOUS_SECRETS" in done.stderr
 
@@ -58,23 +65,23 @@ def test_reconciler_and_previous_secrets_are_checked_too(settings: Settings) -> 
     ("overrides", "variable"),
     [
         ({"trusted_proxies": "10.0.0.0/33"}, "VOLREG_TRUSTED_PROXIES"),
-        ({"argon2_memory_kib": 4 * 1024 * 1024}, "VOLREG_ARGON2_MEMORY_KIB"),
+        ({"argon2_memory_kib": str(4 * 1024 * 1024)}, "VOLREG_ARGON2_MEMORY_KIB"),
     ],
 )
 def test_api_refuses_settings_that_would_weaken_it(
-    settings: Settings, overrides: dict[str, object], variable: str
+    settings: Settings, overrides: dict[str, str], variable: str
 ) -> None:
-    done = _run("serve", dataclasses.replace(settings, http_port=free_port(), **overrides))
+    done = _run("serve", _env(settings, **overrides))
     assert done.returncode == 2 and variable in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_dev_mode_starts_with_a_weak_secret_and_says_so(settings: Settings) -> None:
-    port = free_port()
-    weak = dataclasses.replace(settings, token_secret="", dev_mode=True, http_port=port)
+    env = _env(settings, token_secret="short", dev_mode="1")
+    port = int(env["VOLREG_HTTP_PORT"])
     proc = subprocess.Popen(
         [sys.executable, "-m", "service.main.cli", "serve"],
-        env=settings_env(weak),
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -6,7 +6,6 @@ import time
 from datetime import datetime
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas import urls
 from schemas.http import CandidateLogin, FormBody, Problem, parse_form, parse_login
@@ -14,9 +13,10 @@ from schemas.records import FormKey
 from service.accounts.login import ROLE_ADMIN, ROLE_CANDIDATE, ROLE_TEACHER
 from service.core.errors import Forbidden, Unauthorized, ValidationFailed, VolregError
 from service.core.ids import id_problem
+from service.core.metrics import exposition
 from service.core.tokens import BadToken, Claims
 from service.forms.save import Saved, choices_of, iso_us
-from service.http import keys, staff_keys
+from service.http import keys
 from service.http.body import body_limits, read_json
 from service.http.clients import Network, client_address
 from service.http.patterns import BATCH, IDEMPOTENCY_KEY
@@ -54,7 +54,7 @@ async def _candidate(request: web.Request) -> str:
     if problem:
         raise _invalid("path.candidate_id", problem)
     if claims.role == ROLE_TEACHER and request.method == "GET":
-        await request.app[staff_keys.SCHOOLS].require_reader(claims.school, candidate_id)
+        await request.app[keys.SCHOOLS].require_reader(claims.school, candidate_id)
         return candidate_id
     if claims.role != ROLE_CANDIDATE or claims.subject != candidate_id:
         raise Forbidden("this token does not reach that candidate's records")
@@ -155,7 +155,16 @@ async def live(_: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    checks = await request.app[keys.PROBES].run()
+    """This process can serve (see probes.Readiness): what load balancers and k8s ask."""
+    ok, checks = request.app[keys.READINESS].state()
+    return json_response(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+    )
+
+
+async def deps(request: web.Request) -> web.Response:
+    """Every dependency pinged now: for people and dashboards, not for load balancers."""
+    checks = await request.app[keys.READINESS].dependencies()
     ok = all(v == "ok" for v in checks.values())
     return json_response(
         {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
@@ -166,8 +175,8 @@ async def metrics(request: web.Request) -> web.Response:
     # Route names, error rates and timings are reconnaissance: admins (and scrapers holding
     # an admin token) only.
     require_role(request, ROLE_ADMIN)
-    body = generate_latest(request.app[keys.METRICS].registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    body, content_type = exposition(request.app[keys.METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 def add_routes(app: web.Application) -> None:
@@ -178,4 +187,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_put(urls.FORM, put_form)
     app.router.add_get(urls.LIVE, live)
     app.router.add_get(urls.READY, ready)
+    app.router.add_get(urls.DEPS, deps)
     app.router.add_get(urls.METRICS, metrics)

@@ -14,8 +14,8 @@ from service.accounts.login import ROLE_ADMIN
 from service.core.errors import NotFound, ValidationFailed
 from service.http.body import body_limits, read_json
 from service.http.endpoints.candidates import require_role
+from service.http.keys import CATALOGUE
 from service.http.params import path_param
-from service.http.staff_keys import CATALOGUE
 
 _INSTITUTION = re.compile(r"^[0-9]{5}$")
 _BATCH = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
