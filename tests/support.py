@@ -171,3 +171,11 @@ def rabbitmqctl(*args: str) -> str:
     return subprocess.run(
         command, capture_output=True, text=True, timeout=60, check=True, env=env
     ).stdout
+
+
+def admin_headers(settings: Settings) -> dict[str, str]:
+    """An admin's bearer token for the run's secret (/metrics needs the admin role)."""
+    from service.core.tokens import Claims, TokenSigner
+
+    token = TokenSigner(settings.token_secret).issue(Claims("ops", "admin", int(time.time()) + 600))
+    return {"Authorization": f"Bearer {token}"}
