@@ -83,10 +83,17 @@ class SpawnError(RuntimeError):
 
 
 @asynccontextmanager
-async def spawned(workers: int, log_dir: Path) -> AsyncIterator[Deployment]:
-    """The processes log to ``api.log`` and ``consumer.log`` in ``log_dir`` (which exists)."""
+async def spawned(workers: int, log_dir: Path, save_limit: int = 0) -> AsyncIterator[Deployment]:
+    """The processes log to ``api.log`` and ``consumer.log`` in ``log_dir`` (which exists).
+    ``save_limit`` is the API's saves per candidate per minute, set explicitly (0: none)."""
     port = free_port()
-    env = dict(os.environ, VOLREG_HTTP_HOST="127.0.0.1", VOLREG_HTTP_PORT=str(port))
+    env = dict(
+        os.environ,
+        VOLREG_HTTP_HOST="127.0.0.1",
+        VOLREG_HTTP_PORT=str(port),
+        VOLREG_SAVE_RATE_LIMIT=str(save_limit),
+        VOLREG_SAVE_RATE_WINDOW_S="60",
+    )
     api_log, consumer_log = log_dir / "api.log", log_dir / "consumer.log"
     api = await _start("serve", "--workers", str(workers), "--naive", env=env, log=api_log)
     consumer = await _start("consume", env=env, log=consumer_log)

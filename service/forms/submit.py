@@ -9,7 +9,7 @@ from datetime import datetime
 
 from schemas.records import STATUS_SUBMITTED, FormKey, FormRecord, Origin
 from service.core.errors import NotFound, StaleVersion
-from service.core.ports import FormCache, Publisher, Replay
+from service.core.ports import FormCache, Missing, Publisher, Replay
 from service.forms.save import Forms, Saved
 from service.forms.windows import BatchWindows
 
@@ -45,6 +45,8 @@ class Submissions:
         staged = await self._cache.stage(
             key, None, "", locked=not batch.changes_after_submit, expect=version
         )
+        if isinstance(staged, Missing):  # Redis lost the form since it was read: read again
+            raise StaleVersion("the form is being reloaded; review it again")
         assert not isinstance(staged, Replay)  # no Idempotency-Key was sent
         record = FormRecord(
             key.candidate_id,

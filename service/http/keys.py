@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from service.accounts.login import Accounts
+from service.accounts.revocation import Revocations
 from service.catalogue.catalogue import Catalogue
 from service.console.status import Pipeline
 from service.core.metrics import Metrics
@@ -18,6 +19,7 @@ from service.forms.save import Forms
 from service.forms.submit import Submissions
 from service.hot.aggregate import Aggregator
 from service.hot.events import HotEvents
+from service.http.clients import Network
 from service.http.probes import Readiness
 from service.imports.jobs import JobTable
 from service.imports.pipeline import Importer
@@ -40,3 +42,6 @@ PROGRESS = web.AppKey("progress", Progress)
 HISTORY = web.AppKey("history", History)
 SUBMISSIONS = web.AppKey("submissions", Submissions)
 PIPELINE = web.AppKey("pipeline", Pipeline)
+# Networks of the proxies whose X-Forwarded-For is believed (VOLREG_TRUSTED_PROXIES).
+PROXIES = web.AppKey("proxies", list[Network])
+REVOCATIONS = web.AppKey("revocations", Revocations)

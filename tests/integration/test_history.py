@@ -16,6 +16,7 @@ from service.core import codec
 from service.core.ports import Batch
 from service.filing.mysql import FilingTables
 from service.storage.mysql_db import MySQLDatabase
+from tests.conftest import ClientFactory
 from tests.staff_support import ADMIN, OTHER_TEACHER, TEACHER, staff_login
 from tests.support import DEMO_ID, OTHER_ID, choices, login, wait_for_mysql
 
@@ -35,7 +36,7 @@ def _url(batch: str, candidate_id: str = DEMO_ID) -> str:
 
 
 async def test_every_save_is_kept_with_who_and_where(
-    api: Client, db: MySQLDatabase, batch: str
+    api: Client, make_client: ClientFactory, db: MySQLDatabase, batch: str
 ) -> None:
     headers = await login(api)
     sent = [choices(1, 1), choices(2, 2), choices(3, 3)]
@@ -60,11 +61,12 @@ async def test_every_save_is_kept_with_who_and_where(
         (DEMO_ID, "candidate", STATUS_SAVED)
     }
     assert all(e["client"] == "127.0.0.1" and e["saved_at"] for e in entries)
-    # Behind the proxy on this host: the address it appended to X-Forwarded-For.
-    proxied = await api.put(
+    # Behind a trusted proxy: the address it appended to X-Forwarded-For.
+    behind = await make_client(trusted_proxies="127.0.0.1")
+    proxied = await behind.put(
         urls.FORM.format(candidate_id=DEMO_ID, batch=batch),
         json={"choices": choices(1, 9)},
-        headers={**headers, "X-Forwarded-For": "203.0.113.9, 198.51.100.7"},
+        headers={**await login(behind), "X-Forwarded-For": "203.0.113.9, 198.51.100.7"},
     )
     assert proxied.status == 200
     newest = (await proxied.json())["version"]

@@ -10,7 +10,7 @@ from aiohttp import web
 from schemas import urls
 from schemas.http import CandidateLogin, FormBody, Problem, parse_form, parse_login
 from schemas.records import FormKey, Origin
-from service.accounts.login import ROLE_CANDIDATE, ROLE_TEACHER
+from service.accounts.login import ROLE_ADMIN, ROLE_CANDIDATE, ROLE_TEACHER
 from service.core import logs
 from service.core.errors import Forbidden, Unauthorized, ValidationFailed, VolregError
 from service.core.ids import id_problem
@@ -18,31 +18,21 @@ from service.core.metrics import exposition
 from service.core.tokens import BadToken, Claims
 from service.forms.save import Saved, choices_of, iso_us
 from service.http import keys
-from service.http.body import read_json
+from service.http.body import body_limits, read_json
+from service.http.clients import Network, client_address
 from service.http.patterns import BATCH, IDEMPOTENCY_KEY
 from service.http.respond import json_response
 
 # The request's verified claims, once _candidate has checked them.
 CLAIMS = web.RequestKey("claims", Claims)
-_LOOPBACK = frozenset({"127.0.0.1", "::1"})
-
-
-def client_of(request: web.Request) -> str:
-    """The client's address: the peer's, or behind a proxy on this host (deploy/nginx) the
-    address that proxy appended to X-Forwarded-For (the last entry; earlier ones are only
-    what the client claimed)."""
-    remote = request.remote or ""
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    if forwarded and remote in _LOOPBACK:
-        return forwarded.rsplit(",", 1)[-1].strip()[:64]
-    return remote[:64]
 
 
 def origin_of(request: web.Request) -> Origin:
     """Who sent this request and from where, for the save history."""
     claims: Claims = request[CLAIMS]
+    proxies: list[Network] = request.app[keys.PROXIES]
     return Origin(
-        client=client_of(request),
+        client=client_address(request, proxies)[:64],
         request_id=logs.request_id.get()[:64],
         subject=claims.subject,
         role=claims.role,
@@ -106,19 +96,21 @@ def _validated(exc: Problem) -> ValidationFailed:
 
 
 async def login(request: web.Request) -> web.Response:
-    data = await read_json(request, request.app[keys.SETTINGS].max_body_bytes)
+    data = await read_json(request, *body_limits(request))
     try:
         body = parse_login(data)
     except Problem as exc:
         raise _validated(exc) from None
     accounts = request.app[keys.ACCOUNTS]
+    proxies: list[Network] = request.app[keys.PROXIES]
+    client = client_address(request, proxies)
     if isinstance(body, CandidateLogin):
         problem = id_problem(body.candidate_id)
         if problem:
             raise _invalid("candidate_id", problem)
-        token, claims = await accounts.login_candidate(body.candidate_id, body.password)
+        token, claims = await accounts.login_candidate(body.candidate_id, body.password, client)
     else:
-        token, claims = await accounts.login_staff(body.username, body.password)
+        token, claims = await accounts.login_staff(body.username, body.password, client)
     return json_response(
         {
             "token": token,
@@ -126,6 +118,14 @@ async def login(request: web.Request) -> web.Response:
             "role": claims.role,
         }
     )
+
+
+async def logout(request: web.Request) -> web.Response:
+    """Every token of the caller's account stops working (all devices): the account's token
+    generation goes up."""
+    claims = _claims(request)
+    await request.app[keys.REVOCATIONS].revoke(claims)
+    return json_response({"status": "logged_out"})
 
 
 async def get_exam(request: web.Request) -> web.Response:
@@ -156,7 +156,7 @@ async def parse_save(request: web.Request) -> tuple[FormKey, FormBody, str | Non
     idem = request.headers.get("Idempotency-Key")
     if idem is not None and not IDEMPOTENCY_KEY.fullmatch(idem):
         raise _invalid("header.Idempotency-Key", "must be 1-128 visible ASCII characters")
-    data = await read_json(request, request.app[keys.SETTINGS].max_body_bytes)
+    data = await read_json(request, *body_limits(request))
     try:
         form = parse_form(data)
     except Problem as exc:
@@ -201,12 +201,16 @@ async def deps(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    # Route names, error rates and timings are reconnaissance: admins (and scrapers holding
+    # an admin token) only.
+    require_role(request, ROLE_ADMIN)
     body, content_type = exposition(request.app[keys.METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post(urls.LOGIN, login)
+    app.router.add_post(urls.LOGOUT, logout)
     app.router.add_get(urls.EXAM, get_exam)
     app.router.add_get(urls.FORM, get_form)
     app.router.add_put(urls.FORM, put_form)

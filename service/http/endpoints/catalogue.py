@@ -13,10 +13,9 @@ from schemas.http import Problem, parse_batch, parse_institution
 from service.accounts.login import ROLE_ADMIN
 from service.catalogue.catalogue import KEY_BATCHES, KEY_INSTITUTIONS, institution_key
 from service.core.errors import NotFound, ValidationFailed
-from service.http import keys
-from service.http.body import read_json
+from service.http.body import body_limits, read_json
 from service.http.endpoints.candidates import require_role
-from service.http.keys import CATALOGUE
+from service.http.keys import CATALOGUE, HOT_EVENTS
 from service.http.params import path_param
 
 _INSTITUTION = re.compile(r"^[0-9]{5}$")
@@ -30,7 +29,7 @@ def _code(request: web.Request) -> str:
 
 async def list_institutions(request: web.Request) -> web.Response:
     institutions = await request.app[CATALOGUE].institutions()
-    request.app[keys.HOT_EVENTS].read(KEY_INSTITUTIONS)
+    request.app[HOT_EVENTS].read(KEY_INSTITUTIONS)
     return web.json_response({"institutions": institutions})
 
 
@@ -39,18 +38,18 @@ async def get_institution(request: web.Request) -> web.Response:
     institution = await request.app[CATALOGUE].institution(code)
     if institution is None:
         raise NotFound(f"no institution {code} in the catalogue")
-    request.app[keys.HOT_EVENTS].read(institution_key(code))
+    request.app[HOT_EVENTS].read(institution_key(code))
     return web.json_response(institution)
 
 
 async def list_batches(request: web.Request) -> web.Response:
     batches = await request.app[CATALOGUE].batches()
-    request.app[keys.HOT_EVENTS].read(KEY_BATCHES)
+    request.app[HOT_EVENTS].read(KEY_BATCHES)
     return web.json_response({"batches": batches})
 
 
 async def _body(request: web.Request, parse: Callable[[Any], T]) -> T:
-    data = await read_json(request, request.app[keys.SETTINGS].max_body_bytes)
+    data = await read_json(request, *body_limits(request))
     try:
         return parse(data)
     except Problem as exc:

@@ -15,7 +15,7 @@ from service.core.errors import ValidationFailed
 from service.core.ids import id_problem
 from service.filing.history import PAGE_MAX
 from service.http import keys
-from service.http.body import read_json
+from service.http.body import body_limits, read_json
 from service.http.endpoints.candidates import form_key, origin_of, require_role
 from service.http.endpoints.hot import require_batch
 from service.http.params import invalid, path_param, query_param
@@ -74,7 +74,7 @@ async def form_history(request: web.Request) -> web.Response:
 async def submit_form(request: web.Request) -> web.Response:
     """``{"version": N}``: submit the version the candidate reviewed (the candidate only)."""
     key = await form_key(request)
-    data = await read_json(request, request.app[keys.SETTINGS].max_body_bytes)
+    data = await read_json(request, *body_limits(request))
     try:
         body = parse_submit(data)
     except Problem as exc:
