@@ -160,9 +160,11 @@ async def test_hot_keys_are_pushed_into_every_api_process(
     for _ in range(5):
         assert (await first.get(url)).status == 200
 
+    admins = [await staff_login(api, ADMIN) for api in (first, second)]
+
     async def held_everywhere() -> bool:
-        for api in (first, second):
-            text = await (await api.get(urls.METRICS)).text()
+        for api, admin in zip((first, second), admins, strict=True):
+            text = await (await api.get(urls.METRICS, headers=admin)).text()
             if 'volreg_hot_keys_pushed_total{outcome="held"}' not in text:
                 return False
         return True
@@ -234,8 +236,10 @@ async def test_a_full_event_queue_drops_events_and_never_fails_a_save(
         resp = await api.put(url, json={"choices": _choices(f"{10031 + i}")}, headers=headers)
         assert resp.status == 200, await resp.text()
 
+    admin = await staff_login(api, ADMIN)
+
     async def counted() -> bool:
-        text = await (await api.get(urls.METRICS)).text()
+        text = await (await api.get(urls.METRICS, headers=admin)).text()
         line = next(
             (ln for ln in text.splitlines() if ln.startswith(_DROPPED_SAMPLE)),
             f"{_DROPPED_SAMPLE} 0",
