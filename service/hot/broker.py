@@ -1,4 +1,4 @@
-"""Hot-item events on RabbitMQ: a durable direct exchange and a bounded durable queue of their
+"""Hot-item events on RabbitMQ: a durable direct exchange and a bounded quorum queue of their
 own (the form queues never see them), on the broker's connection.
 
 The queue holds at most ``hot_queue_max`` messages and then refuses new ones: the publisher
@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import (
@@ -35,11 +36,16 @@ async def _declare(
     exchange = await channel.declare_exchange(
         names.hot_exchange, aio_pika.ExchangeType.DIRECT, durable=True
     )
-    queue = await channel.declare_queue(
-        names.hot_queue,
-        durable=True,
-        arguments={"x-max-length": settings.hot_queue_max, "x-overflow": "reject-publish"},
-    )
+    # A quorum queue like the form queues: a classic queue's message store may not come back
+    # after the broker's disk ran full, and would keep the whole broker from starting.
+    arguments: dict[str, Any] = {
+        "x-queue-type": "quorum",
+        "x-max-length": settings.hot_queue_max,
+        "x-overflow": "reject-publish",
+    }
+    if settings.quorum_initial_group_size > 0:
+        arguments["x-quorum-initial-group-size"] = settings.quorum_initial_group_size
+    queue = await channel.declare_queue(names.hot_queue, durable=True, arguments=arguments)
     await queue.bind(exchange, routing_key=_ROUTING_KEY)
     return exchange, queue
 
