@@ -37,6 +37,9 @@ class Settings:
     # be rotated without logging everyone out; drop them after token_ttl_s.
     token_previous_secrets: str = ""
     token_ttl_s: int = 8 * 3600
+    # A static bearer token Prometheus may scrape /metrics with (tokens expire; a scraper
+    # must not need an admin login). Empty: only admin tokens reach /metrics.
+    metrics_token: str = ""
     # Revocation: each request compares its token's generation with the account's, from a
     # per-process copy this old at most, then Redis (this long), then MySQL. Logging out
     # updates Redis at once; imports and `volreg admin` reach running processes within both.

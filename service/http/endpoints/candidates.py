@@ -14,6 +14,7 @@ from service.accounts.login import ROLE_ADMIN, ROLE_CANDIDATE, ROLE_TEACHER
 from service.core.errors import Forbidden, Unauthorized, ValidationFailed, VolregError
 from service.core.ids import id_problem
 from service.core.metrics import exposition
+from service.core.token_keys import is_metrics_token
 from service.core.tokens import BadToken, Claims
 from service.forms.save import Saved, choices_of, iso_us
 from service.http import keys
@@ -172,9 +173,11 @@ async def deps(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    # Route names, error rates and timings are reconnaissance: admins (and scrapers holding
-    # an admin token) only.
-    require_role(request, ROLE_ADMIN)
+    # Route names, error rates and timings are reconnaissance: admins, or a scraper holding
+    # VOLREG_METRICS_TOKEN, only.
+    token = request.app[keys.SETTINGS].metrics_token
+    if not is_metrics_token(request.headers.get("Authorization", ""), token):
+        require_role(request, ROLE_ADMIN)
     body, content_type = exposition(request.app[keys.METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": content_type})
 
