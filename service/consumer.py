@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from schemas import messages
 from schemas.records import FormKey, FormRecord
@@ -67,22 +69,58 @@ class FormWriter:
         return batch
 
     async def apply(self, batch: Sequence[Inbound]) -> None:
-        decoded: list[tuple[Inbound, FormRecord]] = []
+        held: list[_Held] = []
         for delivery in batch:
             try:
-                record = messages.decode(delivery.headers, delivery.body)
-                codec.unpack(record.payload)  # the choices must inflate and parse
+                parts = messages.decode_parts(delivery.headers, delivery.body)
             except ValueError as exc:
                 await self._dead_letter(delivery, f"undecodable message: {exc}")
                 continue
-            decoded.append((delivery, record))
-        rejected = await self._write([r for _, r in decoded])
-        for delivery, record in decoded:
+            entry = _Held(delivery, messages.is_batch(delivery.headers))
+            for part in parts:
+                problem = part.problem
+                if part.record is not None and problem is None:
+                    try:
+                        codec.unpack(part.record.payload)  # the choices must inflate and parse
+                    except ValueError as exc:
+                        problem = str(exc)
+                if part.record is not None and problem is None:
+                    entry.good.append((part.record, part.alone))
+                else:
+                    entry.bad.append((part.alone, f"undecodable message: {problem}"))
+            held.append(entry)
+        rejected = await self._write([record for h in held for record, _ in h.good])
+        for entry in held:
+            await self._settle(entry, rejected)
+
+    async def _settle(self, entry: _Held, rejected: dict[FormKey, str]) -> None:
+        """Ack a delivery once each of its records is applied or parked alone with its reason;
+        a record MySQL refused or that cannot be read never holds back its neighbours."""
+        parked = list(entry.bad)
+        applied = 0
+        for record, alone in entry.good:
             if record.key in rejected:
-                await self._dead_letter(delivery, rejected[record.key])
+                parked.append((alone, rejected[record.key]))
             else:
-                await self._ack(delivery)
-                self._metrics.consumed.labels("applied").inc()
+                applied += 1
+        if not entry.batch:
+            if parked:
+                await self._dead_letter(entry.delivery, parked[0][1])
+                return
+        else:
+            for alone, reason in parked:
+                if alone is None:  # only version 1 messages lack it
+                    continue
+                log.error("dead-lettering a record of a batch message: %s", reason)
+                try:
+                    await entry.delivery.dead_letter_part(*alone, reason)
+                except BrokerUnavailable:
+                    # Unacked: the whole message is redelivered (harmless, version-guarded).
+                    log.warning("broker gone while dead-lettering; it will be redelivered")
+                    return
+                self._metrics.dead_lettered.inc()
+        await self._ack(entry.delivery)
+        self._metrics.consumed.labels("applied").inc(applied)
 
     async def _write(self, records: Sequence[FormRecord]) -> dict[FormKey, str]:
         """Upsert the newest record per form; retry while MySQL is down (the messages wait,
@@ -142,6 +180,19 @@ class FormWriter:
             await delivery.ack()
         except BrokerUnavailable:
             log.warning("broker gone before ack; the message will be redelivered (harmless)")
+
+
+_Alone = tuple[dict[str, Any], bytes] | None  # a batch record as a message of its own
+
+
+@dataclass(slots=True)
+class _Held:
+    """A delivery being applied: its readable records and the ones to park, with reasons."""
+
+    delivery: Inbound
+    batch: bool
+    good: list[tuple[FormRecord, _Alone]] = field(default_factory=list)
+    bad: list[tuple[_Alone, str]] = field(default_factory=list)
 
 
 class _Abandoned(Exception):

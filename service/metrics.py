@@ -23,6 +23,24 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.group_records = Histogram(
+            names.METRIC_GROUP_RECORDS,
+            "Saves per published broker message (group commit)",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=r,
+        )
+        self.group_flushes = Counter(
+            names.METRIC_GROUP_FLUSHES,
+            "Published batches by what closed them (idle: nothing was in flight)",
+            ["reason"],
+            registry=r,
+        )
+        self.group_wait = Histogram(
+            names.METRIC_GROUP_WAIT,
+            "Time a batch's first save waited for the batch to close",
+            buckets=(0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01),
+            registry=r,
+        )
         self.saves = Counter(names.METRIC_SAVES, "Form saves by outcome", ["outcome"], registry=r)
         self.consumed = Counter(
             names.METRIC_CONSUMED, "Messages applied to MySQL", ["outcome"], registry=r

@@ -50,6 +50,13 @@ class Settings:
     # call than redis-py's pool); false sends them through the pool like everything else.
     redis_multiplex: bool = True
     mysql_pool_size: int = 10
+    # Group commit at the publisher: saves for the same queue that arrive close together share
+    # one broker message and one confirm. With nothing in flight a save goes at once; under
+    # load a batch closes at this many records, bytes, or ms after its first save.
+    group_commit: bool = True
+    group_max_records: int = 64
+    group_max_bytes: int = 128 * 1024
+    group_window_ms: float = 2.0
     # Consumer batching: a batch closes at this many messages or after this many ms.
     consume_batch: int = 500
     consume_wait_ms: int = 20

@@ -13,13 +13,20 @@ import time
 from datetime import datetime
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from schemas.http import parse_form
 from schemas.records import FormKey
+from service import names as names_mod
 from service.adapters.mysql_db import MySQLDatabase
+from service.adapters.rabbit import RabbitBroker
 from service.adapters.redis_cache import RedisCache
 from service.domain.ids import make_id
+from service.group_commit import GroupPolicy, GroupPublisher
+from service.http.app import names_of
+from service.metrics import Metrics
+from service.ports import Publisher
 from service.settings import Settings
 from tests.conftest import ClientFactory
 from tests.harness import isolated
@@ -132,10 +139,21 @@ async def _flush_run_keys(cache: RedisCache, settings: Settings) -> None:
         await client.delete(*keys)
 
 
+@pytest.mark.parametrize("grouped", [False, True], ids=["one-per-message", "batch-messages"])
 async def test_consumer_killed_mid_batch_loses_nothing_acknowledged(
-    settings: Settings, db: MySQLDatabase, cache: RedisCache
+    settings: Settings, db: MySQLDatabase, cache: RedisCache, grouped: bool
 ) -> None:
-    async with isolated(settings, db, cache, consume=False) as harness:
+    """SIGKILL while the consumer holds unacked messages; with ``grouped`` the saves travel
+    in batch messages (group commit), so a killed consumer holds whole batches."""
+    metrics = Metrics()
+    names = names_of(settings)
+
+    def publisher(broker: RabbitBroker) -> Publisher:
+        if not grouped:
+            return broker
+        return GroupPublisher(broker, names.queue_index, GroupPolicy(window_ms=2.0), metrics)
+
+    async with isolated(settings, db, cache, publisher, consume=False) as harness:
         env = settings_env(dataclasses.replace(harness.settings, consume_batch=50))
         first = _start_consumer(env)
         keys = [FormKey(make_id(440106, "20070704", i), OPEN_BATCH) for i in range(60)]
@@ -162,6 +180,12 @@ async def test_consumer_killed_mid_batch_loses_nothing_acknowledged(
         finally:
             second.send_signal(signal.SIGTERM)
             assert second.wait(timeout=20) == 0
+        if grouped:
+            samples = {s.name: s.value for s in metrics.group_records.collect()[0].samples}
+            messages, records = (
+                samples[f"{names_mod.METRIC_GROUP_RECORDS}_{k}"] for k in ("count", "sum")
+            )
+            assert records > messages, "no save shared a message: the test proved nothing"
 
 
 def _start_consumer(env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -12,6 +12,7 @@ from service.adapters.rabbit import open_broker
 from service.adapters.redis_cache import open_cache
 from service.domain.passwords import Passwords
 from service.domain.tokens import TokenSigner
+from service.group_commit import open_save_publisher
 from service.http import keys
 from service.http.admin_routes import add_admin_routes
 from service.http.catalogue_routes import add_catalogue_routes
@@ -66,10 +67,11 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
         open_database(settings) as db,
         open_broker(settings, names) as broker,
         open_staff_parts(app, db, cache, broker) as staff,
+        open_save_publisher(settings, broker, app[keys.NAMES], app[keys.METRICS]) as publisher,
     ):
         # The catalogue's multi-level cache holds the batches: no second cache in front.
         batches = BatchWindows(staff.catalogue, 0.0, on_miss=staff.catalogue.reload_batches)
-        app[keys.FORMS] = Forms(cache, broker, db, batches, staff.catalogue)
+        app[keys.FORMS] = Forms(cache, publisher, db, batches, staff.catalogue)
         if settings.bench_naive:
             app[NAIVE] = NaiveForms(db, batches, staff.catalogue)
         passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
