@@ -17,7 +17,7 @@ from loadtest import inproc, plots, report
 from loadtest.client import PrepError
 from loadtest.run import Options, run
 from loadtest.scenarios import parse_names
-from loadtest.spawn import SpawnError, spawned
+from loadtest.spawn import Deployment, SpawnError, spawned
 from loadtest.wrk import WrkError
 from service.settings import Settings
 
@@ -68,7 +68,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _options(args: argparse.Namespace, url: str, pid: int | None, out: Path) -> Options:
+def _options(
+    args: argparse.Namespace, url: str, deployment: Deployment | None, out: Path
+) -> Options:
     return Options(
         url=url.rstrip("/"),
         scenarios=parse_names(args.scenarios),
@@ -84,17 +86,19 @@ def _options(args: argparse.Namespace, url: str, pid: int | None, out: Path) -> 
         catch_up_timeout_s=args.catch_up_timeout,
         request_timeout_s=args.request_timeout,
         profile=args.profile,
-        api_pid=pid,
+        api_pid=deployment.api_pid if deployment else None,
+        consumer_pid=deployment.consumer_pid if deployment else None,
+        consumer_metrics_url=deployment.consumer_metrics_url if deployment else None,
     )
 
 
 async def _measure(settings: Settings, args: argparse.Namespace, out: Path) -> tuple[Options, Any]:
     async with AsyncExitStack() as stack:
-        url, pid = args.url, None
+        url, deployment = args.url, None
         if args.spawn:
             deployment = await stack.enter_async_context(spawned(args.spawn, out))
-            url, pid = deployment.url, deployment.api_pid
-        options = _options(args, url, pid, out)
+            url = deployment.url
+        options = _options(args, url, deployment, out)
         return options, await run(options, settings)
 
 
@@ -139,6 +143,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     md = options.out_dir / "report.md"
     md.write_text(report.markdown(full, command, images))
     print("\n".join(report.scenario_table(full)))
+    print("\n".join(["", *report.cpu_table(full)]))
     print(f"\nratios: {report.ratio_line(full)}")
     missed = [t["name"] for t in full["targets"] if t["met"] is False]
     print(f"targets missed: {', '.join(missed)}" if missed else "targets: none missed")

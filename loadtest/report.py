@@ -115,6 +115,32 @@ def scenario_table(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+_ROLES = ("api", "consumer", "redis", "broker", "mysql", "generator", "chain")
+
+
+def cpu_table(report: dict[str, Any]) -> list[str]:
+    """CPU ms per request of each process of the chain (from /proc), the whole machine's
+    (every process, other users' too), saves per broker message and MySQL commits."""
+    lines = [
+        "| scenario | " + " | ".join(f"{r} ms" for r in _ROLES) + " | machine ms "
+        "| saves/message | MySQL commits/req | InnoDB fsyncs/req (server-wide) |",
+        "|---|" + "---:|" * (len(_ROLES) + 4),
+    ]
+    for name, s in report["scenarios"].items():
+        cpu = s.get("cpu_ms_per_request") or {}
+        group = s.get("group_commit") or {}
+        wide = s.get("mysql_server_wide_per_request") or {}
+        lines.append(
+            f"| {name} | "
+            + " | ".join(_fmt(cpu.get(r), 3) for r in _ROLES)
+            + f" | {_fmt(s.get('machine_cpu_ms_per_request'), 3)} "
+            f"| {_fmt(group.get('records_per_message'), 2)} "
+            f"| {_fmt(s.get('mysql_commits_per_request'), 4)} "
+            f"| {_fmt(wide.get('Innodb_data_fsyncs'), 3)} |"
+        )
+    return lines
+
+
 def ratio_line(report: dict[str, Any]) -> str:
     r = report["ratios"]
     return (
@@ -139,6 +165,15 @@ def markdown(report: dict[str, Any], command: str, plots: list[Path]) -> str:
         f"({m['cpu_model']}), shared by the load generator and every server.",
         "",
         *scenario_table(report),
+        "",
+        "CPU per request of each process (user + system, /proc; `chain` is their sum, counted "
+        "until MySQL caught up), saves per broker message, MySQL commits per request:",
+        "",
+        *cpu_table(report),
+        "",
+        "MariaDB: "
+        + ", ".join(f"{k}={v}" for k, v in sorted((meta.get("mysql") or {}).items()))
+        + ".",
         "",
         f"Ratios: {ratio_line(report)}.",
         "",

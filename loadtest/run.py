@@ -10,23 +10,25 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from tqdm import tqdm
 
-from loadtest import bodies, client, luagen, machine, observe, wrk
+from loadtest import bodies, client, luagen, machine, observe, processes, scrape, wrk
 from loadtest.client import PrepError, Session
 from loadtest.scenarios import Scenario
 from loadtest.spawn import stop
 from loadtest.stats import merge
-from service.adapters.mysql_db import open_database
+from service import names
+from service.adapters.mysql_db import MySQLDatabase, open_database
 from service.adapters.rabbit import RabbitBroker, open_broker
+from service.errors import Unavailable
 from service.gendata import DEMO_CANDIDATE
 from service.http import urls
 from service.http.app import names_of
@@ -57,6 +59,8 @@ class Options:
     request_timeout_s: float
     profile: str | None = None  # scenario to record with py-spy
     api_pid: int | None = None  # known when this run started the API (--spawn)
+    consumer_pid: int | None = None  # likewise
+    consumer_metrics_url: str | None = None
 
 
 @dataclass
@@ -65,24 +69,36 @@ class Observers:
 
     broker: RabbitBroker | None
     db: observe.VersionStore | None
+    mysql: MySQLFigures | None = None
+
+
+class MySQLFigures(Protocol):
+    async def server_figures(self, names: Sequence[str]) -> dict[str, str]: ...
+
+
+# MariaDB's durability settings (recorded with every report) and the server-wide counters
+# whose differences a scenario reports (server-wide: other clients of the server count too).
+MYSQL_SETTINGS = ("innodb_flush_log_at_trx_commit", "sync_binlog", "log_bin", "version")
+MYSQL_COUNTERS = ("Handler_commit", "Innodb_data_fsyncs", "Innodb_os_log_fsyncs")
 
 
 @asynccontextmanager
 async def _observers(settings: Settings, wanted: bool) -> AsyncIterator[Observers]:
-    if not wanted:
-        yield Observers(None, None)
-        return
     async with open_broker(settings, names_of(settings)) as broker, open_database(settings) as db:
         versions = db if isinstance(db, observe.VersionStore) else None
+        figures = db if isinstance(db, MySQLDatabase) else None
+        if not wanted:
+            yield Observers(None, None, figures)
+            return
         if versions is None:
             log.warning("this MySQL layout cannot list form versions: catch-up not measured")
         try:
             await broker.wait_connected(_BROKER_WAIT_S)
         except TimeoutError:
             log.warning("broker not reachable: queue depth will not be reported")
-            yield Observers(None, versions)
+            yield Observers(None, versions, figures)
             return
-        yield Observers(broker, versions)
+        yield Observers(broker, versions, figures)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,11 +236,79 @@ async def _catch_up(
 
 
 async def _scenario(
-    options: Options, scenario: Scenario, prepared: Prepared, observers: Observers
+    options: Options,
+    scenario: Scenario,
+    prepared: Prepared,
+    observers: Observers,
+    servers: dict[str, int],
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="volreg-loadtest-") as scripts:
         script = _write_script(options, scenario, prepared, Path(scripts))
-        return await _measure(options, scenario, prepared.sessions, observers, script)
+        return await _measure(options, scenario, prepared.sessions, observers, script, servers)
+
+
+async def _mysql_counters(observers: Observers) -> dict[str, float]:
+    if observers.mysql is None:
+        return {}
+    try:
+        figures = await observers.mysql.server_figures(MYSQL_COUNTERS)
+    except Unavailable as exc:
+        log.warning("MySQL counters not read: %s", exc)
+        return {}
+    return {k: float(v) for k, v in figures.items()}
+
+
+@dataclass
+class _Counters:
+    """What the API, the consumer and MySQL had counted at one moment."""
+
+    api: dict[str, float]
+    consumer: dict[str, float]
+    mysql: dict[str, float]
+
+    @classmethod
+    async def read(cls, options: Options, observers: Observers) -> _Counters:
+        return cls(
+            await scrape.samples(options.url + urls.METRICS),
+            await scrape.samples(options.consumer_metrics_url),
+            await _mysql_counters(observers),
+        )
+
+
+def _per(value: float, requests: int, digits: int = 4) -> float | None:
+    return round(value / requests, digits) if requests else None
+
+
+def _chain_figures(
+    before: _Counters, after: _Counters, requests: int, chain: processes.ChainCpu
+) -> dict[str, Any]:
+    """Group commit, MySQL commits per request, CPU per request of each process."""
+    api = (before.api, after.api)
+    messages = scrape.delta(*api, f"{names.METRIC_GROUP_RECORDS}_count")
+    records = scrape.delta(*api, f"{names.METRIC_GROUP_RECORDS}_sum")
+    flushes = {
+        reason: scrape.delta(*api, f'{names.METRIC_GROUP_FLUSHES}{{reason="{reason}"}}')
+        for reason in ("idle", "drained", "window", "count", "bytes")
+    }
+    commits = scrape.delta(
+        before.consumer, after.consumer, f'{names.METRIC_MYSQL_COMMITS}{{writer="consumer"}}'
+    ) + scrape.delta(*api, f'{names.METRIC_MYSQL_COMMITS}{{writer="naive"}}')
+    mysql = {
+        name: _per(after.mysql[name] - before.mysql[name], requests)
+        for name in MYSQL_COUNTERS
+        if name in before.mysql and name in after.mysql
+    }
+    return {
+        "cpu_ms_per_request": chain.ms_per_request(requests),
+        "group_commit": {
+            "messages": int(messages),
+            "records": int(records),
+            "records_per_message": round(records / messages, 2) if messages else None,
+            "flushes": {k: int(v) for k, v in flushes.items() if v},
+        },
+        "mysql_commits_per_request": _per(commits, requests),
+        "mysql_server_wide_per_request": mysql,
+    }
 
 
 async def _measure(
@@ -233,16 +317,21 @@ async def _measure(
     sessions: list[Session],
     observers: Observers,
     script: Path,
+    servers: dict[str, int],
 ) -> dict[str, Any]:
     cpu = machine.CpuWindow()
+    trees = {"api": options.api_pid, "consumer": options.consumer_pid}
+    chain = processes.ChainCpu(servers, {k: v for k, v in trees.items() if v is not None})
     load_before = machine.loadavg()
     started = time.monotonic()
     queue: dict[str, Any] | None = None
+    counted = await _Counters.read(options, observers)
     async with AsyncExitStack() as stack:
         samples = None
         if scenario.publishes and observers.broker is not None:
             samples = await stack.enter_async_context(observe.sampling(observers.broker, started))
         cpu.start()
+        chain.start()
         api_before = machine.tree_cpu_s(options.api_pid) if options.api_pid else None
         async with _profiling(options, scenario):
             runs, timeline = await _run_slices(options, scenario, script, started)
@@ -258,7 +347,12 @@ async def _measure(
                 "mysql_caught_up_s": None if caught_up is None else round(caught_up, 3),
                 "samples": [[round(t, 2), d] for t, d in samples.points] if samples else [],
             }
+    # Until MySQL caught up: the consumer's and MySQL's work for these requests is counted.
+    chain.stop()
     merged = merge(runs)
+    chain_figures = _chain_figures(
+        counted, await _Counters.read(options, observers), merged.requests, chain
+    )
     cpus = os.cpu_count() or 1
     return {
         "about": scenario.about,
@@ -271,6 +365,11 @@ async def _measure(
         "loadavg_before": load_before,
         "loadavg_after": machine.loadavg(),
         "machine_cpu_busy": round(cpu.machine_busy, 3),
+        "machine_cpu_ms_per_request": (
+            round(cpu.machine_busy * merged.runtime_s * cpus * 1000 / merged.requests, 3)
+            if merged.requests
+            else None
+        ),
         "generator_cpu_share": round(cpu.generator_cpu_s / max(1e-9, merged.runtime_s * cpus), 3),
         # CPU the API spent per request: steadier than req/s on a shared machine.
         "api_cpu_ms_per_request": (
@@ -278,8 +377,19 @@ async def _measure(
             if api_before is not None and api_after is not None and merged.requests
             else None
         ),
+        **chain_figures,
         "queue": queue,
     }
+
+
+async def _mysql_settings(observers: Observers) -> dict[str, str]:
+    if observers.mysql is None:
+        return {}
+    try:
+        return await observers.mysql.server_figures(MYSQL_SETTINGS)
+    except Unavailable as exc:
+        log.warning("MySQL settings not read: %s", exc)
+        return {}
 
 
 async def run(options: Options, settings: Settings) -> dict[str, Any]:
@@ -292,11 +402,15 @@ async def run(options: Options, settings: Settings) -> dict[str, Any]:
         prepared = await _prepare(options, any(s.needs_saved_forms for s in options.scenarios))
     started_at = datetime.now().astimezone().isoformat(timespec="seconds")
     results: dict[str, Any] = {}
+    servers = processes.find_servers(settings)
     async with _observers(settings, any(s.publishes for s in options.scenarios)) as observers:
+        mysql_settings = await _mysql_settings(observers)
         for i, scenario in enumerate(options.scenarios):
             if i:
                 await asyncio.sleep(_SETTLE_S)
-            results[scenario.name] = await _scenario(options, scenario, prepared, observers)
+            results[scenario.name] = await _scenario(
+                options, scenario, prepared, observers, servers
+            )
     return {
         "meta": {
             "started_at": started_at,
@@ -308,6 +422,8 @@ async def run(options: Options, settings: Settings) -> dict[str, Any]:
             "candidates": len(prepared.sessions),
             "batch": options.batch,
             "machine": machine.describe(),
+            "server_pids": servers,
+            "mysql": mysql_settings,
         },
         "scenarios": results,
     }

@@ -137,6 +137,7 @@ class FormWriter:
         try:
             await self._upsert_retrying(rows)
             self._metrics.batch_rows.observe(len(rows))
+            self._metrics.mysql_commits.labels("consumer").inc()
             return {}
         except RecordRejected as exc:
             if len(rows) == 1:

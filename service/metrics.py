@@ -41,6 +41,12 @@ class Metrics:
             buckets=(0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01),
             registry=r,
         )
+        self.mysql_commits = Counter(
+            names.METRIC_MYSQL_COMMITS,
+            "MySQL transactions committed to store forms, by writer",
+            ["writer"],
+            registry=r,
+        )
         self.saves = Counter(names.METRIC_SAVES, "Form saves by outcome", ["outcome"], registry=r)
         self.consumed = Counter(
             names.METRIC_CONSUMED, "Messages applied to MySQL", ["outcome"], registry=r

@@ -6,14 +6,17 @@ import asyncio
 import logging
 import multiprocessing
 import signal
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import uvloop
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.adapters.mysql_db import open_database
 from service.adapters.rabbit import open_broker
 from service.consumer import FormWriter
+from service.http import urls
 from service.http.app import create_app, names_of
 from service.logs import configure
 from service.metrics import Metrics
@@ -75,7 +78,10 @@ async def _consume(settings: Settings) -> None:
     async with AsyncExitStack() as stack:
         db = await stack.enter_async_context(open_database(settings))
         broker = await stack.enter_async_context(open_broker(settings, names))
-        writer = FormWriter(db, settings, Metrics())
+        metrics = Metrics()
+        writer = FormWriter(db, settings, metrics)
+        if settings.consume_http_port:
+            await stack.enter_async_context(_serving_metrics(metrics, settings.consume_http_port))
         while not stop.is_set():
             try:
                 await broker.wait_connected(timeout=1.0)
@@ -89,6 +95,26 @@ async def _consume(settings: Settings) -> None:
         # unacked, so the broker redelivers it (harmless: upserts are version-guarded).
         await writer.run(inbox, stop)
     log.info("consumer stopped")
+
+
+@asynccontextmanager
+async def _serving_metrics(metrics: Metrics, port: int) -> AsyncIterator[None]:
+    """The consumer's Prometheus metrics on 127.0.0.1:``port`` (a loopback-only scrape)."""
+
+    async def serve_metrics(_: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    app = web.Application()
+    app.router.add_get(urls.METRICS, serve_metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
 
 
 def consume(settings: Settings) -> None:

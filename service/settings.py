@@ -61,6 +61,8 @@ class Settings:
     consume_batch: int = 500
     consume_wait_ms: int = 20
     consume_prefetch: int = 2000
+    # Where `volreg consume` serves /metrics (127.0.0.1 only; 0: not served).
+    consume_http_port: int = 0
     # Quorum-queue redeliveries before the broker dead-letters a message (crash loops).
     delivery_limit: int = 20
     # Published catalogue (batches) is re-read from MySQL at most this often.
@@ -96,6 +98,8 @@ class Settings:
     # Benchmark only: also serve the naive save route (each save written synchronously to
     # MySQL, no Redis, no broker) that `volreg loadtest` compares against. Never in production.
     bench_naive: bool = False
+    # The naive route's own MySQL pool: one connection per load connection (wrk's 64).
+    bench_naive_pool_size: int = 64
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -22,7 +22,7 @@ from service.http.routes import add_routes
 from service.http.staff_routes import add_staff_routes
 from service.http.staff_setup import open_staff_parts
 from service.metrics import Metrics
-from service.naive import NAIVE, NaiveForms, add_naive_routes
+from service.naive import NAIVE, NaiveForms, add_naive_routes, open_naive_store
 from service.names import Names
 from service.settings import Settings
 from service.usecases.accounts import Accounts
@@ -68,12 +68,13 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
         open_broker(settings, names) as broker,
         open_staff_parts(app, db, cache, broker) as staff,
         open_save_publisher(settings, broker, app[keys.NAMES], app[keys.METRICS]) as publisher,
+        open_naive_store(settings) as naive_db,
     ):
         # The catalogue's multi-level cache holds the batches: no second cache in front.
         batches = BatchWindows(staff.catalogue, 0.0, on_miss=staff.catalogue.reload_batches)
         app[keys.FORMS] = Forms(cache, publisher, db, batches, staff.catalogue)
-        if settings.bench_naive:
-            app[NAIVE] = NaiveForms(db, batches, staff.catalogue)
+        if naive_db is not None:
+            app[NAIVE] = NaiveForms(naive_db, batches, staff.catalogue)
         passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
         app[keys.ACCOUNTS] = Accounts(
             db,
