@@ -12,14 +12,14 @@ help:
 	@echo "Targets:"
 	@echo "  make up      install/start Redis, MariaDB, RabbitMQ if needed, create .venv,"
 	@echo "               migrate, load demo data, start the API and the consumer"
-	@echo "  make down    stop the API and the consumer started by 'make up'"
+	@echo "  make down    stop the API, the consumer and the servers that 'make up'/'make test' started"
 	@echo "  make test    ensure servers and .venv, then run pytest (PYTEST_ARGS=... to pass options)"
 	@echo "  make test-cluster  the Redis Cluster and sharded-MySQL suites, and the save, read,"
 	@echo "               consume and reconcile suites again on a 6-node Redis Cluster + 2 MySQL shards"
 	@echo "  make lint    ruff check, ruff format --check, mypy"
-	@echo "  make deps    install/start Redis, MariaDB, RabbitMQ and create the database user"
+	@echo "  make deps    install/start Redis, MariaDB, RabbitMQ with credentials of our own (var/volreg.env)"
 	@echo "  make venv    create .venv and install the project with dev dependencies"
-	@echo "  make clean   make down, then remove var/ (logs, pid files, demo data, token secret)"
+	@echo "  make clean   make down, then remove var/ (server data, logs, pid files, demo data, credentials)"
 
 deps:
 	@bash scripts/ensure-deps.sh

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Stop the processes `make up` started (only those recorded in var/run/*.pid).
-# Redis, MariaDB and RabbitMQ are left running.
+# Stop the processes `make up` and `make test` started, by the PIDs they recorded in
+# var/run/: the API and consumer first, then the servers we started ourselves (a server
+# someone else runs is never touched).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -29,14 +30,49 @@ stop() {
 	log "$name: stopped"
 }
 
+# server_pid NAME PATTERN: the PID in var/run/NAME.pid when that process is alive and its
+# command line matches PATTERN (a reused PID belongs to someone else).
+server_pid() {
+	local pid cmdline
+	pid=$(cat "var/run/$1.pid" 2>/dev/null) || return 1
+	case $pid in '' | *[!0-9]*) return 1 ;; esac
+	pid_alive "$pid" || return 1
+	cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+	case $cmdline in *"$2"*) printf '%s\n' "$pid" ;; *) return 1 ;; esac
+}
+
+stop_server() {
+	local name=$1 pattern=$2 pid
+	[ -f "var/run/$name.pid" ] || return 0
+	if ! pid=$(server_pid "$name" "$pattern"); then
+		log "$name: not running"
+		rm -f "var/run/$name.pid"
+		return 0
+	fi
+	log "$name: stopping our server (pid $pid)"
+	# SIGTERM is a clean shutdown for all three (RabbitMQ then syncs its quorum-queue registry).
+	kill -TERM "$pid" 2>/dev/null || true
+	if ! wait_until "$STOP_WAIT_S" gone "$pid"; then
+		warn "$name: still running after ${STOP_WAIT_S}s, killing it"
+		kill -KILL "$pid" 2>/dev/null || true
+		wait_until 5 gone "$pid" || warn "$name: pid $pid did not exit"
+	fi
+	rm -f "var/run/$name.pid"
+	log "$name: stopped"
+}
+
 # The API first, so the consumer can still drain what it accepted.
 names=(serve consume)
+servers=(rabbitmq redis mariadb)
 shopt -s nullglob
 for f in var/run/*.pid; do
 	n=$(basename "$f" .pid)
-	case " ${names[*]} " in *" $n "*) ;; *) names+=("$n") ;; esac
+	case " ${names[*]} ${servers[*]} " in *" $n "*) ;; *) names+=("$n") ;; esac
 done
 for n in "${names[@]}"; do
 	stop "$n"
 done
-log "down: done (Redis, MariaDB and RabbitMQ keep running)"
+stop_server rabbitmq "-home $(pwd -P)/var/rabbitmq/home"
+stop_server redis redis-server
+stop_server mariadb mariadbd
+log "down: done"

@@ -30,15 +30,16 @@ as_root() {
 	fi
 }
 
-# Install Debian packages; runs `apt-get update` at most once per script run.
-_APT_UPDATED=0
+# Install Debian packages. `apt-get update` runs at most once an hour for this checkout (a
+# stamp in var/run/), so the scripts of one `make` run share it.
+APT_STAMP=var/run/apt-updated
 apt_install() {
 	[ "$#" -gt 0 ] || return 0
 	have apt-get || die "apt-get not found; install these yourself: $*"
-	if [ "$_APT_UPDATED" -eq 0 ]; then
+	if [ -z "$(find "$APT_STAMP" -mmin -60 2>/dev/null)" ]; then
 		log "apt: updating package lists"
 		as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-		_APT_UPDATED=1
+		mkdir -p "$(dirname "$APT_STAMP")" && touch "$APT_STAMP"
 	fi
 	log "apt: installing $*"
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
@@ -86,4 +87,26 @@ our_pid() {
 		esac
 	fi
 	printf '%s\n' "$pid"
+}
+
+# Parts of a URL such as scheme://user:password@host:port/path, as written by
+# scripts/credentials.sh (no percent-encoding needed: generated passwords are hex).
+_url_auth() {
+	local rest=${1#*://}
+	case $rest in *@*) printf '%s\n' "${rest%%@*}" ;; *) printf '\n' ;; esac
+}
+url_user() {
+	local auth
+	auth=$(_url_auth "$1")
+	printf '%s\n' "${auth%%:*}"
+}
+url_password() {
+	local auth
+	auth=$(_url_auth "$1")
+	case $auth in *:*) printf '%s\n' "${auth#*:}" ;; *) printf '\n' ;; esac
+}
+url_path() {
+	local rest=${1#*://}
+	rest=${rest#*/}
+	printf '%s\n' "${rest%%\?*}"
 }

@@ -11,21 +11,12 @@ DEMO_CSV=var/demo/candidates.csv
 ENV_FILE=var/volreg.env
 VOLREG=.venv/bin/volreg
 
+# Servers first (they write var/volreg.env with the credentials), then the virtualenv.
 bash scripts/ensure-deps.sh
 bash scripts/venv.sh
 
 mkdir -p var/log var/run var/demo
 
-# One token secret shared by every process, kept across runs.
-if [ ! -f "$ENV_FILE" ]; then
-	secret=$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(32))')
-	(
-		umask 077
-		printf 'VOLREG_TOKEN_SECRET=%s\n' "$secret" >"$ENV_FILE.tmp"
-	)
-	mv -f "$ENV_FILE.tmp" "$ENV_FILE"
-	log "config: created $ENV_FILE"
-fi
 set -a
 # shellcheck source=/dev/null
 . "$ENV_FILE"

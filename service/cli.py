@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from service.logs import configure
-from service.settings import Settings
+from service.settings import Settings, environment
 
 
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
@@ -185,7 +185,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(environment())
     except ValueError as exc:
         print(f"volreg: {exc}", file=sys.stderr)
         return 2

@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 _DEV_SECRET = "volreg-dev-secret-change-me"
+# Written by `make up` / `make test` (scripts/credentials.sh): the token secret and the URLs,
+# with credentials, of the servers the project started. Relative to the working directory.
+ENV_FILE = "var/volreg.env"
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,14 +19,15 @@ class Settings:
 
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # Credentials go into the URLs; `make up` writes working ones into var/volreg.env.
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Redis Cluster seed nodes "host:port,host:port"; when set, redis_url is not used.
     redis_cluster_nodes: str = ""
     # One URL, or a comma-separated list of cluster nodes tried in order on (re)connect.
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    amqp_url: str = "amqp://127.0.0.1:5672/"
     # Replicas of each new quorum queue (x-quorum-initial-group-size); 0 = broker default.
     quorum_initial_group_size: int = 0
-    mysql_dsn: str = "mysql://volreg:volreg@127.0.0.1:3306/volreg"
+    mysql_dsn: str = "mysql://volreg@127.0.0.1:3306/volreg"
     # Shard map "0-127=mysql://...,128-255=mysql://..."; when set, mysql_dsn is not used.
     mysql_shards: str = ""
     token_secret: str = _DEV_SECRET
@@ -122,6 +127,28 @@ class Settings:
     @property
     def uses_dev_secret(self) -> bool:
         return self.token_secret == _DEV_SECRET
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``NAME=value`` lines as scripts/credentials.sh writes them (``#`` comments, no quoting)."""
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.partition("=")
+        values[name.strip()] = value.strip()
+    return values
+
+
+def environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment over the env file (``VOLREG_ENV_FILE``, default ``var/volreg.env``
+    when it exists): a variable set in the environment wins over the file."""
+    env = dict(os.environ if environ is None else environ)
+    path = Path(env.get("VOLREG_ENV_FILE", ENV_FILE))
+    if not path.is_file():
+        return env
+    return {**read_env_file(path), **env}
 
 
 def _parse_bool(raw: str) -> bool:

@@ -9,7 +9,9 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp.test_utils import TestClient
 
@@ -17,7 +19,7 @@ from schemas.records import FormKey, FormRecord
 from service.domain.ids import make_id
 from service.http import urls
 from service.ports import Database
-from service.settings import Settings
+from service.settings import ENV_FILE, Settings, environment
 
 RUN = uuid.uuid4().hex[:8]
 DEMO_ID = "11010519491231002X"
@@ -27,15 +29,32 @@ OPEN_BATCH = "undergrad-1"
 CLOSED_BATCH = "closed-1"
 
 
+# The checkout, wherever this module sits in the test tree.
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
+# The servers `make test` started, with the credentials it generated (scripts/credentials.sh).
+SERVERS = Settings.from_env(environment({**os.environ, "VOLREG_ENV_FILE": str(ROOT / ENV_FILE)}))
+
+
+def _server_of(dsn: str) -> str:
+    """A MySQL DSN without its database: tests create databases of their own there."""
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+
+
+# VOLREG_TEST_* point the suites at other servers (tests/cluster/topology.py does).
+TEST_MYSQL = os.environ.get("VOLREG_TEST_MYSQL", _server_of(SERVERS.mysql_dsn))
+TEST_REDIS = os.environ.get("VOLREG_TEST_REDIS", SERVERS.redis_url)
+TEST_AMQP = os.environ.get("VOLREG_TEST_AMQP", SERVERS.amqp_url)
+
+
 def make_settings(**overrides: Any) -> Settings:
     """Settings isolated to this test run: own database, key prefix and queue names."""
-    mysql = os.environ.get("VOLREG_TEST_MYSQL", "mysql://volreg:volreg@127.0.0.1:3306")
-    database = f"{mysql}/volreg_test_{RUN}"
+    database = f"{TEST_MYSQL}/volreg_test_{RUN}"
     base = Settings(
         mysql_dsn=database,
         redis_cluster_nodes=os.environ.get("VOLREG_TEST_REDIS_CLUSTER_NODES", ""),
-        redis_url=os.environ.get("VOLREG_TEST_REDIS", "redis://127.0.0.1:6379/0"),
-        amqp_url=os.environ.get("VOLREG_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/"),
+        redis_url=TEST_REDIS,
+        amqp_url=TEST_AMQP,
         key_prefix=f"t{RUN}",
         queue_prefix=f"volreg-test-{RUN}",
         token_secret=f"test-secret-{RUN}",
@@ -109,3 +128,19 @@ def start_volreg(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+
+# The node scripts/ensure-deps.sh starts; its Erlang cookie lives under var/, not in $HOME.
+RABBIT_NODE = "volreg@localhost"
+RABBIT_VHOST = urlsplit(TEST_AMQP).path.strip("/") or "/"
+
+
+def rabbitmqctl(*args: str) -> str:
+    """``rabbitmqctl -q ARGS`` against the project's own broker node."""
+    env = {**os.environ, "HOME": str(ROOT / "var" / "rabbitmq" / "home")}
+    # The plain script: Debian's wrapper switches to the rabbitmq user and that user's cookie.
+    plain = Path("/usr/lib/rabbitmq/bin/rabbitmqctl")
+    command = [str(plain) if plain.exists() else "rabbitmqctl", "-n", RABBIT_NODE, "-q", *args]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=60, check=True, env=env
+    ).stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +12,7 @@ from schemas.records import STATUS_SAVED, FormRecord
 from service.domain import codec
 from service.domain.ids import check_digit, id_problem, make_id, shard_of
 from service.domain.tokens import BadToken, Claims, TokenSigner
-from service.settings import Settings
+from service.settings import Settings, environment
 
 
 @pytest.mark.parametrize(
@@ -130,3 +131,19 @@ def test_message_round_trip_and_rejections() -> None:
     for bad_headers, bad_body in bad_cases:
         with pytest.raises(messages.MessageFormatError):
             messages.decode(bad_headers, bad_body)
+
+
+def test_env_file_is_read_under_the_environment(tmp_path: Path) -> None:
+    env_file = tmp_path / "volreg.env"
+    env_file.write_text(
+        "# written by make up\n"
+        "VOLREG_REDIS_URL=redis://:secret@127.0.0.1:6379/0\n"
+        "VOLREG_SHARDS=64\n"
+        "\n"
+    )
+    merged = environment({"VOLREG_ENV_FILE": str(env_file), "VOLREG_SHARDS": "128"})
+    settings = Settings.from_env(merged)
+    assert settings.redis_url == "redis://:secret@127.0.0.1:6379/0"
+    assert settings.shards == 128  # the environment wins over the file
+    missing = {"VOLREG_ENV_FILE": str(tmp_path / "absent.env")}
+    assert Settings.from_env(environment(missing)) == Settings()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import os
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -41,18 +40,25 @@ from service.http.app import names_of
 from service.ports import Batch, Reserved
 from service.settings import Settings
 from tests.harness import Harness, isolated
-from tests.support import OPEN_BATCH, RUN, choices, make_settings, settings_env, start_volreg
+from tests.support import (
+    OPEN_BATCH,
+    RUN,
+    TEST_MYSQL,
+    choices,
+    make_settings,
+    settings_env,
+    start_volreg,
+)
 
 # Tests here run one after another and share this database and key prefix of their own, so
 # that full runs see only the forms written by this module.
-_MYSQL = os.environ.get("VOLREG_TEST_MYSQL", "mysql://volreg:volreg@127.0.0.1:3306")
 
 
 @pytest.fixture(scope="module")
 async def rs() -> AsyncIterator[Settings]:
     s = make_settings(
         key_prefix=f"t{RUN}rc",
-        mysql_dsn=f"{_MYSQL}/volreg_test_{RUN}_rc",
+        mysql_dsn=f"{TEST_MYSQL}/volreg_test_{RUN}_rc",
         shards=16,
         reconcile_overlap_s=0.0,
         reconcile_grace_s=3600.0,

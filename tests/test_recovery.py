@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
 import signal
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from tests.proxy import Proxy
 from tests.support import (
     OPEN_BATCH,
     RUN,
+    TEST_MYSQL,
     choices,
     form_url,
     make_settings,
@@ -48,8 +48,6 @@ from tests.support import (
     start_volreg,
     wait_for_mysql,
 )
-
-_MYSQL = os.environ.get("VOLREG_TEST_MYSQL", "mysql://volreg:volreg@127.0.0.1:3306")
 
 
 def _keys(region: int, count: int) -> list[FormKey]:
@@ -287,7 +285,7 @@ async def test_a_consumer_resumes_after_its_broker_connection_drops(
 
 @pytest.fixture
 async def own_db() -> AsyncIterator[Settings]:
-    s = make_settings(key_prefix=f"t{RUN}wu", mysql_dsn=f"{_MYSQL}/volreg_test_{RUN}_wu")
+    s = make_settings(key_prefix=f"t{RUN}wu", mysql_dsn=f"{TEST_MYSQL}/volreg_test_{RUN}_wu")
     await migrate(s)
     yield s
     await drop_database(s)

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
-import shutil
 import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -27,7 +25,7 @@ from service.http.app import names_of
 from service.settings import Settings
 from tests.harness import Harness, isolated
 from tests.proxy import Proxy
-from tests.support import OPEN_BATCH
+from tests.support import OPEN_BATCH, RABBIT_VHOST, rabbitmqctl
 
 
 def _record(version: int) -> FormRecord:
@@ -56,7 +54,10 @@ async def _node(settings: Settings) -> AsyncIterator[Proxy]:
 async def test_connects_to_the_first_node_that_answers(
     settings: Settings, db: MySQLDatabase, cache: RedisCache
 ) -> None:
-    dead = f"amqp://guest:guest@127.0.0.1:{_dead_port()}/"
+    alive = urlsplit(settings.amqp_url)
+    dead = urlunsplit(
+        alive._replace(netloc=f"{alive.netloc.rpartition('@')[0]}@127.0.0.1:{_dead_port()}")
+    )
     nodes = dataclasses.replace(settings, amqp_url=f"{dead}, {settings.amqp_url}")
     async with isolated(nodes, db, cache) as harness:
         await harness.broker.publish(_record(101))
@@ -105,22 +106,12 @@ async def test_moves_to_the_next_node_when_one_stays_down(
 async def test_quorum_queues_get_the_configured_initial_group_size(
     settings: Settings, db: MySQLDatabase, cache: RedisCache
 ) -> None:
-    if shutil.which("rabbitmqctl") is None or os.geteuid() != 0:
-        pytest.skip("reading queue arguments needs rabbitmqctl, run as root")
     sized = dataclasses.replace(settings, quorum_initial_group_size=1)
     async with isolated(sized, db, cache) as harness:
-        listing = await asyncio.to_thread(_queue_arguments)
+        listing = await asyncio.to_thread(
+            rabbitmqctl, "list_queues", "-p", RABBIT_VHOST, "name", "arguments"
+        )
         names = names_of(harness.settings)
         for queue in [*names.all_queues, names.dead_letter_queue]:
             [line] = [ln for ln in listing.splitlines() if ln.split("\t")[0] == queue]
             assert "x-quorum-initial-group-size" in line, line
-
-
-def _queue_arguments() -> str:
-    return subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "name", "arguments"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Create var/volreg.env on the first run: the token secret and credentials of our own for
+# Redis (a password), RabbitMQ (a user and a vhost, never guest) and MariaDB (the
+# application's user), as the URLs every volreg process reads. An existing file is kept;
+# settings missing from an older one are added. Readable by its owner only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+ENV_FILE=var/volreg.env
+mkdir -p var
+
+secret() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
+
+# add NAME VALUE: append NAME=VALUE unless the file already sets NAME.
+add() {
+	grep -q "^$1=" "$ENV_FILE" 2>/dev/null && return 0
+	printf '%s=%s\n' "$1" "$2" >>"$ENV_FILE"
+	added+=("$1")
+}
+
+added=()
+(umask 077 && touch "$ENV_FILE")
+chmod 600 "$ENV_FILE"
+grep -q '^# ' "$ENV_FILE" || printf '%s\n' \
+	"# volreg settings for this checkout, written by scripts/credentials.sh (make up / make test)." \
+	"# Every volreg command run from here reads it; variables already set in the environment win." \
+	>>"$ENV_FILE"
+add VOLREG_TOKEN_SECRET "$(secret 32)"
+add VOLREG_REDIS_URL "redis://:$(secret 16)@127.0.0.1:6379/0"
+add VOLREG_AMQP_URL "amqp://volreg:$(secret 16)@127.0.0.1:5672/volreg"
+add VOLREG_MYSQL_DSN "mysql://volreg:$(secret 16)@127.0.0.1:3306/volreg"
+if [ "${#added[@]}" -gt 0 ]; then
+	log "config: wrote ${added[*]} to $ENV_FILE"
+fi
