@@ -16,6 +16,11 @@ _ENCODINGS = {"", "identity", "gzip", "x-gzip", "deflate"}
 async def read_json(request: web.Request, limit: int) -> Any:
     """The parsed JSON body. The cap counts the bytes after aiohttp inflated a
     ``Content-Encoding: gzip`` body, so a small compressed bomb is refused too."""
+    return decode_json(await read_body(request, limit))
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The raw body under the same caps as :func:`read_json` (400 when empty)."""
     if request.headers.get("Content-Encoding", "").strip().lower() not in _ENCODINGS:
         raise UnsupportedEncoding
     if request.content_length is not None and request.content_length > limit:
@@ -33,6 +38,10 @@ async def read_json(request: web.Request, limit: int) -> Any:
     raw = b"".join(chunks)
     if not raw.strip():
         raise BadRequest("request body is empty; expected JSON")
+    return raw
+
+
+def decode_json(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

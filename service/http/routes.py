@@ -9,13 +9,20 @@ from datetime import datetime
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from schemas.http import CandidateLogin, FormBody, Problem, parse_form, parse_login
+from schemas.http import (
+    CandidateLogin,
+    FormBody,
+    Problem,
+    parse_form,
+    parse_form_json,
+    parse_login,
+)
 from schemas.records import FormKey
 from service.domain.ids import id_problem
 from service.domain.tokens import BadToken, Claims
 from service.errors import Forbidden, Unauthorized, ValidationFailed, VolregError
 from service.http import keys, staff_keys, urls
-from service.http.body import read_json
+from service.http.body import decode_json, read_body, read_json
 from service.http.respond import json_response
 from service.usecases.accounts import ROLE_CANDIDATE, ROLE_TEACHER
 from service.usecases.forms import Saved, choices_of, iso_us
@@ -121,9 +128,9 @@ async def parse_save(request: web.Request) -> tuple[FormKey, FormBody, str | Non
     idem = request.headers.get("Idempotency-Key")
     if idem is not None and not _IDEMPOTENCY_KEY.fullmatch(idem):
         raise _invalid("header.Idempotency-Key", "must be 1-128 visible ASCII characters")
-    data = await read_json(request, request.app[keys.SETTINGS].max_body_bytes)
+    raw = await read_body(request, request.app[keys.SETTINGS].max_body_bytes)
     try:
-        form = parse_form(data)
+        form = parse_form_json(raw) or parse_form(decode_json(raw))
     except Problem as exc:
         raise _validated(exc) from None
     return key, form, idem
