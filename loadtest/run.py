@@ -286,6 +286,7 @@ def _chain_figures(
     api = (before.api, after.api)
     messages = scrape.delta(*api, f"{names.METRIC_GROUP_RECORDS}_count")
     records = scrape.delta(*api, f"{names.METRIC_GROUP_RECORDS}_sum")
+    waited = scrape.delta(*api, f"{names.METRIC_GROUP_WAIT}_sum")
     flushes = {
         reason: scrape.delta(*api, f'{names.METRIC_GROUP_FLUSHES}{{reason="{reason}"}}')
         for reason in ("idle", "drained", "window", "count", "bytes")
@@ -304,6 +305,8 @@ def _chain_figures(
             "messages": int(messages),
             "records": int(records),
             "records_per_message": round(records / messages, 2) if messages else None,
+            # From a batch's first save to its send: the wait group commit added (at most).
+            "mean_wait_ms": round(waited * 1000 / messages, 3) if messages else None,
             "flushes": {k: int(v) for k, v in flushes.items() if v},
         },
         "mysql_commits_per_request": _per(commits, requests),

@@ -49,23 +49,31 @@ class FormWriter:
                     await asyncio.sleep(_FAILED_BATCH_PAUSE_S)
 
     async def _collect(self, inbox: asyncio.Queue[Inbound]) -> list[Inbound]:
-        """Up to ``consume_batch`` deliveries, waiting at most ``consume_wait_ms`` after the
-        first one (and at most a second for the first, to notice a stop)."""
+        """Deliveries holding up to ``consume_batch`` records, waiting at most
+        ``consume_wait_ms`` after the first one (and at most a second for the first, to
+        notice a stop). When the consumer is behind, what already waits is taken at once:
+        the upserts grow instead of the lag."""
         try:
             first = await asyncio.wait_for(inbox.get(), timeout=1.0)
         except TimeoutError:
             return []
         batch = [first]
+        records = _records_in(first)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.consume_wait_ms / 1000
-        while len(batch) < self._settings.consume_batch:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(inbox.get(), timeout=remaining))
-            except TimeoutError:
-                break
+        while records < self._settings.consume_batch:
+            if inbox.empty():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    delivery = await asyncio.wait_for(inbox.get(), timeout=remaining)
+                except TimeoutError:
+                    break
+            else:
+                delivery = inbox.get_nowait()  # no timer per message when behind
+            batch.append(delivery)
+            records += _records_in(delivery)
         return batch
 
     async def apply(self, batch: Sequence[Inbound]) -> None:
@@ -181,6 +189,12 @@ class FormWriter:
             await delivery.ack()
         except BrokerUnavailable:
             log.warning("broker gone before ack; the message will be redelivered (harmless)")
+
+
+def _records_in(delivery: Inbound) -> int:
+    """Records a delivery carries, by its headers (a batch message says how many)."""
+    count = delivery.headers.get("x-records", 1) if messages.is_batch(delivery.headers) else 1
+    return count if isinstance(count, int) and count > 0 else 1
 
 
 _Alone = tuple[dict[str, Any], bytes] | None  # a batch record as a message of its own

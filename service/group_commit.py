@@ -45,6 +45,9 @@ class GroupPolicy:
     max_records: int = 64
     max_bytes: int = 128 * 1024
     window_ms: float = 2.0
+    # When the window passes while this many messages of the queue still await confirms, the
+    # batch keeps gathering until one is confirmed (0: no limit, the window alone decides).
+    max_in_flight: int = 0
 
 
 @dataclass(slots=True)
@@ -57,6 +60,7 @@ class _Lane:
     first_at: float = 0.0
     in_flight: int = 0
     timer: asyncio.Handle | None = None
+    overdue: bool = False  # the window passed while the pipeline was full
 
 
 class GroupPublisher:
@@ -99,16 +103,29 @@ class GroupPublisher:
             if lane.in_flight == 0:
                 lane.timer = loop.call_soon(self._flush, lane, IDLE)
             else:
-                lane.timer = loop.call_later(self._window_s, self._flush, lane, WINDOW)
+                lane.timer = loop.call_later(self._window_s, self._window_passed, lane)
         await done
 
     async def ping(self) -> None:
         await self._inner.ping()
 
+    def waiting(self) -> int:
+        """Saves gathered for a batch, not yet sent."""
+        return sum(len(lane.pending) for lane in self._lanes.values())
+
+    def _window_passed(self, lane: _Lane) -> None:
+        lane.timer = None
+        limit = self._policy.max_in_flight
+        if limit and lane.in_flight >= limit:
+            lane.overdue = True  # the next confirm sends it
+            return
+        self._flush(lane, WINDOW)
+
     def _flush(self, lane: _Lane, reason: str) -> None:
         if lane.timer is not None:
             lane.timer.cancel()
             lane.timer = None
+        lane.overdue = False
         # A save whose request was cancelled meanwhile is not sent: nobody awaits it, and its
         # Redis commit will never happen.
         batch = [(r, f) for r, f in lane.pending if not f.done()]
@@ -150,7 +167,7 @@ class GroupPublisher:
                     done.set_result(None)
         finally:
             lane.in_flight -= 1
-            if lane.in_flight == 0 and lane.pending and lane.timer is not None:
+            if lane.pending and (lane.overdue or (lane.in_flight == 0 and lane.timer)):
                 self._flush(lane, DRAINED)
 
     async def close(self) -> None:
@@ -165,7 +182,10 @@ class GroupPublisher:
 
 def policy_of(settings: Settings) -> GroupPolicy:
     return GroupPolicy(
-        settings.group_max_records, settings.group_max_bytes, settings.group_window_ms
+        settings.group_max_records,
+        settings.group_max_bytes,
+        settings.group_window_ms,
+        settings.group_max_in_flight,
     )
 
 

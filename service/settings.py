@@ -62,9 +62,13 @@ class Settings:
     group_max_records: int = 64
     group_max_bytes: int = 128 * 1024
     group_window_ms: float = 2.0
-    # Consumer batching: a batch closes at this many messages or after this many ms.
-    consume_batch: int = 500
-    consume_wait_ms: int = 20
+    # Messages per queue awaiting confirms past which a batch waits for a confirm rather
+    # than the window (0: the window alone decides).
+    group_max_in_flight: int = 0
+    # Consumer batching: a batch closes at this many records or this many ms after its first
+    # message (a commit at most every 50 ms under load: <= 0.02 commits per save at 1,000/s).
+    consume_batch: int = 2000
+    consume_wait_ms: int = 50
     consume_prefetch: int = 2000
     # Where `volreg consume` serves /metrics (127.0.0.1 only; 0: not served).
     consume_http_port: int = 0

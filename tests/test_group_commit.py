@@ -280,4 +280,39 @@ async def test_a_batch_whose_confirm_fails_answers_503_to_every_save_and_shows_n
 
 def test_group_policy_follows_the_settings() -> None:
     s = dataclasses.replace(Settings(), group_max_records=5, group_max_bytes=7, group_window_ms=1.5)
-    assert policy_of(s) == GroupPolicy(5, 7, 1.5)
+    assert policy_of(s) == GroupPolicy(5, 7, 1.5, 0)
+
+
+async def test_with_a_full_pipeline_the_batch_waits_for_a_confirm_not_the_window(
+    settings: Settings, db: MySQLDatabase, cache: RedisCache
+) -> None:
+    """max_in_flight=1: saves arriving behind an unconfirmed message gather past the window
+    and go together as soon as it is confirmed."""
+    metrics = Metrics()
+    policy = GroupPolicy(max_records=64, window_ms=1.0, max_in_flight=1)
+    names = names_of(settings)
+    holder: list[HeldBroker] = []
+    publishers: list[GroupPublisher] = []
+
+    def group(broker: RabbitBroker) -> GroupPublisher:
+        holder.append(HeldBroker(broker))
+        publishers.append(GroupPublisher(holder[0], names.queue_index, policy, metrics))
+        return publishers[0]
+
+    async with isolated(settings, db, cache, group) as harness:
+        held = holder[0]
+        keys_ = same_queue_keys(names, 6, area=520107)
+        first = asyncio.create_task(_save(harness, keys_[0], 0))
+        await asyncio.wait_for(held.reached.wait(), 10)
+        rest = [asyncio.create_task(_save(harness, k, i)) for i, k in enumerate(keys_[1:])]
+        await until(lambda: publishers[0].waiting() == 5)
+        await asyncio.sleep(0.05)  # fifty windows pass: nothing may be sent meanwhile
+        assert flushes(metrics, WINDOW) == 0 and records_histogram(metrics) == (1, 1)
+        held.gate.set()
+        async with asyncio.timeout(10):
+            await asyncio.gather(first, *rest)
+        assert flushes(metrics, DRAINED) == 1
+        assert records_histogram(metrics) == (2, 6)
+        await harness.writer.apply(await harness.take(2))
+        for key in keys_:
+            assert await db.get_form(key) == await cache.read(key)
