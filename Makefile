@@ -16,7 +16,7 @@ help:
 	@echo "  make test    ensure servers and .venv, then run pytest (PYTEST_ARGS=... to pass options)"
 	@echo "  make test-cluster  the Redis Cluster and sharded-MySQL suites, and the save, read,"
 	@echo "               consume and reconcile suites again on a 6-node Redis Cluster + 2 MySQL shards"
-	@echo "  make lint    ruff check, ruff format --check, mypy"
+	@echo "  make lint    ruff check, ruff format --check, mypy, import-linter (the layers)"
 	@echo "  make deps    install/start Redis, MariaDB, RabbitMQ with credentials of our own (var/volreg.env)"
 	@echo "  make venv    create .venv and install the project with dev dependencies"
 	@echo "  make clean   make down, then remove var/ (server data, logs, pid files, demo data, credentials)"
@@ -36,16 +36,18 @@ down:
 test: deps venv
 	.venv/bin/pytest $(PYTEST_ARGS)
 
-# tests/cluster/topology.py starts the Redis Cluster and points every suite at it and at MySQL
-# split over two databases; `python -m` puts the checkout on sys.path for that plugin.
-CLUSTER_SUITES = tests/cluster $(wildcard tests/test_save_path.py tests/test_protocol.py \
-	tests/test_failures.py tests/test_reconcile*.py)
+# tests/system/cluster/topology.py starts the Redis Cluster and points every suite at it and at
+# MySQL split over two databases; `python -m` puts the checkout on sys.path for that plugin.
+CLUSTER_SUITES = tests/system/cluster $(wildcard tests/integration/test_save_path.py \
+	tests/integration/test_protocol.py tests/integration/test_failures.py \
+	tests/integration/test_reconcile*.py)
 
 test-cluster: deps venv
-	.venv/bin/python -m pytest -p tests.cluster.topology $(CLUSTER_SUITES) $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -p tests.system.cluster.topology $(CLUSTER_SUITES) $(PYTEST_ARGS)
 
 lint: venv
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy \
+		&& .venv/bin/lint-imports
 
 clean: down
 	rm -rf var

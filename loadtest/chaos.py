@@ -32,13 +32,13 @@ from loadtest.chaos_load import Load, form_keys, publish_catalogue
 from loadtest.chaos_report import machine, write_reports
 from loadtest.chaos_verify import Check, check, mysql_copies, redis_copies
 from loadtest.cluster_local import LocalCluster, Server
-from service.adapters.mysql_migrate import migrate
-from service.adapters.mysql_sweep import open_archive
-from service.adapters.rabbit import open_broker
-from service.adapters.redis_sweep import open_index
-from service.errors import Unavailable
-from service.http.app import names_of
-from service.settings import Settings
+from reconciler.mysql_archive import open_archive
+from reconciler.redis_index import open_index
+from service.core.errors import Unavailable
+from service.core.names import names_of
+from service.core.settings import Settings
+from service.storage.mysql_migrate import migrate
+from service.storage.rabbit import open_broker
 
 FAULTS = ("redis", "rabbitmq", "mariadb", "service", "consumer")
 _READY_TIMEOUT_S = 120.0
@@ -282,7 +282,7 @@ async def _reconcile_once(settings: Settings) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "service.cli",
+        "service.main.cli",
         "reconcile",
         "--once",
         "--full",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from service.settings import Settings
+from service.core.settings import Settings
 
 
 def add_chaos(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

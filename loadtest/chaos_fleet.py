@@ -15,8 +15,8 @@ from pathlib import Path
 import aiohttp
 
 from loadtest.cluster_local import free_port
-from service.http import urls
-from service.settings import Settings
+from schemas import urls
+from service.core.settings import Settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -51,7 +51,7 @@ class Member:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "service.cli",
+                "service.main.cli",
                 self.command,
                 env=settings_env(self.settings),
                 stdin=asyncio.subprocess.DEVNULL,

@@ -14,12 +14,12 @@ from typing import Any
 
 import aiohttp
 
+from schemas import urls
 from schemas.records import FormKey
-from service.domain import codec
-from service.domain.ids import make_id
-from service.domain.tokens import Claims, TokenSigner
-from service.http import urls
-from service.usecases.accounts import ROLE_ADMIN, ROLE_CANDIDATE
+from service.accounts.login import ROLE_ADMIN, ROLE_CANDIDATE
+from service.core import codec
+from service.core.ids import make_id
+from service.core.tokens import Claims, TokenSigner
 
 BATCH = "chaos-1"
 _REQUEST_TIMEOUT_S = 15.0

@@ -7,9 +7,9 @@ import asyncio
 from dataclasses import dataclass
 
 from loadtest.chaos_load import Ledger, salt_of
+from reconciler.mysql_archive import FormArchive
+from reconciler.redis_index import FormIndex
 from schemas.records import FormKey, FormRecord
-from service.adapters.mysql_sweep import FormArchive
-from service.adapters.redis_sweep import FormIndex
 
 _CHUNK = 500
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from loadtest import machine
-from service.settings import Settings
+from service.core.settings import Settings
 
 # Process names that identify a server when its port cannot be traced to a process.
 _SERVER_NAMES = {

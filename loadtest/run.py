@@ -25,14 +25,15 @@ from loadtest.client import PrepError, Session
 from loadtest.scenarios import Scenario
 from loadtest.spawn import stop
 from loadtest.stats import merge
-from service import names
-from service.adapters.mysql_db import MySQLDatabase, open_database
-from service.adapters.rabbit import RabbitBroker, open_broker
-from service.errors import Unavailable
-from service.gendata import DEMO_CANDIDATE
-from service.http import urls
-from service.http.app import names_of
-from service.settings import Settings
+from schemas import urls
+from service.core import names
+from service.core.errors import Unavailable
+from service.core.names import names_of
+from service.core.settings import Settings
+from service.imports.gendata import DEMO_CANDIDATE
+from service.storage.mysql_db import MySQLDatabase
+from service.storage.mysql_parts import open_database
+from service.storage.rabbit import RabbitBroker, open_broker
 
 log = logging.getLogger(__name__)
 _PICKS = 8192

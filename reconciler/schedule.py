@@ -15,12 +15,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from reconciler.http import create_status_app
 from reconciler.metrics import ReconcileMetrics
 from reconciler.model import MODE_FULL, MODE_INCREMENTAL
+from reconciler.mysql_archive import open_archive
+from reconciler.redis_index import open_index
 from reconciler.run import LockBusy, Reconciler
-from service.adapters.mysql_sweep import open_archive
-from service.adapters.redis_sweep import open_index
-from service.errors import Unavailable
-from service.http.app import names_of
-from service.settings import Settings
+from service.core.errors import Unavailable
+from service.core.names import names_of
+from service.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

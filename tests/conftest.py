@@ -15,16 +15,18 @@ import pytest
 import redis.asyncio as redis
 from aiohttp.test_utils import TestClient, TestServer
 
-from service.adapters.mysql_db import MySQLDatabase, open_database
-from service.adapters.mysql_migrate import drop_database, migrate
-from service.adapters.rabbit import open_broker
-from service.adapters.redis_cache import RedisCache, open_cache
-from service.consumer import FormWriter
-from service.domain.passwords import Passwords
-from service.http.app import create_app, names_of
-from service.metrics import Metrics
-from service.ports import Batch, Inbound
-from service.settings import Settings
+from service.core.metrics import Metrics
+from service.core.names import names_of
+from service.core.passwords import Passwords
+from service.core.ports import Batch, Inbound
+from service.core.settings import Settings
+from service.forms.consumer import FormWriter
+from service.main.wiring import create_app
+from service.storage.mysql_db import MySQLDatabase
+from service.storage.mysql_migrate import drop_database, migrate
+from service.storage.mysql_parts import open_database
+from service.storage.rabbit import open_broker
+from service.storage.redis_cache import RedisCache, open_cache
 from tests.proxy import Proxy
 from tests.staff_support import seed_catalogue, seed_staff
 from tests.support import CLOSED_BATCH, DEMO_ID, OPEN_BATCH, OTHER_ID, PASSWORD, make_settings

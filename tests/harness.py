@@ -8,16 +8,16 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from service.adapters.mysql_db import MySQLDatabase
-from service.adapters.rabbit import RabbitBroker, open_broker
-from service.adapters.redis_cache import RedisCache
-from service.consumer import FormWriter
-from service.http.app import names_of
-from service.metrics import Metrics
-from service.ports import Inbound, Publisher
-from service.settings import Settings
-from service.usecases.batches import BatchWindows
-from service.usecases.forms import Forms
+from service.core.metrics import Metrics
+from service.core.names import names_of
+from service.core.ports import Inbound, Publisher
+from service.core.settings import Settings
+from service.forms.consumer import FormWriter
+from service.forms.save import Forms
+from service.forms.windows import BatchWindows
+from service.storage.mysql_db import MySQLDatabase
+from service.storage.rabbit import RabbitBroker, open_broker
+from service.storage.redis_cache import RedisCache
 
 
 @dataclasses.dataclass

@@ -15,11 +15,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp.test_utils import TestClient
 
+from schemas import urls
 from schemas.records import FormKey, FormRecord
-from service.domain.ids import make_id
-from service.http import urls
-from service.ports import Database
-from service.settings import ENV_FILE, Settings, environment
+from service.core.ids import make_id
+from service.core.ports import Database
+from service.core.settings import ENV_FILE, Settings, environment
 
 RUN = uuid.uuid4().hex[:8]
 DEMO_ID = "11010519491231002X"
@@ -41,7 +41,7 @@ def _server_of(dsn: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
 
 
-# VOLREG_TEST_* point the suites at other servers (tests/cluster/topology.py does).
+# VOLREG_TEST_* point the suites at other servers (tests/system/cluster/topology.py does).
 TEST_MYSQL = os.environ.get("VOLREG_TEST_MYSQL", _server_of(SERVERS.mysql_dsn))
 TEST_REDIS = os.environ.get("VOLREG_TEST_REDIS", SERVERS.redis_url)
 TEST_AMQP = os.environ.get("VOLREG_TEST_AMQP", SERVERS.amqp_url)
@@ -68,7 +68,7 @@ def make_settings(**overrides: Any) -> Settings:
         consume_wait_ms=10,
     )
     settings = dataclasses.replace(base, **overrides)
-    # `make test-cluster` (tests/cluster/topology.py) runs the suites on a Redis Cluster and
+    # `make test-cluster` (tests/system/cluster/topology.py) runs the suites on a Redis Cluster and
     # on MySQL split in two halves of the shards, whatever their number.
     if os.environ.get("VOLREG_TEST_MYSQL_SHARDED") == "1" and "mysql_shards" not in overrides:
         half, dsn = settings.shards // 2, settings.mysql_dsn
@@ -123,7 +123,7 @@ async def wait_for_mysql(
 def start_volreg(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """``volreg COMMAND`` in a child process; its log goes to a pipe the test may read."""
     return subprocess.Popen(
-        [sys.executable, "-m", "service.cli", command],
+        [sys.executable, "-m", "service.main.cli", command],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

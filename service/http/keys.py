@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.domain.tokens import TokenSigner
+from service.accounts.login import Accounts
+from service.core.metrics import Metrics
+from service.core.names import Names
+from service.core.settings import Settings
+from service.core.tokens import TokenSigner
+from service.forms.save import Forms
 from service.http.probes import Probes
-from service.metrics import Metrics
-from service.names import Names
-from service.settings import Settings
-from service.usecases.accounts import Accounts
-from service.usecases.forms import Forms
 
 SETTINGS = web.AppKey("settings", Settings)
 NAMES = web.AppKey("names", Names)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.adapters.mysql_imports import ImportJobs
-from service.importer import Importer
-from service.usecases.catalogue import Catalogue
-from service.usecases.schools import Schools
+from service.catalogue.catalogue import Catalogue
+from service.imports.jobs import JobTable
+from service.imports.pipeline import Importer
+from service.schools.schools import Schools
 
 CATALOGUE = web.AppKey("catalogue", Catalogue)
 SCHOOLS = web.AppKey("schools", Schools)
 IMPORTER = web.AppKey("importer", Importer)
-IMPORT_JOBS = web.AppKey("import_jobs", ImportJobs)
+IMPORT_JOBS: web.AppKey[JobTable] = web.AppKey("import_jobs")
