@@ -62,6 +62,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--catch-up-timeout", type=float, default=60.0)
     p.add_argument("--request-timeout", type=float, default=5.0)
     p.add_argument(
+        "--open-loop",
+        default="",
+        metavar="RATES",
+        help="after the scenarios, saves at these fixed arrival rates (e.g. 500,1000,2000), "
+        "latency from each request's intended send time",
+    )
+    p.add_argument(
+        "--open-loop-duration", type=float, default=10.0, help="seconds per open-loop rate"
+    )
+    p.add_argument(
         "--profile",
         metavar="SCENARIO",
         help="with --spawn: record this scenario's API with py-spy (flame graph SVG)",
@@ -89,7 +99,19 @@ def _options(
         api_pid=deployment.api_pid if deployment else None,
         consumer_pid=deployment.consumer_pid if deployment else None,
         consumer_metrics_url=deployment.consumer_metrics_url if deployment else None,
+        open_loop_rates=_rates(args.open_loop),
+        open_loop_duration_s=args.open_loop_duration,
     )
+
+
+def _rates(text: str) -> tuple[float, ...]:
+    try:
+        rates = tuple(float(r) for r in text.split(",") if r.strip())
+    except ValueError:
+        raise ValueError(f"--open-loop: expected rates like 500,1000,2000, got {text!r}") from None
+    if any(r <= 0 for r in rates):
+        raise ValueError("--open-loop: rates must be positive")
+    return rates
 
 
 async def _measure(settings: Settings, args: argparse.Namespace, out: Path) -> tuple[Options, Any]:
@@ -119,6 +141,9 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
             return 2
     try:
         parse_names(args.scenarios)
+        _rates(args.open_loop)
+        if not 0 < args.open_loop_duration <= 600:
+            raise ValueError("--open-loop-duration must be within (0, 600] seconds")
         if args.profile and not args.spawn:
             raise ValueError("--profile needs --spawn (it records the API this run starts)")
         if args.in_process:
@@ -144,6 +169,8 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     md.write_text(report.markdown(full, command, images))
     print("\n".join(report.scenario_table(full)))
     print("\n".join(["", *report.cpu_table(full)]))
+    if full.get("open_loop"):
+        print("\n".join(["", *report.open_loop_table(full)]))
     print(f"\nratios: {report.ratio_line(full)}")
     missed = [t["name"] for t in full["targets"] if t["met"] is False]
     print(f"targets missed: {', '.join(missed)}" if missed else "targets: none missed")

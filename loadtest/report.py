@@ -142,6 +142,28 @@ def cpu_table(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def open_loop_table(report: dict[str, Any]) -> list[str]:
+    """Saves at fixed arrival rates: latency from the intended send time (queueing shows)."""
+    lines = [
+        "| offered saves/s | achieved | p50 ms | p90 ms | p99 ms | max ms | errors "
+        "| load avg | api ms | chain ms | saves/message | MySQL commits/save |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in report.get("open_loop") or []:
+        lat = run["latency_ms_from_intended"]
+        cpu = run.get("cpu_ms_per_request") or {}
+        lines.append(
+            f"| {_fmt(run['offered_rps'], 0)} | {_fmt(run['achieved_rps'], 0)} "
+            f"| {_fmt(lat['p50'], 2)} | {_fmt(lat['p90'], 2)} | {_fmt(lat['p99'], 2)} "
+            f"| {_fmt(lat['max'], 1)} | {run['errors']['total']} "
+            f"| {run['loadavg_before'][0]:.2f} | {_fmt(cpu.get('api'), 3)} "
+            f"| {_fmt(cpu.get('chain'), 3)} "
+            f"| {_fmt((run.get('group_commit') or {}).get('records_per_message'), 2)} "
+            f"| {_fmt(run.get('mysql_commits_per_request'), 4)} |"
+        )
+    return lines
+
+
 def ratio_line(report: dict[str, Any]) -> str:
     r = report["ratios"]
     return (
@@ -176,6 +198,17 @@ def markdown(report: dict[str, Any], command: str, plots: list[Path]) -> str:
         + ", ".join(f"{k}={v}" for k, v in sorted((meta.get("mysql") or {}).items()))
         + ".",
         "",
+        *(
+            [
+                "Open loop: saves sent at a fixed rate whatever the answers; latency counted "
+                "from each request's intended send time.",
+                "",
+                *open_loop_table(report),
+                "",
+            ]
+            if report.get("open_loop")
+            else []
+        ),
         f"Ratios: {ratio_line(report)}.",
         "",
         "| target | measured | wanted | met |",

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import orjson
 from tqdm import tqdm
 
-from loadtest import bodies, client, luagen, machine, observe, processes, scrape, wrk
+from loadtest import bodies, client, luagen, machine, observe, openloop, processes, scrape, wrk
 from loadtest.client import PrepError, Session
 from loadtest.scenarios import Scenario
 from loadtest.spawn import stop
@@ -62,6 +62,8 @@ class Options:
     api_pid: int | None = None  # known when this run started the API (--spawn)
     consumer_pid: int | None = None  # likewise
     consumer_metrics_url: str | None = None
+    open_loop_rates: tuple[float, ...] = ()  # saves/s, each run after the scenarios
+    open_loop_duration_s: float = 10.0
 
 
 @dataclass
@@ -386,6 +388,53 @@ async def _measure(
     }
 
 
+_OPEN_LOOP_MAX_REQUESTS = 100_000
+
+
+async def _open_loop(
+    options: Options,
+    prepared: Prepared,
+    observers: Observers,
+    servers: dict[str, int],
+    rate: float,
+) -> dict[str, Any]:
+    """Saves at a fixed arrival rate; latency from each one's intended send time."""
+    host = options.url.split("://", 1)[-1]
+    requests = [
+        openloop.put_request(
+            host,
+            urls.FORM.format(candidate_id=s.candidate_id, batch=options.batch),
+            s.token,
+            prepared.bodies[i % len(prepared.bodies)],
+        )
+        for i, s in enumerate(prepared.sessions)
+    ]
+    plan = openloop.Plan(
+        options.url,
+        requests,
+        rate,
+        options.open_loop_duration_s,
+        _OPEN_LOOP_MAX_REQUESTS,
+        options.request_timeout_s,
+    )
+    trees = {"api": options.api_pid, "consumer": options.consumer_pid}
+    chain = processes.ChainCpu(servers, {k: v for k, v in trees.items() if v is not None})
+    load_before = machine.loadavg()
+    counted = await _Counters.read(options, observers)
+    chain.start()
+    outcome = await openloop.run(plan)
+    stopped = time.monotonic()
+    caught_up = await _catch_up(options, observers, prepared.sessions, stopped)
+    chain.stop()
+    after = await _Counters.read(options, observers)
+    return {
+        **outcome.to_json(),
+        "loadavg_before": load_before,
+        "mysql_caught_up_s": None if caught_up is None else round(caught_up, 3),
+        **_chain_figures(counted, after, outcome.ok, chain),
+    }
+
+
 async def _mysql_settings(observers: Observers) -> dict[str, str]:
     if observers.mysql is None:
         return {}
@@ -402,12 +451,13 @@ async def run(options: Options, settings: Settings) -> dict[str, Any]:
     if any(s.name == "naive" for s in options.scenarios):
         await _check_naive(options)
     prepared = Prepared([], [])
-    if any(s.needs_tokens for s in options.scenarios):
+    if options.open_loop_rates or any(s.needs_tokens for s in options.scenarios):
         prepared = await _prepare(options, any(s.needs_saved_forms for s in options.scenarios))
     started_at = datetime.now().astimezone().isoformat(timespec="seconds")
     results: dict[str, Any] = {}
     servers = processes.find_servers(settings)
-    async with _observers(settings, any(s.publishes for s in options.scenarios)) as observers:
+    wanted = bool(options.open_loop_rates) or any(s.publishes for s in options.scenarios)
+    async with _observers(settings, wanted) as observers:
         mysql_settings = await _mysql_settings(observers)
         for i, scenario in enumerate(options.scenarios):
             if i:
@@ -415,6 +465,14 @@ async def run(options: Options, settings: Settings) -> dict[str, Any]:
             results[scenario.name] = await _scenario(
                 options, scenario, prepared, observers, servers
             )
+        open_loop = []
+        for rate in options.open_loop_rates:
+            await asyncio.sleep(_SETTLE_S)
+            print(
+                f"open loop: {rate:g} saves/s for {options.open_loop_duration_s:g} s",
+                file=sys.stderr,
+            )
+            open_loop.append(await _open_loop(options, prepared, observers, servers, rate))
     return {
         "meta": {
             "started_at": started_at,
@@ -430,4 +488,5 @@ async def run(options: Options, settings: Settings) -> dict[str, Any]:
             "mysql": mysql_settings,
         },
         "scenarios": results,
+        "open_loop": open_loop,
     }

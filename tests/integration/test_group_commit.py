@@ -13,15 +13,6 @@ from typing import Any
 import aio_pika
 import pytest
 from aiohttp.test_utils import TestClient
-from service.group_commit import (
-    DRAINED,
-    FULL_COUNT,
-    IDLE,
-    WINDOW,
-    GroupPolicy,
-    GroupPublisher,
-    policy_of,
-)
 
 from schemas import messages
 from schemas.http import parse_form
@@ -32,6 +23,15 @@ from service.core.metrics import Metrics
 from service.core.names import Names, names_of
 from service.core.passwords import Passwords
 from service.core.settings import Settings
+from service.forms.group_commit import (
+    DRAINED,
+    FULL_COUNT,
+    IDLE,
+    WINDOW,
+    GroupPolicy,
+    GroupPublisher,
+    policy_of,
+)
 from service.http import keys
 from service.storage.mysql_db import MySQLDatabase
 from service.storage.rabbit import REASON_HEADER, RabbitBroker
