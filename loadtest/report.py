@@ -67,11 +67,25 @@ def targets(scenarios: dict[str, Any], r: dict[str, float | None]) -> list[dict[
     s = scenarios
     rows = [
         Target("save / ceiling", r["save_over_ceiling"], 0.25, True),
-        Target("save / naive", r["save_over_naive"], 10, True),
+        Target("save / naive", r["save_over_naive"], 1.5, True),
         Target("save p99 ms", _get(s, "save", "latency_ms", "p99"), 100, False),
         Target("save errors", _get(s, "save", "errors", "total"), 0, False),
+        Target("save: API CPU ms", _get(s, "save", "cpu_ms_per_request", "api"), 0.5, False),
+        Target(
+            "save: chain CPU ms / naive's",
+            _ratio(
+                _get(s, "save", "cpu_ms_per_request", "chain"),
+                _get(s, "naive", "cpu_ms_per_request", "chain"),
+            ),
+            1.0,
+            False,
+        ),
+        Target(
+            "save: MySQL commits/save", _get(s, "save", "mysql_commits_per_request"), 0.02, False
+        ),
         Target("exam / ceiling", r["exam_over_ceiling"], 0.6, True),
         Target("form / ceiling", r["form_over_ceiling"], 0.6, True),
+        Target("form / exam", _ratio(_rps(s, "form"), _rps(s, "exam")), 0.6, True),
         Target("exam p99 ms", _get(s, "exam", "latency_ms", "p99"), 50, False),
         Target("form p99 ms", _get(s, "form", "latency_ms", "p99"), 50, False),
         Target("save: queue empty after load, s", _get(s, "save", "queue", "drain_s"), 5, False),
