@@ -148,10 +148,9 @@ class GroupPublisher:
     ) -> None:
         records = [r for r, _ in batch]
         try:
-            if len(records) == 1:
-                await self._inner.publish(records[0])  # the single-record format
-            else:
-                await self._inner.publish_batch(records)
+            # The batch format also for one record: two headers instead of seven (the
+            # broker client encodes headers field by field, in Python).
+            await self._inner.publish_batch(records)
         except BaseException as exc:
             failure = exc if isinstance(exc, Exception) else BrokerUnavailable()
             for _, done in batch:

@@ -28,12 +28,16 @@ class BatchWindows:
         self._ttl_s = ttl_s
         self._on_miss = on_miss
         self._batches: dict[str, Batch] | None = None
+        self._listed: list[Batch] | None = None
         self._loaded_at = 0.0
 
     async def get(self, code: str) -> Batch:
         if self._batches is None or time.monotonic() - self._loaded_at > self._ttl_s:
             try:
-                self._batches = {b.code: b for b in await self._db.list_batches()}
+                listed = await self._db.list_batches()
+                if listed is not self._listed:  # a cached source hands back the same list
+                    self._batches = {b.code: b for b in listed}
+                    self._listed = listed
                 self._loaded_at = time.monotonic()
             except DatabaseUnavailable:
                 if self._batches is None:
