@@ -43,9 +43,11 @@ class BatchWindows:
                 if self._batches is None:
                     raise
                 # MySQL is down: the last good catalogue keeps saves going.
-        batch = self._batches.get(code)
+        batches = self._batches or {}
+        batch = batches.get(code)
         if batch is None and self._on_miss is not None:
             self._batches = {b.code: b for b in await self._on_miss()}
+            self._listed = None
             batch = self._batches.get(code)
         if batch is None:
             raise NotFound(f"no admission batch {code!r}")
