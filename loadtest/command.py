@@ -62,6 +62,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--catch-up-timeout", type=float, default=60.0)
     p.add_argument("--request-timeout", type=float, default=5.0)
     p.add_argument(
+        "--api-pid", type=int, help="with --url: the API's PID, to report its CPU per request"
+    )
+    p.add_argument("--consumer-pid", type=int, help="with --url: the consumer's PID, likewise")
+    p.add_argument(
         "--open-loop",
         default="",
         metavar="RATES",
@@ -96,8 +100,8 @@ def _options(
         catch_up_timeout_s=args.catch_up_timeout,
         request_timeout_s=args.request_timeout,
         profile=args.profile,
-        api_pid=deployment.api_pid if deployment else None,
-        consumer_pid=deployment.consumer_pid if deployment else None,
+        api_pid=deployment.api_pid if deployment else args.api_pid,
+        consumer_pid=deployment.consumer_pid if deployment else args.consumer_pid,
         consumer_metrics_url=deployment.consumer_metrics_url if deployment else None,
         open_loop_rates=_rates(args.open_loop),
         open_loop_duration_s=args.open_loop_duration,

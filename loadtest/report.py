@@ -137,8 +137,9 @@ def cpu_table(report: dict[str, Any]) -> list[str]:
     (every process, other users' too), saves per broker message and MySQL commits."""
     lines = [
         "| scenario | " + " | ".join(f"{r} ms" for r in _ROLES) + " | machine ms "
-        "| saves/message | batch wait ms | MySQL commits/req | InnoDB fsyncs/req (server-wide) |",
-        "|---|" + "---:|" * (len(_ROLES) + 5),
+        "| saves/message | batch wait ms | confirm ms | MySQL commits/req "
+        "| InnoDB fsyncs/req (server-wide) |",
+        "|---|" + "---:|" * (len(_ROLES) + 6),
     ]
     for name, s in report["scenarios"].items():
         cpu = s.get("cpu_ms_per_request") or {}
@@ -150,6 +151,7 @@ def cpu_table(report: dict[str, Any]) -> list[str]:
             + f" | {_fmt(s.get('machine_cpu_ms_per_request'), 3)} "
             f"| {_fmt(group.get('records_per_message'), 2)} "
             f"| {_fmt(group.get('mean_wait_ms'), 2)} "
+            f"| {_fmt(group.get('mean_confirm_ms'), 2)} "
             f"| {_fmt(s.get('mysql_commits_per_request'), 4)} "
             f"| {_fmt(wide.get('Innodb_data_fsyncs'), 3)} |"
         )

@@ -290,6 +290,8 @@ def _chain_figures(
     messages = scrape.delta(*api, f"{names.METRIC_GROUP_RECORDS}_count")
     records = scrape.delta(*api, f"{names.METRIC_GROUP_RECORDS}_sum")
     waited = scrape.delta(*api, f"{names.METRIC_GROUP_WAIT}_sum")
+    confirms = scrape.delta(*api, f"{names.METRIC_CONFIRM}_count")
+    confirm_s = scrape.delta(*api, f"{names.METRIC_CONFIRM}_sum")
     flushes = {
         reason: scrape.delta(*api, f'{names.METRIC_GROUP_FLUSHES}{{reason="{reason}"}}')
         for reason in ("idle", "drained", "window", "count", "bytes")
@@ -310,6 +312,7 @@ def _chain_figures(
             "records_per_message": round(records / messages, 2) if messages else None,
             # From a batch's first save to its send: the wait group commit added (at most).
             "mean_wait_ms": round(waited * 1000 / messages, 3) if messages else None,
+            "mean_confirm_ms": round(confirm_s * 1000 / confirms, 3) if confirms else None,
             "flushes": {k: int(v) for k, v in flushes.items() if v},
         },
         "mysql_commits_per_request": _per(commits, requests),

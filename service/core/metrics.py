@@ -35,6 +35,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.confirm = Histogram(
+            names.METRIC_CONFIRM,
+            "From publishing a batch message to its broker confirm",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
+        )
         self.group_wait = Histogram(
             names.METRIC_GROUP_WAIT,
             "Time a batch's first save waited for the batch to close",

@@ -147,6 +147,7 @@ class GroupPublisher:
         self, lane: _Lane, batch: list[tuple[FormRecord, asyncio.Future[None]]]
     ) -> None:
         records = [r for r, _ in batch]
+        sent = asyncio.get_running_loop().time()
         try:
             # The batch format also for one record: two headers instead of seven (the
             # broker client encodes headers field by field, in Python).
@@ -161,6 +162,8 @@ class GroupPublisher:
             if not isinstance(exc, Exception):
                 raise
         else:
+            if self._metrics is not None:
+                self._metrics.confirm.observe(asyncio.get_running_loop().time() - sent)
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)
