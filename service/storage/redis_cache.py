@@ -50,6 +50,7 @@ class RedisCache:
         pipe: RedisPipe | None = None,
     ) -> None:
         self._r = client
+        self._pipe = pipe
         self._names = names
         self._settings = settings
         cluster = isinstance(client, redis.RedisCluster)
@@ -114,8 +115,18 @@ class RedisCache:
             args += [record.version, record.updated_us, record.status, len(parts), *parts]
         return keys, args
 
+    async def _get(self, key: str) -> bytes | None:
+        """GET on the multiplexed connection when there is one (the pool otherwise)."""
+        if self._pipe is not None:
+            return cast(bytes | None, await self._call(self._pipe.execute("GET", key)))
+        return cast(bytes | None, await self._call(self._r.get(key)))
+
     async def release_idempotency(self, key: FormKey, idem: str) -> None:
-        await self._call(self._r.delete(self._names.idempotency_key(key, idem)))
+        name = self._names.idempotency_key(key, idem)
+        if self._pipe is not None:
+            await self._call(self._pipe.execute("DEL", name))
+        else:
+            await self._call(self._r.delete(name))
 
     async def read(self, key: FormKey) -> FormRecord | None:
         reply = await self._call(self._read(keys=[self._names.form_key(key)]))
@@ -132,7 +143,7 @@ class RedisCache:
 
     async def get_exam(self, candidate_id: str) -> dict[str, Any] | None:
         # The client returns bytes: it is created without decode_responses.
-        blob = cast(bytes | None, await self._call(self._r.get(self._names.exam_key(candidate_id))))
+        blob = await self._get(self._names.exam_key(candidate_id))
         return None if blob is None else dict(codec.unpack(blob))
 
     async def put_exam(self, candidate_id: str, exam: dict[str, Any]) -> None:
@@ -155,7 +166,7 @@ class RedisCache:
 
     # --- Catalogue copies (the middle level of the catalogue cache).
     async def get_catalogue(self, key: str) -> bytes | None:
-        return cast(bytes | None, await self._call(self._r.get(self._names.catalogue_key(key))))
+        return await self._get(self._names.catalogue_key(key))
 
     async def put_catalogue(self, key: str, blob: bytes, ttl_s: int) -> None:
         await self._call(self._r.set(self._names.catalogue_key(key), blob, ex=ttl_s))
