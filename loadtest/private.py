@@ -5,7 +5,8 @@ requests when nobody else uses them. ``python -m loadtest.private [--candidates 
 volreg loadtest --spawn 1 ...`` starts the servers (the chaos harness's, on spare loopback
 ports, data in a temporary directory), migrates, imports N demo candidates, publishes the demo
 batch and catalogue (institutions 10001-10020, majors 080901-080910), runs the command with
-``VOLREG_*`` pointing at them (``--candidates-csv`` added for a load test), then stops them.
+``VOLREG_*`` pointing at them (``--candidates-csv`` added for a load test; a script finds the
+file in ``BENCH_CANDIDATES_CSV``), then stops them.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ async def _run(command: list[str], candidates: int, keep: bool) -> int:
         await _seed(settings, env, csv, candidates)
         if "loadtest" in command and "--candidates-csv" not in command:
             command = [*command, "--candidates-csv", str(csv)]
+        # For a script that runs several load tests itself.
+        env["BENCH_CANDIDATES_CSV"] = str(csv)
         proc = await asyncio.create_subprocess_exec(*command, env=env)
         return await proc.wait()
     finally:
