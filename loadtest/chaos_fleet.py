@@ -60,6 +60,20 @@ class Member:
                 start_new_session=True,
             )
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def alive(self) -> bool:
+        """Started by us and not exited: a kill of it is a real fault."""
+        if self._proc is None or self._proc.returncode is not None:
+            return False
+        try:
+            os.kill(self._proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
     async def kill(self) -> None:
         await self._signal(signal.SIGKILL)
 
@@ -100,17 +114,22 @@ class Member:
 
 
 class Fleet:
-    def __init__(self, settings: Settings, root: Path, services: int, consumers: int) -> None:
+    """API servers (``serving`` settings) and consumers (``consuming``): the harness points
+    each at the links its faults act on."""
+
+    def __init__(
+        self, serving: Settings, consuming: Settings, root: Path, services: int, consumers: int
+    ) -> None:
         self.services = [
             Member(
                 "serve",
-                dataclasses.replace(settings, http_port=free_port()),
+                dataclasses.replace(serving, http_port=free_port()),
                 root / f"serve-{i}.log",
             )
             for i in range(services)
         ]
         self.consumers = [
-            Member("consume", settings, root / f"consumer-{i}.log") for i in range(consumers)
+            Member("consume", consuming, root / f"consumer-{i}.log") for i in range(consumers)
         ]
 
     @property

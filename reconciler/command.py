@@ -58,11 +58,9 @@ def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 async def reconcile_once(settings: Settings, mode: str, shard: int | None) -> int:
     """One run; prints its report as JSON. The exit code says whether drift remains."""
-    from reconciler.mysql_archive import open_archive
-    from reconciler.redis_index import open_index
-    from service.core.names import names_of
+    from reconciler.wiring import open_sides
 
-    async with open_index(settings, names_of(settings)) as redis, open_archive(settings) as db:
+    async with open_sides(settings) as (redis, db):
         try:
             report = await Reconciler(redis, db, settings).run(mode, shard)
         except LockBusy:
@@ -78,14 +76,11 @@ async def reconcile_once(settings: Settings, mode: str, shard: int | None) -> in
 
 
 def _warmup(settings: Settings, args: argparse.Namespace) -> int:
-    from reconciler.mysql_archive import open_archive
-    from reconciler.redis_index import open_index
     from reconciler.warmup import warm_up
-    from service.core.names import names_of
+    from reconciler.wiring import open_sides
 
     async def run() -> int:
-        names = names_of(settings)
-        async with open_index(settings, names) as redis, open_archive(settings) as db:
+        async with open_sides(settings) as (redis, db):
             try:
                 total = await db.count_forms()
                 with tqdm(total=total, desc="warmup", unit="form", file=sys.stderr) as bar:

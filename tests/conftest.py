@@ -24,7 +24,7 @@ from service.forms.consumer import FormWriter
 from service.main.wiring import create_app
 from service.storage.mysql_db import MySQLDatabase
 from service.storage.mysql_migrate import drop_database, migrate
-from service.storage.mysql_parts import open_database
+from service.storage.mysql_parts import AnyDatabase, open_database
 from service.storage.rabbit import open_broker
 from service.storage.redis_cache import RedisCache, open_cache
 from tests.proxy import Proxy
@@ -32,6 +32,8 @@ from tests.staff_support import seed_catalogue, seed_staff
 from tests.support import CLOSED_BATCH, DEMO_ID, OPEN_BATCH, OTHER_ID, PASSWORD, make_settings
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+# Fixtures shared by the tiers; each tier resolves them on its own `api`.
+pytest_plugins = ["tests.bad_input"]
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +90,7 @@ async def _cleanup(s: Settings) -> None:
 
 
 @pytest.fixture(scope="session")
-async def db(settings: Settings) -> AsyncIterator[MySQLDatabase]:
+async def db(settings: Settings) -> AsyncIterator[AnyDatabase]:
     async with open_database(settings) as database:
         yield database
 

@@ -15,7 +15,7 @@ from service.core.settings import Settings
 from service.forms.consumer import FormWriter
 from service.forms.save import Forms
 from service.forms.windows import BatchWindows
-from service.storage.mysql_db import MySQLDatabase
+from service.storage.mysql_parts import AnyDatabase
 from service.storage.rabbit import RabbitBroker, open_broker
 from service.storage.redis_cache import RedisCache
 
@@ -41,7 +41,7 @@ class Harness:
 @asynccontextmanager
 async def isolated(
     base: Settings,
-    db: MySQLDatabase,
+    db: AnyDatabase,
     cache: RedisCache,
     wrap: Callable[[RabbitBroker], Publisher] = lambda p: p,
     consume: bool = True,

@@ -16,7 +16,9 @@ from urllib.parse import urlsplit, urlunsplit
 from aiohttp.test_utils import TestClient
 
 from schemas import urls
+from schemas.http import parse_form
 from schemas.records import FormKey, FormRecord
+from service.core import codec
 from service.core.ids import make_id
 from service.core.ports import Database
 from service.core.settings import ENV_FILE, Settings, environment
@@ -106,18 +108,35 @@ async def login(client: TestClient[Any, Any], candidate_id: str = DEMO_ID) -> di
 
 
 async def wait_for_mysql(
-    db: Database, key: FormKey, version: int, timeout: float = 20.0
+    db: Database,
+    key: FormKey,
+    version: int,
+    timeout: float = 20.0,
+    choices: list[dict[str, Any]] | None = None,
 ) -> FormRecord:
-    """Poll until MySQL holds ``version`` or newer for ``key``."""
+    """Poll until MySQL holds ``version`` or newer for ``key``. With ``choices`` (the body
+    acknowledged with ``version``), a row at exactly that version must hold that content: a
+    durable version with other content would be a loss too."""
     deadline = time.monotonic() + timeout
     while True:
         record = await db.get_form(key)
         if record is not None and record.version >= version:
+            if choices is not None and record.version == version:
+                assert stored_choices(record) == as_stored(choices), (key, version)
             return record
         if time.monotonic() > deadline:
             held = record.version if record else None
             raise AssertionError(f"MySQL holds {held} for {key}, expected >= {version}")
         await asyncio.sleep(0.05)
+
+
+def as_stored(choices: list[dict[str, Any]]) -> list[Any]:
+    """A save body's choices the way the service stores them (defaults filled in)."""
+    return list(parse_form({"choices": choices}).model_dump()["choices"])
+
+
+def stored_choices(record: FormRecord) -> list[Any]:
+    return list(codec.unpack(record.payload))
 
 
 def start_volreg(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:

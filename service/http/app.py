@@ -24,9 +24,9 @@ from service.http.endpoints.catalogue import add_catalogue_routes
 from service.http.endpoints.imports import add_admin_routes
 from service.http.endpoints.naive import NAIVE, NaiveForms, add_naive_routes
 from service.http.endpoints.schools import add_staff_routes
+from service.http.keys import CATALOGUE, IMPORT_JOBS, IMPORTER, SCHOOLS
 from service.http.middleware import make_middleware
 from service.http.probes import Probes
-from service.http.staff_keys import CATALOGUE, IMPORT_JOBS, IMPORTER, SCHOOLS
 from service.imports.jobs import JobTable
 from service.imports.pipeline import Importer
 from service.schools.schools import Schools

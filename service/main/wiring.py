@@ -8,36 +8,48 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import (
+    AbstractAsyncContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+)
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from service.accounts.guard import LoginGuard
-from service.accounts.login import Accounts
+from service.accounts.login import Accounts, StaffStore
 from service.accounts.mysql import StaffTables
 from service.accounts.staff import create_account
+from service.catalogue import mysql as catalogue_mysql
 from service.catalogue.broadcast import open_broadcast
-from service.catalogue.catalogue import KEY_BATCHES, Catalogue
-from service.catalogue.mysql import CatalogueTables
+from service.catalogue.catalogue import (
+    KEY_BATCHES,
+    Catalogue,
+    CatalogueCopies,
+    CatalogueTables,
+    Invalidations,
+)
 from service.core.errors import Unavailable
 from service.core.local_cache import LocalCache
+from service.core.metrics import Metrics
 from service.core.names import Names, names_of
 from service.core.passwords import Passwords
-from service.core.ports import Batch
+from service.core.ports import Batch, Database, FormCache, LoginFailures, Publisher
 from service.core.settings import Settings
 from service.forms.group_commit import open_save_publisher
 from service.forms.save import Forms
 from service.forms.windows import BatchWindows
 from service.http import keys
 from service.http.app import Services, build_app
-from service.http.endpoints.naive import NaiveForms
+from service.http.endpoints.naive import NaiveForms, NaiveStore
 from service.http.probes import Probes
+from service.imports.jobs import JobTable
 from service.imports.mysql import ImportJobs
-from service.imports.pipeline import Importer, Sinks
-from service.schools.schools import Schools
+from service.imports.pipeline import CandidateSink, ExamCache, Importer, Sinks, StaffSink
+from service.schools.schools import Schools, SchoolTables
 from service.storage.mysql_db import MySQLDatabase, connect_one
 from service.storage.mysql_parts import AnyDatabase, open_database
 from service.storage.rabbit import RabbitBroker, open_broker
@@ -47,6 +59,33 @@ log = logging.getLogger(__name__)
 # How long `volreg import` and `volreg batch` wait for the broker before announcing changes.
 _BROADCAST_WAIT_S = 3.0
 _BROKER_WAIT_S = 5.0
+
+
+class StaffPorts(StaffStore, SchoolTables, StaffSink, Protocol):
+    """The staff table as logins, the teachers' views and the importer use it."""
+
+
+class OpenBroadcast(Protocol):
+    """Enter to listen for catalogue invalidations (``on_keys``; ``on_reset`` after a
+    reconnect may have lost some) and to publish them."""
+
+    def __call__(
+        self,
+        on_keys: Callable[[list[str]], None] | None,
+        on_reset: Callable[[], None] | None,
+    ) -> AbstractAsyncContextManager[Invalidations]: ...
+
+
+class OpenPublisher(Protocol):
+    """Enter to get the publisher saves go through (the app's metrics count its work)."""
+
+    def __call__(self, metrics: Metrics) -> AbstractAsyncContextManager[Publisher]: ...
+
+
+class OpenNaiveStore(Protocol):
+    """Enter to get the naive benchmark route's store, None unless ``bench_naive``."""
+
+    def __call__(self) -> AbstractAsyncContextManager[NaiveStore | None]: ...
 
 
 @asynccontextmanager
@@ -68,22 +107,63 @@ async def open_naive_store(settings: Settings) -> AsyncIterator[MySQLDatabase | 
 
 @dataclass(frozen=True, slots=True)
 class Adapters:
-    """What the API runs on: Redis, MySQL (one database or shards) and the broker."""
+    """Every port the API's use cases depend on: adapters on the servers (``open_adapters``)
+    or in-memory fakes (``service.main.fakes``)."""
 
-    cache: RedisCache
-    db: AnyDatabase
-    broker: RabbitBroker
+    form_cache: FormCache
+    open_publisher: OpenPublisher
+    database: Database
+    open_naive_store: OpenNaiveStore
+    login_failures: LoginFailures
+    staff: StaffPorts
+    catalogue_tables: CatalogueTables
+    catalogue_copies: CatalogueCopies
+    open_broadcast: OpenBroadcast
+    candidates: CandidateSink
+    exams: ExamCache
+    import_jobs: JobTable
+    probes: Mapping[str, Callable[[], Awaitable[None]]]
 
 
 @asynccontextmanager
-async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapters]:
+async def _open_servers(
+    settings: Settings, names: Names
+) -> AsyncIterator[tuple[RedisCache, AnyDatabase, RabbitBroker]]:
     """None of them waits for its server: a process starts (not ready) while one is down."""
     async with (
         open_cache(settings, names) as cache,
         open_database(settings) as db,
         open_broker(settings, names) as broker,
     ):
-        yield Adapters(cache, db, broker)
+        yield cache, db, broker
+
+
+@asynccontextmanager
+async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapters]:
+    """The API's adapters on Redis, MySQL (one database or shards) and the broker."""
+    async with _open_servers(settings, names) as (cache, db, broker):
+
+        def broadcast(
+            on_keys: Callable[[list[str]], None] | None,
+            on_reset: Callable[[], None] | None,
+        ) -> AbstractAsyncContextManager[Invalidations]:
+            return open_broadcast(broker, names, settings.broker_timeout_s, on_keys, on_reset)
+
+        yield Adapters(
+            form_cache=cache,
+            open_publisher=lambda metrics: open_save_publisher(settings, broker, names, metrics),
+            database=db,
+            open_naive_store=lambda: open_naive_store(settings),
+            login_failures=cache,
+            staff=StaffTables(db),
+            catalogue_tables=catalogue_mysql.CatalogueTables(db),
+            catalogue_copies=cache,
+            open_broadcast=broadcast,
+            candidates=db,
+            exams=cache,
+            import_jobs=ImportJobs(db),
+            probes={"redis": cache.ping, "broker": broker.ping, "mysql": db.ping},
+        )
 
 
 @asynccontextmanager
@@ -109,16 +189,16 @@ def create_app(settings: Settings, adapters: Adapters | None = None) -> web.Appl
                 opened = await stack.enter_async_context(open_adapters(settings, names))
             else:
                 opened = adapters
-            yield await stack.enter_async_context(_services(app, settings, names, opened))
+            yield await stack.enter_async_context(_services(app, settings, opened))
 
     return build_app(settings, names, services)
 
 
 @asynccontextmanager
 async def _services(
-    app: web.Application, settings: Settings, names: Names, adapters: Adapters
+    app: web.Application, settings: Settings, adapters: Adapters
 ) -> AsyncIterator[Services]:
-    cache, db, broker = adapters.cache, adapters.db, adapters.broker
+    a = adapters
     local: LocalCache[Any] = LocalCache(settings.catalogue_local_entries, settings.catalogue_ttl_s)
     exams: LocalCache[dict[str, Any] | None] = LocalCache(
         settings.exam_local_entries, settings.exam_local_ttl_s
@@ -134,41 +214,42 @@ async def _services(
         exams.invalidate_all()
 
     async with (
-        open_broadcast(broker, names, settings.broker_timeout_s, on_keys, on_reset) as broadcast,
-        open_save_publisher(settings, broker, names, app[keys.METRICS]) as publisher,
-        open_naive_store(settings) as naive_db,
+        a.open_broadcast(on_keys, on_reset) as broadcast,
+        a.open_publisher(app[keys.METRICS]) as publisher,
+        a.open_naive_store() as naive_store,
     ):
         catalogue = Catalogue(
-            CatalogueTables(db), cache, local, settings.catalogue_redis_ttl_s, broadcast
+            a.catalogue_tables, a.catalogue_copies, local, settings.catalogue_redis_ttl_s, broadcast
         )
-        staff = StaffTables(db)
-        jobs = ImportJobs(db)
         # The catalogue's multi-level cache holds the batches: no second cache in front.
         batches = BatchWindows(catalogue, 0.0, on_miss=catalogue.reload_batches)
         passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
+        sinks = Sinks(a.candidates, a.exams, a.staff, a.import_jobs, broadcast.publish)
         yield Services(
-            forms=Forms(cache, publisher, db, batches, catalogue),
+            forms=Forms(a.form_cache, publisher, a.database, batches, catalogue),
             accounts=Accounts(
-                db,
-                cache,
+                a.database,
+                a.form_cache,
                 passwords,
                 app[keys.SIGNER],
                 settings.token_ttl_s,
-                staff=staff,
+                staff=a.staff,
                 exams=exams,
                 guard=LoginGuard(
-                    cache, settings.login_failures_limit, settings.login_failures_window_s
+                    a.login_failures,
+                    settings.login_failures_limit,
+                    settings.login_failures_window_s,
                 ),
             ),
             catalogue=catalogue,
-            schools=Schools(staff, db),
-            importer=Importer(Sinks(db, cache, staff, jobs, broadcast.publish), settings),
-            import_jobs=jobs,
+            schools=Schools(a.staff, a.database),
+            importer=Importer(sinks, settings),
+            import_jobs=a.import_jobs,
             probes=Probes(
-                {"redis": cache.ping, "broker": broker.ping, "mysql": db.ping},
+                dict(a.probes),
                 timeout_s=min(settings.redis_timeout_s, settings.mysql_timeout_s),
             ),
-            naive=None if naive_db is None else NaiveForms(naive_db, batches, catalogue),
+            naive=None if naive_store is None else NaiveForms(naive_store, batches, catalogue),
         )
 
 
@@ -176,8 +257,8 @@ async def _services(
 async def open_import_sinks(settings: Settings, names: Names) -> AsyncIterator[Sinks]:
     """``volreg import``: the importer's sinks, announcing changed keys to API processes."""
     async with (
-        open_adapters(settings, names) as adapters,
-        open_broadcast(adapters.broker, names, settings.broker_timeout_s) as broadcast,
+        _open_servers(settings, names) as (cache, db, broker),
+        open_broadcast(broker, names, settings.broker_timeout_s) as broadcast,
     ):
 
         async def announce(changed: list[str]) -> None:
@@ -187,8 +268,7 @@ async def open_import_sinks(settings: Settings, names: Names) -> AsyncIterator[S
                 raise Unavailable("broker not reachable") from None
             await broadcast.publish(changed)
 
-        db = adapters.db
-        yield Sinks(db, adapters.cache, StaffTables(db), ImportJobs(db), announce)
+        yield Sinks(db, cache, StaffTables(db), ImportJobs(db), announce)
 
 
 async def create_staff_account(
@@ -224,7 +304,11 @@ async def publish_keys(
             log.warning("broker not reachable: API processes see the change within their TTL")
         local: LocalCache[object] = LocalCache(1, 0.0)
         catalogue = Catalogue(
-            CatalogueTables(db), cache, local, settings.catalogue_redis_ttl_s, broadcast
+            catalogue_mysql.CatalogueTables(db),
+            cache,
+            local,
+            settings.catalogue_redis_ttl_s,
+            broadcast,
         )
         outcome = await catalogue.published(changed)
         if not all(outcome.values()):

@@ -66,15 +66,17 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def flushes(metrics: Metrics, reason: str) -> float:
-    return metrics.group_flushes.labels(reason)._value.get()
+    value = metrics.registry.get_sample_value(metric_names.METRIC_GROUP_FLUSHES, {"reason": reason})
+    return value or 0.0
 
 
 def records_histogram(metrics: Metrics) -> tuple[float, float]:
     """(messages published, records they carried)."""
-    samples = {s.name: s.value for s in metrics.group_records.collect()[0].samples}
-    return samples["volreg_publish_batch_records_count"], samples[
-        "volreg_publish_batch_records_sum"
-    ]
+    count, total = (
+        metrics.registry.get_sample_value(f"{metric_names.METRIC_GROUP_RECORDS}_{k}") or 0.0
+        for k in ("count", "sum")
+    )
+    return count, total
 
 
 class HeldBroker:
@@ -248,7 +250,8 @@ async def test_a_batch_whose_confirm_fails_answers_503_to_every_save_and_shows_n
         group_max_records=8,
         group_window_ms=60_000,
     )
-    metrics = client.server.app[keys.METRICS]
+    assert client.app is not None
+    metrics = client.app[keys.METRICS]
     headers = await login(client, candidate)
     url = form_url(candidate)
     resp = await client.put(url, json={"choices": choices(2, 1)}, headers=headers)

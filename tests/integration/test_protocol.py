@@ -194,7 +194,7 @@ async def test_a_batch_that_crashes_the_writer_goes_back_to_the_broker(
     limited = dataclasses.replace(settings, delivery_limit=2)
     async with isolated(limited, db, cache) as harness:
         flaky = FailingDatabase(db, failures)
-        writer = FormWriter(flaky, harness.settings, Metrics())  # type: ignore[arg-type]
+        writer = FormWriter(flaky, harness.settings, Metrics())
         key = fresh_key()
         record = FormRecord(key.candidate_id, key.batch, 9, 9, STATUS_SAVED, codec.pack([9]))
         await harness.broker.publish(record)

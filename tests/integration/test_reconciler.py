@@ -10,6 +10,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import aiohttp
 import pytest
@@ -132,7 +133,7 @@ async def _stage(index: FormIndex, key: FormKey, salt: int) -> FormRecord:
     )
 
 
-def _reconciler(index: FormIndex, archive: FormArchive, s: Settings, **kw: object) -> Reconciler:
+def _reconciler(index: FormIndex, archive: FormArchive, s: Settings, **kw: Any) -> Reconciler:
     return Reconciler(index, archive, dataclasses.replace(s, **kw) if kw else s)
 
 

@@ -39,7 +39,8 @@ def _nginx() -> str:
         (p for p in ("/usr/sbin/nginx", "/sbin/nginx") if os.access(p, os.X_OK)), None
     )
     if found is None:
-        pytest.skip("nginx is not installed (scripts/ensure-deps.sh installs Debian's nginx)")
+        # make test runs scripts/ensure-deps.sh, which installs it: missing means broken set-up.
+        pytest.fail("nginx is not installed (scripts/ensure-deps.sh installs Debian's nginx)")
     return found
 
 

@@ -25,7 +25,7 @@ from service.core.errors import Forbidden, Unauthorized, ValidationFailed, Volre
 from service.core.ids import id_problem
 from service.core.tokens import BadToken, Claims
 from service.forms.save import Saved, choices_of, iso_us
-from service.http import keys, staff_keys
+from service.http import keys
 from service.http.body import decode_json, read_body, read_json
 from service.http.patterns import BATCH, IDEMPOTENCY_KEY
 from service.http.respond import json_response
@@ -62,7 +62,7 @@ async def _candidate(request: web.Request) -> str:
     if problem:
         raise _invalid("path.candidate_id", problem)
     if claims.role == ROLE_TEACHER and request.method == "GET":
-        await request.app[staff_keys.SCHOOLS].require_reader(claims.school, candidate_id)
+        await request.app[keys.SCHOOLS].require_reader(claims.school, candidate_id)
         return candidate_id
     if claims.role != ROLE_CANDIDATE or claims.subject != candidate_id:
         raise Forbidden("this token does not reach that candidate's records")

@@ -15,8 +15,8 @@ from service.core.errors import NotFound, ValidationFailed
 from service.http import keys
 from service.http.body import read_json
 from service.http.endpoints.candidates import require_role
+from service.http.keys import CATALOGUE
 from service.http.params import path_param
-from service.http.staff_keys import CATALOGUE
 
 _INSTITUTION = re.compile(r"^[0-9]{5}$")
 _BATCH = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")

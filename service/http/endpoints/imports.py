@@ -11,8 +11,8 @@ from service.accounts.login import ROLE_ADMIN
 from service.core.errors import NotFound
 from service.http import keys
 from service.http.endpoints.candidates import require_role
+from service.http.keys import IMPORT_JOBS, IMPORTER
 from service.http.params import path_param, query_param
-from service.http.staff_keys import IMPORT_JOBS, IMPORTER
 from service.imports.pipeline import Options
 from service.imports.sources import StreamSource
 

@@ -9,8 +9,8 @@ from aiohttp import web
 from schemas import urls
 from service.accounts.login import ROLE_ADMIN, ROLE_TEACHER
 from service.http.endpoints.candidates import require_role
+from service.http.keys import SCHOOLS
 from service.http.params import invalid, path_param, query_param
-from service.http.staff_keys import SCHOOLS
 from service.schools.schools import FILINGS, PAGE_MAX, Schools
 
 _SCHOOL = re.compile(r"^[0-9]{1,16}$")

@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 # Short enough that a replica takes over within a few seconds of its master dying.
@@ -37,6 +38,10 @@ def spare_ports(count: int) -> list[int]:
         if port not in ports and _free(port) and _free(port + 10000):
             ports.append(port)
     return ports
+
+
+def _pong(port: int) -> bool:
+    return cli(port, "PING").strip() == "PONG"
 
 
 def cli(port: int, *args: str, timeout: float = 10.0) -> str:
@@ -86,9 +91,7 @@ class RedisCluster:
                 stderr=subprocess.DEVNULL,
             )  # fmt: skip
         for port in self.ports:
-            self._wait(
-                lambda p=port: cli(p, "PING").strip() == "PONG", f"node {port} did not start"
-            )
+            self._wait(partial(_pong, port), f"node {port} did not start")
         subprocess.run(
             [
                 "redis-cli", "--cluster", "create",

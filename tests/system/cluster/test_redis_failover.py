@@ -63,7 +63,7 @@ async def test_master_killed_during_saves_loses_nothing_acknowledged(
     on_victim = {k for k in keys if cluster.master_of(_slot(names, k.candidate_id)) == victim}
     assert 0 < len(on_victim) < len(keys), "the keys must span the dying master and others"
 
-    acked: dict[FormKey, int] = {}
+    acked: dict[FormKey, tuple[int, list[dict[str, Any]]]] = {}  # newest (version, choices)
     outcomes: list[tuple[float, FormKey, bool]] = []
     failed_over_at: list[float] = []
 
@@ -73,16 +73,16 @@ async def test_master_killed_during_saves_loses_nothing_acknowledged(
         while not failed_over_at or time.monotonic() < failed_over_at[0] + _AFTER_FAILOVER_S:
             key = rng.choice(keys)
             n += 1
+            body = choices(1 + n % 4, worker * 10_000 + n)
             try:
-                saved = await forms.save(
-                    key, parse_form({"choices": choices(1 + n % 4, n)}), None, datetime.now()
-                )
+                saved = await forms.save(key, parse_form({"choices": body}), None, datetime.now())
             except Unavailable:  # the 503 a client sees; it retries
                 outcomes.append((time.monotonic(), key, False))
                 await asyncio.sleep(0.05)
                 continue
             outcomes.append((time.monotonic(), key, True))
-            acked[key] = max(acked.get(key, 0), saved.version)
+            if saved.version > acked.get(key, (0, []))[0]:
+                acked[key] = (saved.version, body)
 
     load = asyncio.gather(*(saver(w) for w in range(_WORKERS)))
     try:
@@ -102,8 +102,8 @@ async def test_master_killed_during_saves_loses_nothing_acknowledged(
 
     # Nothing acknowledged is lost: MySQL holds every acknowledged version (or a newer one,
     # from a save whose broker confirm came before its Redis commit failed).
-    for key, version in acked.items():
-        await wait_for_mysql(db, key, version, timeout=60)
+    for key, (version, body) in acked.items():
+        await wait_for_mysql(db, key, version, timeout=60, choices=body)
 
     deadline = time.monotonic() + 20
     while (await client.get("/health/ready")).status != 200:

@@ -70,7 +70,8 @@ def _record(candidate_id: str, version: int, salt: int = 0) -> FormRecord:
 
 def _on_both_shards(count: int) -> list[str]:
     """Candidates, half of them in shards 0-127 and half in 128-255."""
-    low, high = [], []
+    low: list[str] = []
+    high: list[str] = []
     sequence = 0
     while len(low) < count // 2 or len(high) < count // 2:
         cid = make_id(320102, f"200701{1 + sequence // 1000 % 28:02d}", sequence % 1000)
@@ -217,6 +218,7 @@ async def test_a_shard_down_holds_its_rows_in_the_queue_until_it_is_back(
         assert not writing.done(), "the batch must wait for the missing shard, unacked"
         low_side = ids[: len(ids) // 2]
         for i, cid in enumerate(low_side):  # the healthy shard took its rows already
+            assert isinstance(db, ShardedDatabase)
             record = await db.part_of(cid).get_form(FormKey(cid, OPEN_BATCH))
             assert record is not None and record.version == 3_000 + i
 
