@@ -18,6 +18,7 @@ from schemas import messages
 from schemas.http import parse_form
 from schemas.records import STATUS_SAVED, FormKey, FormRecord
 from service.core import codec
+from service.core import names as metric_names
 from service.core.ids import make_id
 from service.core.metrics import Metrics
 from service.core.names import Names, names_of
