@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from importlib import resources
 from typing import Any, TypeVar, cast
@@ -82,10 +82,20 @@ class RedisCache:
             if inspect.iscoroutine(aw):
                 aw.close()  # not started when the wait for a slot timed out
 
+    async def _piped(self, aw: Awaitable[T]) -> T:
+        """A call on the multiplexed connection, which times its replies out itself."""
+        try:
+            return await aw
+        except self._errors as exc:
+            raise StoreUnavailable from exc
+
+    def _caller(self) -> Callable[[Awaitable[T]], Awaitable[T]]:
+        return self._piped if self._pipe is not None else self._call
+
     async def stage(self, key: FormKey, idem: str | None, fingerprint: str) -> Reserved | Replay:
         keys = [self._names.form_key(key), self._idem_key(key, idem)]
         args = ["1" if idem else "0", fingerprint, _PENDING_TTL_S]
-        reply = await self._call(self._stage(keys=keys, args=args))
+        reply = await self._caller()(self._stage(keys=keys, args=args))
         if reply[0] == b"idem":
             return Replay(reply[1].decode())
         return Reserved(version=int(reply[1]), now_us=int(reply[2]))
@@ -98,7 +108,7 @@ class RedisCache:
 
     async def _apply(self, record: FormRecord, idem: str | None, idem_result: str) -> bool:
         keys, args = self._commit_args([record], idem, idem_result)
-        reply = await self._call(self._commit(keys=keys, args=args))
+        reply = await self._caller()(self._commit(keys=keys, args=args))
         return bool(reply[0])
 
     def _commit_args(
@@ -118,18 +128,18 @@ class RedisCache:
     async def _get(self, key: str) -> bytes | None:
         """GET on the multiplexed connection when there is one (the pool otherwise)."""
         if self._pipe is not None:
-            return cast(bytes | None, await self._call(self._pipe.execute("GET", key)))
+            return cast(bytes | None, await self._piped(self._pipe.execute("GET", key)))
         return cast(bytes | None, await self._call(self._r.get(key)))
 
     async def release_idempotency(self, key: FormKey, idem: str) -> None:
         name = self._names.idempotency_key(key, idem)
         if self._pipe is not None:
-            await self._call(self._pipe.execute("DEL", name))
+            await self._piped(self._pipe.execute("DEL", name))
         else:
             await self._call(self._r.delete(name))
 
     async def read(self, key: FormKey) -> FormRecord | None:
-        reply = await self._call(self._read(keys=[self._names.form_key(key)]))
+        reply = await self._caller()(self._read(keys=[self._names.form_key(key)]))
         if not reply:
             return None
         return FormRecord(
