@@ -35,6 +35,11 @@ class Node:
         return self.cores * self.utilization
 
 
+def _count(cores: float, per_unit: float) -> int:
+    """Units needed, at least one (a rounding error must not add a node)."""
+    return max(1, math.ceil(cores / per_unit - 1e-9))
+
+
 def _cpu(report: dict[str, Any], scenario: str, role: str) -> float:
     s = report["scenarios"].get(scenario) or {}
     value = (s.get("cpu_ms_per_request") or {}).get(role)
@@ -45,7 +50,7 @@ def _cpu(report: dict[str, Any], scenario: str, role: str) -> float:
 
 def _row(what: str, rate: float, ms: float, per_node: float, unit: str) -> tuple[str, float]:
     cores = rate * ms / 1000
-    count = max(1, math.ceil(cores / per_node))
+    count = _count(cores, per_node)
     return (
         f"| {what} | {rate:,.0f}/s x {ms:.3f} ms = {cores:,.1f} cores "
         f"| / {per_node:.1f} per {unit} | **{count}** |",
@@ -68,7 +73,7 @@ def plan(report: dict[str, Any], saves: float, queries: float, node: Node) -> li
     read_redis = sum(_cpu(report, n, "redis") for n in read_scenarios) / len(read_scenarios)
     api_row, api_cores = _row("API, saves", saves, _cpu(report, "save", "api"), node.budget, "node")
     read_row, read_cores = _row("API, queries", queries, read_api, node.budget, "node")
-    api_nodes = max(1, math.ceil((api_cores + read_cores) / node.budget))
+    api_nodes = _count(api_cores + read_cores, node.budget)
     out += [
         api_row,
         read_row,
@@ -76,13 +81,17 @@ def plan(report: dict[str, Any], saves: float, queries: float, node: Node) -> li
     ]
     out.append(_row("consumers", saves, _cpu(report, "save", "consumer"), node.budget, "node")[0])
     broker_ms = _cpu(report, "save", "broker") * QUORUM_REPLICAS
-    broker_row, _ = _row(
-        f"broker (x{QUORUM_REPLICAS} quorum replicas)", saves, broker_ms, node.budget, "node"
+    broker_cores = saves * broker_ms / 1000
+    brokers = _count(broker_cores, node.budget)
+    out.append(
+        f"| broker (x{QUORUM_REPLICAS} quorum replicas) | {saves:,.0f}/s x {broker_ms:.3f} ms "
+        f"= {broker_cores:,.1f} cores | / {node.budget:.1f} per node "
+        f"| **{max(QUORUM_REPLICAS, brokers)}** (CPU: {brokers}; a quorum needs "
+        f"{QUORUM_REPLICAS}) |"
     )
-    out.append(broker_row.replace("| **1** |", "| **3** (a quorum needs 3) |"))
     redis_ms_save = _cpu(report, "save", "redis")
     redis_cores = (saves * redis_ms_save + queries * read_redis) / 1000
-    shards = max(1, math.ceil(redis_cores / node.utilization))
+    shards = _count(redis_cores, node.utilization)
     out.append(
         f"| Redis | {saves:,.0f} x {redis_ms_save:.3f} + {queries:,.0f} x {read_redis:.3f} ms "
         f"= {redis_cores:,.1f} cores | / {node.utilization:.1f} per shard | **{shards}** "
@@ -110,7 +119,7 @@ def plan(report: dict[str, Any], saves: float, queries: float, node: Node) -> li
             _row("MySQL CPU", saves, _cpu(report, "naive", "mysql"), node.budget, "primary")[0],
             f"| MySQL commits | {saves:,.0f} x {naive_commits:.2f} = {need:,.0f} commits/s "
             f"| {MYSQL_PRIMARY_COMMITS_S:,}/s per primary "
-            f"| **{math.ceil(need / MYSQL_PRIMARY_COMMITS_S)}** primaries (sharded writes) |",
+            f"| **{_count(need, MYSQL_PRIMARY_COMMITS_S)}** primaries (sharded writes) |",
         ]
     return out
 
