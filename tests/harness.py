@@ -43,7 +43,7 @@ async def isolated(
     base: Settings,
     db: AnyDatabase,
     cache: RedisCache,
-    wrap: Callable[[Publisher], Publisher] = lambda p: p,
+    wrap: Callable[[RabbitBroker], Publisher] = lambda p: p,
     consume: bool = True,
 ) -> AsyncIterator[Harness]:
     """Forms on the shared Redis/MySQL but with queues of their own, consumed only by the test

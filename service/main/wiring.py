@@ -13,7 +13,6 @@ from contextlib import (
     AbstractAsyncContextManager,
     AsyncExitStack,
     asynccontextmanager,
-    nullcontext,
 )
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -42,6 +41,7 @@ from service.core.passwords import Passwords
 from service.core.ports import Batch, Database, FormCache, LoginAttempts, Publisher
 from service.core.settings import Settings
 from service.core.shard_guard import ShardGuard
+from service.forms.group_commit import open_save_publisher
 from service.forms.save import Forms
 from service.forms.windows import BatchWindows
 from service.http import keys
@@ -52,6 +52,7 @@ from service.imports.jobs import JobTable
 from service.imports.mysql import ImportJobs
 from service.imports.pipeline import CandidateSink, ExamCache, Importer, Sinks, StaffSink
 from service.schools.schools import Schools, SchoolTables
+from service.storage.mysql_db import MySQLDatabase, connect_one
 from service.storage.mysql_migrate import check_shard_count
 from service.storage.mysql_parts import AnyDatabase, open_database
 from service.storage.rabbit import RabbitBroker, open_broker
@@ -88,6 +89,23 @@ class OpenNaiveStore(Protocol):
     """Enter to get the naive benchmark route's store, None unless ``bench_naive``."""
 
     def __call__(self) -> AbstractAsyncContextManager[NaiveStore | None]: ...
+
+
+@asynccontextmanager
+async def open_naive_store(settings: Settings) -> AsyncIterator[MySQLDatabase | None]:
+    """The naive route's own MySQL pool, sized to the load's concurrency (a naive design
+    would size it so: sharing the API's small pool would understate it), with its table
+    created before any load arrives. None unless ``bench_naive`` is set."""
+    if not settings.bench_naive:
+        yield None
+        return
+    sized = dataclasses.replace(settings, mysql_pool_size=settings.bench_naive_pool_size)
+    async with connect_one(sized) as db:
+        try:
+            await db.create_naive_table()
+        except Unavailable as exc:  # created on first save instead
+            log.warning("naive benchmark table not created yet: %s", exc)
+        yield db
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,9 +157,9 @@ async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapt
 
         yield Adapters(
             form_cache=cache,
-            open_publisher=lambda _metrics: nullcontext(broker),
+            open_publisher=lambda metrics: open_save_publisher(settings, broker, names, metrics),
             database=db,
-            open_naive_store=lambda: nullcontext(db if settings.bench_naive else None),
+            open_naive_store=lambda: open_naive_store(settings),
             login_attempts=cache,
             token_generations=cache,
             staff=StaffTables(db),

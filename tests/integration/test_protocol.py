@@ -21,8 +21,10 @@ from service.core.names import names_of
 from service.core.ports import Publisher
 from service.core.settings import Settings
 from service.forms.consumer import FormWriter
+from service.forms.group_commit import GroupPolicy, GroupPublisher
 from service.forms.save import Saved
 from service.storage.mysql_db import MySQLDatabase
+from service.storage.rabbit import RabbitBroker
 from service.storage.redis_cache import RedisCache
 from tests.harness import Harness, isolated
 from tests.support import OPEN_BATCH, choices, wait_for_mysql
@@ -51,14 +53,20 @@ class GatedPublisher:
         await self.inner.ping()
 
 
-@pytest.fixture
+@pytest.fixture(params=[False, True], ids=["one-per-message", "group-commit"])
 async def gated(
-    settings: Settings, db: MySQLDatabase, cache: RedisCache
+    request: pytest.FixtureRequest, settings: Settings, db: MySQLDatabase, cache: RedisCache
 ) -> AsyncIterator[tuple[Harness, GatedPublisher]]:
+    """The gate in front of the real publisher, or of group commit on top of it (the saves
+    then travel in batch messages)."""
     holder: list[GatedPublisher] = []
+    names = names_of(settings)
 
-    def wrap(inner: Publisher) -> Publisher:
-        holder.append(GatedPublisher(inner))
+    def wrap(inner: RabbitBroker) -> Publisher:
+        publisher: Publisher = inner
+        if request.param:
+            publisher = GroupPublisher(inner, names.queue_index, GroupPolicy())
+        holder.append(GatedPublisher(publisher))
         return holder[0]
 
     async with isolated(settings, db, cache, wrap) as harness:

@@ -5,12 +5,21 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+import orjson
 from aiohttp import web
 
 from schemas import urls
-from schemas.http import CandidateLogin, FormBody, Problem, parse_form, parse_login
+from schemas.http import (
+    CandidateLogin,
+    FormBody,
+    Problem,
+    parse_form,
+    parse_form_json,
+    parse_login,
+)
 from schemas.records import FormKey
 from service.accounts.login import ROLE_ADMIN, ROLE_CANDIDATE, ROLE_TEACHER
+from service.core import codec
 from service.core.errors import Forbidden, Unauthorized, ValidationFailed, VolregError
 from service.core.ids import id_problem
 from service.core.metrics import exposition
@@ -18,7 +27,7 @@ from service.core.token_keys import is_metrics_token
 from service.core.tokens import BadToken, Claims
 from service.forms.save import Saved, choices_of, iso_us
 from service.http import keys
-from service.http.body import body_limits, read_json
+from service.http.body import body_limits, decode_json, read_body, read_json
 from service.http.clients import Network, client_address
 from service.http.patterns import BATCH, IDEMPOTENCY_KEY
 from service.http.respond import json_response
@@ -114,13 +123,22 @@ async def get_exam(request: web.Request) -> web.Response:
 
 async def get_form(request: web.Request) -> web.Response:
     record = await request.app[keys.FORMS].read(await _form_key(request))
-    return json_response(
+    meta = orjson.dumps(
         {
-            "choices": choices_of(record),
             "version": record.version,
             "updated_at": iso_us(record.updated_us),
             "status": record.status,
         }
+    )
+    choices = codec.inflate_json(record.payload)
+    if not (choices.startswith(b"[") and choices.endswith(b"]")):
+        # Not the JSON list the save path stores: go the long way (it raises if unreadable).
+        choices = orjson.dumps(choices_of(record))
+    # The stored choices are compact JSON already: spliced in, not parsed and encoded again.
+    return web.Response(
+        body=b'{"choices":' + choices + b"," + meta[1:],
+        content_type="application/json",
+        charset="utf-8",
     )
 
 
@@ -131,9 +149,9 @@ async def parse_save(request: web.Request) -> tuple[FormKey, FormBody, str | Non
     idem = request.headers.get("Idempotency-Key")
     if idem is not None and not IDEMPOTENCY_KEY.fullmatch(idem):
         raise _invalid("header.Idempotency-Key", "must be 1-128 visible ASCII characters")
-    data = await read_json(request, *body_limits(request))
+    raw = await read_body(request, *body_limits(request))
     try:
-        form = parse_form(data)
+        form = parse_form_json(raw) or parse_form(decode_json(raw))
     except Problem as exc:
         raise _validated(exc) from None
     return key, form, idem
