@@ -87,12 +87,11 @@ write_config() {
 		# gRPC clients never create topics; scripts/rocketmq.sh and the service create theirs.
 		autoCreateTopicEnable=false
 		autoCreateSubscriptionGroup=true
-		# Transactional half messages nobody committed are checked back after this long.
-		transactionTimeOut=6000
-		transactionCheckInterval=5000
 		sendMessageThreadPoolNums=2
 		useReentrantLockWhenPutMessage=true
 	EOF
+	# useEndpointPortFromRequest: routes name the address the client asked through (a load
+	# balancer, or the test suite's cuttable proxy), not the proxy's own port.
 	cat >"$HOME_DIR/conf/proxy.json" <<-EOF
 		{
 		  "rocketMQClusterName": "$CLUSTER",
@@ -102,7 +101,8 @@ write_config() {
 		  "namesrvAddr": "127.0.0.1:$NAMESRV_PORT",
 		  "minInvisibleTimeMillsForRecv": 1000,
 		  "grpcClientConsumerMinLongPollingTimeoutMillis": 500,
-		  "enableTopicMessageTypeCheck": true
+		  "enableTopicMessageTypeCheck": true,
+		  "useEndpointPortFromRequest": true
 		}
 	EOF
 }
@@ -166,11 +166,10 @@ create_topic() {
 }
 
 # topics PREFIX COUNT: a queue prefix's topics, named as service/adapters/rocket.py names them:
-# one per shard group, the dead letters, the probe. A topic takes one message type: TRANSACTION
-# when VOLREG_ROCKETMQ_TRANSACTIONS is on (half messages), NORMAL otherwise.
+# one per shard group, the dead letters, the probe, all of message type NORMAL (a topic takes
+# one type; a gRPC producer's messages must match it).
 topics() {
 	local prefix=$1 count=$2 i names=() type=NORMAL
-	case ${VOLREG_ROCKETMQ_TRANSACTIONS:-0} in 1 | true | yes | on) type=TRANSACTION ;; esac
 	# The broker keeps its topics in the store; so does this stamp (each admin call is a JVM).
 	local stamp="$HOME_DIR/store/.topics-$prefix-$count-$type"
 	if [ -f "$stamp" ]; then

@@ -11,8 +11,8 @@ from contextlib import AsyncExitStack
 import uvloop
 from aiohttp import web
 
+from service.adapters.brokers import open_form_broker
 from service.adapters.mysql_db import open_database
-from service.adapters.rabbit import open_broker
 from service.consumer import FormWriter
 from service.http.app import create_app, names_of
 from service.logs import configure
@@ -74,7 +74,7 @@ async def _consume(settings: Settings) -> None:
     inbox: asyncio.Queue[Inbound] = asyncio.Queue()
     async with AsyncExitStack() as stack:
         db = await stack.enter_async_context(open_database(settings))
-        broker = await stack.enter_async_context(open_broker(settings, names))
+        broker = await stack.enter_async_context(open_form_broker(settings, names))
         writer = FormWriter(db, settings, Metrics())
         while not stop.is_set():
             try:
@@ -84,7 +84,7 @@ async def _consume(settings: Settings) -> None:
                 continue
         if not stop.is_set():
             await broker.consume(inbox.put)
-            log.info("consuming %s", ", ".join(names.all_queues))
+            log.info("consuming from %s (shard groups: %d)", settings.broker, names.queues)
         # On stop the batch in hand is written and acked; whatever else was prefetched is
         # unacked, so the broker redelivers it (harmless: upserts are version-guarded).
         await writer.run(inbox, stop)

@@ -35,8 +35,6 @@ class Settings:
     rocketmq_broker_addr: str = "127.0.0.1:20911"
     # A received message not acked within this many seconds is delivered again.
     rocketmq_invisible_s: int = 30
-    # Publish as transactional half messages, committed after the Redis commit (see README).
-    rocketmq_transactions: bool = False
     mysql_dsn: str = "mysql://volreg@127.0.0.1:3306/volreg"
     # Shard map "0-127=mysql://...,128-255=mysql://..."; when set, mysql_dsn is not used.
     mysql_shards: str = ""

@@ -15,9 +15,9 @@ import pytest
 import redis.asyncio as redis
 from aiohttp.test_utils import TestClient, TestServer
 
+from service.adapters.brokers import open_form_broker
 from service.adapters.mysql_db import MySQLDatabase, open_database
 from service.adapters.mysql_migrate import drop_database, migrate
-from service.adapters.rabbit import open_broker
 from service.adapters.redis_cache import RedisCache, open_cache
 from service.consumer import FormWriter
 from service.domain.passwords import Passwords
@@ -25,6 +25,7 @@ from service.http.app import create_app, names_of
 from service.metrics import Metrics
 from service.ports import Batch, Inbound
 from service.settings import Settings
+from tests.brokers import FrozenBroker, on_rocketmq
 from tests.proxy import Proxy
 from tests.staff_support import seed_catalogue, seed_staff
 from tests.support import CLOSED_BATCH, DEMO_ID, OPEN_BATCH, OTHER_ID, PASSWORD, make_settings
@@ -83,6 +84,10 @@ async def _cleanup(s: Settings) -> None:
                 await channel.queue_delete(queue)
             for exchange in (names.exchange, names.dead_letter_exchange):
                 await channel.exchange_delete(exchange)
+    if on_rocketmq(s):
+        from service.adapters import rocket
+
+        await rocket.delete_topology(s, names_of(s))
 
 
 @pytest.fixture(scope="session")
@@ -100,8 +105,8 @@ async def cache(settings: Settings) -> AsyncIterator[RedisCache]:
 @pytest.fixture(scope="session")
 async def consumer(settings: Settings, db: MySQLDatabase) -> AsyncIterator[None]:
     """An in-process consumer on the run's queues for the whole session."""
-    async with open_broker(settings, names_of(settings)) as broker:
-        await broker.wait_connected(10)
+    async with open_form_broker(settings, names_of(settings)) as broker:
+        await broker.wait_connected(30)
         inbox: asyncio.Queue[Inbound] = asyncio.Queue()
         await broker.consume(inbox.put)
         stop = asyncio.Event()
@@ -153,7 +158,15 @@ async def _proxy(url: str) -> AsyncIterator[Proxy]:
 
 @pytest.fixture
 async def broker_proxy(settings: Settings) -> AsyncIterator[Proxy]:
-    """A cuttable path to the broker; ``proxy.url(settings.amqp_url)`` goes through it."""
+    """A cuttable path to the form broker; ``tests.brokers.through(settings, proxy)`` are the
+    settings that go through it."""
+    if on_rocketmq(settings):
+        frozen = FrozenBroker()
+        try:
+            yield frozen  # type: ignore[misc]
+        finally:
+            await frozen.restore()
+        return
     async with _proxy(settings.amqp_url) as proxy:
         yield proxy
 

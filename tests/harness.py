@@ -7,9 +7,10 @@ import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
+from service.adapters.brokers import open_form_broker
 from service.adapters.mysql_db import MySQLDatabase
-from service.adapters.rabbit import RabbitBroker, open_broker
 from service.adapters.redis_cache import RedisCache
 from service.consumer import FormWriter
 from service.http.app import names_of
@@ -18,12 +19,13 @@ from service.ports import Inbound, Publisher
 from service.settings import Settings
 from service.usecases.batches import BatchWindows
 from service.usecases.forms import Forms
+from tests.brokers import delete_topology
 
 
 @dataclasses.dataclass
 class Harness:
     settings: Settings
-    broker: RabbitBroker
+    broker: Any  # the form broker of the run (tests/brokers.py)
     forms: Forms
     writer: FormWriter
     inbox: asyncio.Queue[Inbound]
@@ -50,7 +52,7 @@ async def isolated(
     (unless ``consume`` is false); ``wrap`` may put a gate in front of the real publisher."""
     settings = dataclasses.replace(base, queue_prefix=f"{base.queue_prefix}-{uuid.uuid4().hex[:6]}")
     names = names_of(settings)
-    async with open_broker(settings, names) as broker:
+    async with open_form_broker(settings, names) as broker:
         await broker.wait_connected(10)
         inbox: asyncio.Queue[Inbound] = asyncio.Queue()
         if consume:
@@ -59,14 +61,4 @@ async def isolated(
         try:
             yield Harness(settings, broker, forms, FormWriter(db, settings, Metrics()), inbox)
         finally:
-            await _delete_queues(broker, settings)
-
-
-async def _delete_queues(broker: RabbitBroker, settings: Settings) -> None:
-    names = names_of(settings)
-    channel = await broker.connection().channel()
-    for queue in [*names.all_queues, names.dead_letter_queue]:
-        await channel.queue_delete(queue)
-    for exchange in (names.exchange, names.dead_letter_exchange):
-        await channel.exchange_delete(exchange)
-    await channel.close()
+            await delete_topology(broker, settings)

@@ -66,6 +66,9 @@ def make_settings(**overrides: Any) -> Settings:
         argon2_time_cost=1,
         argon2_memory_kib=1024,
         consume_wait_ms=10,
+        # `make test-rocketmq`: the same suites on RocketMQ (scripts/rocketmq.sh started it).
+        broker=os.environ.get("VOLREG_TEST_BROKER", "rabbitmq"),
+        rocketmq_invisible_s=10,
     )
     settings = dataclasses.replace(base, **overrides)
     # `make test-cluster` (tests/cluster/topology.py) runs the suites on a Redis Cluster and

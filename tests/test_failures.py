@@ -21,6 +21,7 @@ from service.adapters.mysql_db import MySQLDatabase
 from service.adapters.redis_cache import RedisCache
 from service.domain.ids import make_id
 from service.settings import Settings
+from tests.brokers import through
 from tests.conftest import ClientFactory
 from tests.harness import isolated
 from tests.proxy import Proxy
@@ -59,7 +60,7 @@ async def _wait_ready(client: Client, timeout: float = 20) -> None:
 async def test_broker_down_gives_fast_503_nothing_visible_then_recovers(
     make_client: ClientFactory, consumer: None, settings: Settings, broker_proxy: Proxy
 ) -> None:
-    client = await make_client(amqp_url=broker_proxy.url(settings.amqp_url))
+    client = await make_client(**through(settings, broker_proxy))
     headers = await login(client)
     before = await _save_ok(client, headers, 10)
 

@@ -2,8 +2,8 @@
 the RabbitMQ adapter, over the official gRPC client (``rocketmq-python-client``).
 
 - Routing: one topic per shard group, ``<queue prefix>_forms_<index>`` (RocketMQ topic names
-  allow no dots), of message type NORMAL, or TRANSACTION with ``VOLREG_ROCKETMQ_TRANSACTIONS``
-  (a topic takes one type; the broker has no MIXED in 5.3); one consumer group
+  allow no dots), of message type NORMAL (set explicitly: a gRPC producer must match it);
+  one consumer group
   ``<queue prefix>_consumers``; dead letters in ``<queue prefix>_dead`` with the reason.
 - A publish returns only on a SendReceipt; the broker runs with ``flushDiskType=SYNC_FLUSH``,
   so a receipt means the message was fsynced (scripts/rocketmq.sh).
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import Future
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -34,8 +34,6 @@ from rocketmq import (
     Message,
     Producer,
     SimpleConsumer,
-    TransactionChecker,
-    TransactionResolution,
 )
 from rocketmq.grpc_protocol import Code, QueryRouteRequest
 
@@ -79,9 +77,9 @@ def consumer_group(names: Names) -> str:
 async def create_topology(settings: Settings, names: Names) -> None:
     """The topics this prefix needs (idempotent: the broker updates an existing topic)."""
     timeout = settings.broker_timeout_s
-    kind = "TRANSACTION" if settings.rocketmq_transactions else "NORMAL"
+
     for name in all_topics(names):
-        await rocket_admin.create_topic(settings.rocketmq_broker_addr, name, kind, timeout)
+        await rocket_admin.create_topic(settings.rocketmq_broker_addr, name, "NORMAL", timeout)
     await rocket_admin.create_topic(
         settings.rocketmq_broker_addr, dead_topic(names), "NORMAL", timeout
     )
@@ -113,20 +111,6 @@ def headers_of(properties: Mapping[str, str]) -> dict[str, Any]:
     return headers
 
 
-class _NoLocalTransaction(TransactionChecker):  # type: ignore[misc]
-    """Check-back for half messages this process never resolved (it crashed, or the save
-    failed between the half message and the Redis commit). The answer is the Redis commit:
-    ``on_check`` is set by the broker wrapper; until then the message is rolled back."""
-
-    def __init__(self) -> None:
-        self.on_check: Callable[[Message], TransactionResolution] | None = None
-
-    def check(self, message: Message) -> TransactionResolution:
-        if self.on_check is None:
-            return TransactionResolution.ROLLBACK
-        return self.on_check(message)
-
-
 @dataclass(slots=True)
 class _Clients:
     producer: Producer
@@ -147,7 +131,6 @@ class RocketBroker:
         self._receivers: list[asyncio.Task[None]] = []
         self._handler: Callable[[Inbound], Awaitable[None]] | None = None
         self._in_flight = asyncio.Semaphore(max(1, settings.consume_prefetch))
-        self._checker = _NoLocalTransaction()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
 
@@ -186,7 +169,7 @@ class RocketBroker:
         while self._clients is None:
             try:
                 await create_topology(self._settings, self._names)
-                producer = Producer(self._config(), self._topics, checker=self._checker)
+                producer = Producer(self._config(), self._topics)
                 await asyncio.to_thread(producer.startup)
                 self._clients = _Clients(producer)
             except (rocket_admin.AdminError, Exception) as exc:
@@ -227,9 +210,9 @@ class RocketBroker:
                     producer.client_configuration.rpc_endpoints,
                     req,
                     metadata=producer.sign(),
-                    timeout=self._settings.broker_timeout_s,
+                    timeout=_probe_timeout(self._settings),
                 )
-                res = await self._bridge(future, self._settings.broker_timeout_s)
+                res = await self._bridge(future, _probe_timeout(self._settings))
                 if res.status.code != Code.OK:
                     return False
         except BrokerUnavailable:
@@ -277,49 +260,6 @@ class RocketBroker:
             raise BrokerUnavailable from exc
         await self._bridge(future, self._settings.broker_timeout_s)
 
-    async def publish_half(self, record: FormRecord) -> Any:
-        """A transactional half message: stored (fsynced) but invisible to consumers until
-        ``commit``; the broker checks back with this process (or any producer of the
-        group) about one left unresolved."""
-        producer = self._producer()
-        message = self._message(record)
-
-        def send() -> Any:
-            transaction = producer.begin_transaction()
-            producer.send(message, transaction=transaction)
-            return transaction
-
-        try:
-            async with asyncio.timeout(self._settings.broker_timeout_s):
-                return await asyncio.to_thread(send)
-        except Exception as exc:
-            raise BrokerUnavailable from exc
-
-    async def end_half(self, transaction: Any, commit: bool) -> None:
-        try:
-            async with asyncio.timeout(self._settings.broker_timeout_s):
-                await asyncio.to_thread(transaction.commit if commit else transaction.rollback)
-        except Exception as exc:
-            raise BrokerUnavailable from exc
-
-    def check_back(self, resolve: Callable[[Message], Coroutine[Any, Any, bool]]) -> None:
-        """Answer the broker's check-back for unresolved half messages with ``resolve``
-        (true: commit), run on this adapter's event loop."""
-        loop = self._loop
-
-        def on_check(message: Message) -> TransactionResolution:
-            assert loop is not None
-            try:
-                ok: bool = asyncio.run_coroutine_threadsafe(resolve(message), loop).result(
-                    timeout=self._settings.broker_timeout_s
-                )
-            except Exception:
-                log.exception("transaction check-back failed; the broker asks again later")
-                return TransactionResolution.TRANSACTION_RESOLUTION_UNSPECIFIED
-            return TransactionResolution.COMMIT if ok else TransactionResolution.ROLLBACK
-
-        self._checker.on_check = on_check
-
     async def dead_letter(self, message: Message, reason: str) -> None:
         """Park a message that can never be applied, with the reason, then ack the original."""
         producer = self._producer()
@@ -336,6 +276,38 @@ class RocketBroker:
             raise BrokerUnavailable from exc
         await self._bridge(future, self._settings.broker_timeout_s)
         await self.ack(message)
+
+    async def dead_letters(self, count: int, timeout: float) -> list[dict[str, Any]]:
+        """Read (and ack) up to ``count`` parked messages' properties, waiting at most
+        ``timeout``: operators see each one's reason in ``x-volreg-reason``."""
+        reader = SimpleConsumer(
+            self._config(),
+            f"{self._names.queue_prefix}_dead_readers",
+            {dead_topic(self._names): FilterExpression()},
+            await_duration=_RECEIVE_WAIT_S,
+        )
+        await asyncio.to_thread(reader.startup)
+        found: list[dict[str, Any]] = []
+        try:
+            async with asyncio.timeout(timeout):
+                while len(found) < count:
+                    wanted = count - len(found)
+                    try:
+                        received = await asyncio.wrap_future(
+                            reader.receive_async(wanted, self._settings.rocketmq_invisible_s)
+                        )
+                    except Exception as exc:  # e.g. the proxy has no settings for it yet
+                        log.debug("dead-letter read failed, trying again: %s", exc)
+                        await asyncio.sleep(_RETRY_SOON_S / 4)
+                        continue
+                    for message in received or []:
+                        found.append(headers_of(message.properties or {}))
+                        await asyncio.wrap_future(reader._ack_async(message))
+        except TimeoutError:
+            pass
+        finally:
+            await asyncio.to_thread(reader.shutdown)
+        return found
 
     # --- consuming -------------------------------------------------------------------------
 
@@ -419,6 +391,11 @@ async def _park(delivery: _Delivery, reason: str) -> None:
         await delivery.dead_letter(reason)
     except BrokerUnavailable:
         log.warning("broker gone while dead-lettering; the message will be delivered again")
+
+
+def _probe_timeout(settings: Settings) -> float:
+    """A route query is answered from the broker's memory: slower than this means down."""
+    return min(2.0, settings.broker_timeout_s)
 
 
 def _shutdown(clients: _Clients) -> None:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from service.adapters.brokers import open_form_broker
 from service.adapters.mysql_db import open_database
 from service.adapters.rabbit import open_broker
 from service.adapters.redis_cache import open_cache
@@ -65,11 +66,12 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
         open_cache(settings, names) as cache,
         open_database(settings) as db,
         open_broker(settings, names) as broker,
+        open_form_broker(settings, names, broker) as forms_broker,
         open_staff_parts(app, db, cache, broker) as staff,
     ):
         # The catalogue's multi-level cache holds the batches: no second cache in front.
         batches = BatchWindows(staff.catalogue, 0.0, on_miss=staff.catalogue.reload_batches)
-        app[keys.FORMS] = Forms(cache, broker, db, batches, staff.catalogue)
+        app[keys.FORMS] = Forms(cache, forms_broker, db, batches, staff.catalogue)
         if settings.bench_naive:
             app[NAIVE] = NaiveForms(db, batches, staff.catalogue)
         passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
@@ -86,7 +88,7 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
             ),
         )
         app[keys.PROBES] = Probes(
-            {"redis": cache.ping, "broker": broker.ping, "mysql": db.ping},
+            {"redis": cache.ping, "broker": forms_broker.ping, "mysql": db.ping},
             timeout_s=min(settings.redis_timeout_s, settings.mysql_timeout_s),
         )
         yield
