@@ -7,6 +7,7 @@
 #                              start what is not running, create the stack's topics, and wait
 #                              until a message sent through the proxy gets a receipt
 #   scripts/rocketmq.sh down   stop the proxy and the name server we started (by PID)
+#   scripts/rocketmq.sh status true while both of ours run
 #   scripts/rocketmq.sh topics PREFIX COUNT   create PREFIX's topics with the admin tool
 #
 # Ports (override with the variables): name server 29876, broker 20911 (it also opens 20909
@@ -239,6 +240,7 @@ gone() { ! pid_alive "$1"; }
 
 case ${1:-} in
 up) up ;;
+status) alive proxy && alive namesrv ;;
 down)
 	stop_one proxy
 	stop_one namesrv
@@ -247,5 +249,5 @@ topics)
 	[ "$#" -eq 3 ] || die "usage: $0 topics PREFIX COUNT"
 	topics "$2" "$3"
 	;;
-*) die "usage: $0 up|down|topics PREFIX COUNT" ;;
+*) die "usage: $0 up|down|status|topics PREFIX COUNT" ;;
 esac
