@@ -13,7 +13,6 @@ import time
 from datetime import datetime
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 
 from schemas.http import parse_form
@@ -134,14 +133,6 @@ async def _flush_run_keys(cache: RedisCache, settings: Settings) -> None:
         await client.delete(*keys)
 
 
-@pytest.mark.skipif(
-    os.environ.get("VOLREG_TEST_BROKER") == "rocketmq",
-    reason=(
-        "open on RocketMQ: after a SimpleConsumer was SIGKILLed, some messages it held did not "
-        "reach MySQL through a second consumer within 60 s (broker-side redelivery of popped "
-        "messages, not yet understood)"
-    ),
-)
 async def test_consumer_killed_mid_batch_loses_nothing_acknowledged(
     settings: Settings, db: MySQLDatabase, cache: RedisCache
 ) -> None:

@@ -130,7 +130,12 @@ class RocketBroker:
         self._task: asyncio.Task[None] | None = None
         self._receivers: list[asyncio.Task[None]] = []
         self._handler: Callable[[Inbound], Awaitable[None]] | None = None
-        self._in_flight = asyncio.Semaphore(max(1, settings.consume_prefetch))
+        # Unacked messages held at once. Unlike RabbitMQ's prefetch, each one expires after the
+        # invisible duration, so hold no more than the writer gets through well within it.
+        self._in_flight = asyncio.Semaphore(
+            max(1, min(settings.consume_prefetch, 2 * settings.consume_batch))
+        )
+        self._acks: set[asyncio.Future[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
 
@@ -148,6 +153,8 @@ class RocketBroker:
         # Let the long polls in flight end (cancelling one makes the client log errors after
         # its shutdown); what they still bring is not handed on and comes back later.
         self._closing = True
+        if self._acks:
+            await asyncio.wait(self._acks, timeout=self._settings.broker_timeout_s)
         if self._receivers:
             await asyncio.wait(self._receivers, timeout=_RECEIVE_WAIT_S + 1)
         for task in [*self._receivers, *([self._task] if self._task else [])]:
@@ -367,10 +374,23 @@ class RocketBroker:
     # SimpleConsumer.ack_async and change_invisible_duration_async drop the future they make
     # (client 5.1.2); the methods underneath return it.
     async def ack(self, message: Message) -> None:
+        """Send the ack without waiting for the broker's answer: a lost ack only means the
+        message comes back after its invisible duration (harmless), while waiting for each
+        answer in turn would cap a consumer at one round trip per message."""
         consumer = self._clients.consumer if self._clients else None
         if consumer is None:
             raise BrokerUnavailable
-        await self._bridge(consumer._ack_async(message), self._settings.broker_timeout_s)
+        try:
+            pending = asyncio.wrap_future(consumer._ack_async(message))
+        except Exception as exc:
+            raise BrokerUnavailable from exc
+        self._acks.add(pending)
+        pending.add_done_callback(self._ack_done)
+
+    def _ack_done(self, pending: asyncio.Future[Any]) -> None:
+        self._acks.discard(pending)
+        if not pending.cancelled() and pending.exception() is not None:
+            log.warning("ack refused; the message will be delivered again: %s", pending.exception())
 
     async def retry_soon(self, message: Message) -> None:
         consumer = self._clients.consumer if self._clients else None
