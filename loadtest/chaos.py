@@ -1,11 +1,26 @@
-"""``volreg chaos``: kill -9 and restart one component per round under a load of saves, on
-private Redis, RabbitMQ and MariaDB instances, and prove that no acknowledged save is lost.
+"""``volreg chaos``: one fault per round under a load of saves, on private Redis, RabbitMQ and
+MariaDB instances, and a verdict that fails when an acknowledged save is lost.
 
-Each round: load for ``--duration`` seconds; a third of the way in the round's component is
-SIGKILLed, left down for a moment, restarted; then the harness waits until MySQL holds every
-acknowledged save (drain), runs ``volreg reconcile --once --full`` and checks the stores,
-reconciling again until they agree (or a time limit). Redis comes back empty (no
-persistence); the broker and MariaDB come back with what they had fsynced.
+A round: load; the fault is injected (a SIGKILL of a live process, restarted, or a partition
+or added latency on a loopback proxy, lifted); the harness waits until the component answers
+again and the consumers are subscribed, and keeps the load going for a while after that. The
+forms acknowledged just before and just after the fault are held (not saved again this
+round), so each of those saves stays its form's newest and its loss would show. Then:
+
+1. drain: until the queues are empty and MySQL holds every acknowledged save (or MySQL stops
+   changing with the queues empty); a drain that does not end fails the round;
+2. verdict *before any repair*: MySQL, written by the consumers alone, must hold every
+   acknowledged save with its content (``lost_before_repair``, ``content_mismatched``);
+   dead letters are taken and counted with their reasons;
+3. the Redis round only: the forms left untouched since the wipe must come back from MySQL,
+   half through the API's read path, half through ``volreg warmup``;
+4. ``volreg reconcile --once --full`` in a new process, then both stores are checked
+   (``lost``, ``mismatched``, content).
+
+Each round also proves its fault: the process was alive and killed and runs again under a
+new PID (``recovered_s`` after the restart), or the proxy held or delayed traffic while saves
+were in flight; saves were acknowledged after recovery. Any count above zero, or a round that
+could not prove its fault, makes the run fail (exit code 1).
 """
 
 from __future__ import annotations
@@ -13,12 +28,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import secrets
 import shutil
 import signal
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -27,24 +44,45 @@ from typing import Any
 import orjson
 from tqdm import tqdm
 
+from loadtest.chaos_broker import purge_form_queues, queue_states, take_dead_letters
+from loadtest.chaos_faults import FAULTS, PROCESS_FAULTS, SABOTAGE
 from loadtest.chaos_fleet import Fleet, Member, settings_env
-from loadtest.chaos_load import Load, form_keys, publish_catalogue
+from loadtest.chaos_load import Load, choices_for, form_keys, publish_catalogue, salt_of
+from loadtest.chaos_proxy import Proxy
 from loadtest.chaos_report import machine, write_reports
-from loadtest.chaos_verify import Check, check, mysql_copies, redis_copies
-from loadtest.cluster_local import LocalCluster, Server
-from service.adapters.mysql_migrate import migrate
-from service.adapters.mysql_sweep import open_archive
-from service.adapters.rabbit import open_broker
-from service.adapters.redis_sweep import open_index
-from service.errors import Unavailable
-from service.http.app import names_of
-from service.settings import Settings
+from loadtest.chaos_verify import (
+    Check,
+    Copies,
+    before_repair,
+    check,
+    lost_in,
+    mysql_copies,
+    newest_acks,
+    redis_copies,
+)
+from loadtest.cluster_local import LocalCluster, RabbitServer, Server
+from reconciler.mysql_archive import open_archive
+from reconciler.redis_index import open_index
+from service.core import codec
+from service.core.errors import Unavailable
+from service.core.names import names_of
+from service.core.settings import Settings
+from service.storage.mysql_migrate import migrate
+from service.storage.rabbit import open_broker
 
-FAULTS = ("redis", "rabbitmq", "mariadb", "service", "consumer")
 _READY_TIMEOUT_S = 120.0
-_DRAIN_TIMEOUT_S = 180.0
-_CONVERGE_ATTEMPTS = 10
+_RECOVER_TIMEOUT_S = 90.0
+_DRAIN_TIMEOUT_S = 120.0
+_DRAIN_QUIET_S = 10.0  # queues empty and MySQL unchanged this long: drained (a consumer's
+# retry back-off is at most 5 s, so a slow batch is not mistaken for a loss)
+_CONVERGE_ATTEMPTS = 6
 _THINK_S = 0.02
+_HOLD_S = 1.0  # acknowledgements held before the fault and after recovery
+_AFTER_RECOVERY_S = 4.0  # load after recovery, at least
+_LATENCY_S = 0.8  # per chunk, each way, in the slow-* rounds
+_SABOTAGE_FORMS = 3
+_READ_RETRIES = 3  # a read refused (503) or timed out on a busy machine is asked again
+_BROKER_DISK_MB = 96
 
 
 @dataclass(slots=True)
@@ -52,22 +90,68 @@ class RoundResult:
     round: int
     fault: str
     target: str
+    injected: bool = False
+    problems: list[str] = field(default_factory=list)
+    proof: dict[str, Any] = field(default_factory=dict)
+    recovered_s: float | None = None
+    load_after_recovery_s: float = 0.0
+    acked_after_recovery: int = 0
+    checked: int = 0
     acked: int = 0
     attempted: int = 0
     failed_requests: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
     down_s: float = 0.0
-    restart_s: float = 0.0
     drain_s: float = 0.0
+    lost_before_repair: int = 0
+    content_mismatched: int = 0
+    dead_lettered: int = 0
+    dead_letter_reasons: list[str] = field(default_factory=list)
+    restore_failed: int = 0
     reconcile_runs: int = 0
-    converge_s: float = 0.0  # from the end of the load until the stores agree
-    since_kill_s: float = 0.0  # from the kill until the stores agree (load included)
-    lost: int = 0
-    mismatched: int = 0
-    phantom: int = 0
-    order_errors: int = 0
     repaired_redis: int = 0
     repaired_mysql: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
+    converge_s: float = 0.0
+    lost: int = 0
+    mismatched: int = 0
+    order_errors: int = 0
+    sabotaged: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        counts = (
+            self.lost_before_repair,
+            self.content_mismatched,
+            self.dead_lettered,
+            self.restore_failed,
+            self.lost,
+            self.mismatched,
+            self.order_errors,
+        )
+        return not self.injected or bool(self.problems) or any(counts)
+
+
+@dataclass(slots=True)
+class Totals:
+    """Acknowledged saves (indices) and forms found wrong in any round, each counted once."""
+
+    lost_before_repair: set[int] = field(default_factory=set)
+    lost: set[int] = field(default_factory=set)
+    content: set[int] = field(default_factory=set)
+    mismatched: set[int] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class Run:
+    args: argparse.Namespace
+    cluster: LocalCluster
+    fleet: Fleet
+    load: Load
+    settings: Settings
+    keys: list[Any]
+    broker_link: Proxy  # APIs → broker
+    mysql_link: Proxy  # consumers → MariaDB
+    totals: Totals = field(default_factory=Totals)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -80,21 +164,30 @@ def main(args: argparse.Namespace) -> int:
             args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
         return 0 if result["forms"] == args.warmup_bench else 1
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
-    unknown = sorted(set(faults) - set(FAULTS))
-    if unknown or not faults or args.rounds < 1 or args.duration <= 0:
-        print(f"chaos: faults must be some of {', '.join(FAULTS)}; rounds >= 1", file=sys.stderr)
+    sabotage = [s.strip() for s in (args.sabotage or "").split(",") if s.strip()]
+    unknown = sorted((set(faults) - set(FAULTS)) | (set(sabotage) - set(SABOTAGE)))
+    if "disk-full" in faults and os.geteuid() != 0:
+        print("chaos: disk-full mounts a small tmpfs: run as root", file=sys.stderr)
         return 2
-    return asyncio.run(_run(args, faults))
+    if unknown or not faults or args.rounds < 1 or args.duration <= 0:
+        print(
+            f"chaos: faults must be some of {', '.join(FAULTS)}, sabotage some of "
+            f"{', '.join(SABOTAGE)}; rounds >= 1",
+            file=sys.stderr,
+        )
+        return 2
+    return asyncio.run(_run(args, faults, sabotage))
 
 
-async def _run(args: argparse.Namespace, faults: list[str]) -> int:
+async def _run(args: argparse.Namespace, faults: list[str], sabotage: list[str]) -> int:
     # SIGTERM cancels the run, so the finally blocks below stop every server we started.
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     root = Path(tempfile.mkdtemp(prefix="volreg-chaos-"))
-    cluster = LocalCluster(root)
+    cluster = LocalCluster(root, broker_disk_mb=_BROKER_DISK_MB if "disk-full" in faults else 0)
     fleet: Fleet | None = None
+    links: list[Proxy] = []
     started = time.monotonic()
     try:
         print(f"chaos: starting private Redis, RabbitMQ, MariaDB under {root}", file=sys.stderr)
@@ -102,7 +195,18 @@ async def _run(args: argparse.Namespace, faults: list[str]) -> int:
         settings = _settings(cluster)
         await migrate(settings)
         await _settle_broker(cluster, settings)
-        fleet = Fleet(settings, root, services=2, consumers=2)
+        broker_link = Proxy("127.0.0.1", cluster.rabbit.port)
+        mysql_link = Proxy("127.0.0.1", cluster.mariadb.port)
+        links = [broker_link, mysql_link]
+        for link in links:
+            await link.start()
+        fleet = Fleet(
+            replace(settings, amqp_url=broker_link.url(settings.amqp_url)),
+            replace(settings, mysql_dsn=mysql_link.url(settings.mysql_dsn)),
+            root,
+            services=2,
+            consumers=2,
+        )
         await fleet.start()
         await fleet.wait_ready(_READY_TIMEOUT_S)
         await publish_catalogue(fleet.services[0].base_url, settings.token_secret)
@@ -115,23 +219,26 @@ async def _run(args: argparse.Namespace, faults: list[str]) -> int:
             _THINK_S,
             args.seed,
         )
+        run = Run(args, cluster, fleet, load, settings, keys, broker_link, mysql_link)
         rounds: list[RoundResult] = []
         with tqdm(total=args.rounds, desc="chaos", unit="round", file=sys.stderr) as bar:
             for n in range(args.rounds):
                 fault = faults[n % len(faults)]
-                result = await _round(n + 1, fault, cluster, fleet, load, settings, keys, args)
+                last = n == args.rounds - 1
+                result = await _round(n + 1, fault, run, sabotage if last else [])
                 rounds.append(result)
-                bar.set_postfix(fault=fault, acked=len(load.ledger.acked), lost=result.lost)
+                bar.set_postfix(fault=fault, acked=len(load.ledger.acked), failed=result.failed)
                 bar.update()
-        summary = _summary(rounds, load, args, time.monotonic() - started)
+        summary = _summary(rounds, run, time.monotonic() - started)
         if args.json:
             write_reports(summary, args.json)
         print(orjson.dumps(_totals(summary)).decode())
-        clean = all(r.lost == r.mismatched == r.phantom == r.order_errors == 0 for r in rounds)
-        return 0 if clean else 1
+        return 0 if summary["passed"] else 1
     finally:
         if fleet is not None:
             await fleet.stop()
+        for link in links:
+            await link.close()
         await cluster.stop()
         if args.keep:
             print(f"chaos: data and logs kept in {root}", file=sys.stderr)
@@ -175,103 +282,369 @@ async def _settle_broker(cluster: LocalCluster, settings: Settings) -> None:
     await cluster.rabbit.start()
 
 
-def _target(fault: str, n: int, cluster: LocalCluster, fleet: Fleet) -> Server | Member:
+def _target(fault: str, n: int, run: Run) -> Server | Member | Proxy:
     if fault == "redis":
-        return cluster.redis
-    if fault == "rabbitmq":
-        return cluster.rabbit
+        return run.cluster.redis
+    if fault in ("rabbitmq", "disk-full"):
+        return run.cluster.rabbit
     if fault == "mariadb":
-        return cluster.mariadb
-    members = fleet.services if fault == "service" else fleet.consumers
+        return run.cluster.mariadb
+    if fault in ("partition", "slow-broker"):
+        return run.broker_link
+    if fault == "slow-mysql":
+        return run.mysql_link
+    members = run.fleet.services if fault == "service" else run.fleet.consumers
     return members[n % len(members)]
 
 
-async def _round(
-    n: int,
-    fault: str,
-    cluster: LocalCluster,
-    fleet: Fleet,
-    load: Load,
-    settings: Settings,
-    keys: list[Any],
-    args: argparse.Namespace,
-) -> RoundResult:
-    target = _target(fault, n, cluster, fleet)
-    result = RoundResult(n, fault, target.name)
-    ledger = load.ledger
+def _target_name(fault: str, target: Server | Member | Proxy) -> str:
+    if fault == "slow-mysql":
+        return "consumers → MariaDB link"
+    if isinstance(target, Proxy):
+        return "APIs → broker link"
+    return target.name
+
+
+async def _round(n: int, fault: str, run: Run, sabotage: list[str]) -> RoundResult:
+    target = _target(fault, n, run)
+    result = RoundResult(n, fault, _target_name(fault, target))
+    load, ledger, args = run.load, run.load.ledger, run.args
     acked0, attempted0 = len(ledger.acked), ledger.requests
     failures0 = dict(ledger.failures)
+    hold = max(1, args.forms // 8)
+    untouched: set[int] = set()
     stop = asyncio.Event()
     began = time.monotonic()
     traffic = asyncio.create_task(load.run(stop), name=f"chaos-load-{n}")
     try:
-        await asyncio.sleep(args.duration * 0.3)
-        killed = time.monotonic()
-        await target.kill()
-        result.down_s = min(2.0, args.duration * 0.2)
-        await asyncio.sleep(result.down_s)
+        await asyncio.sleep(max(2.0, args.duration * 0.3))
+        if fault == "redis":
+            untouched = _pause_for_wipe(load)
+            await load.settle(untouched)
+        load.hold_acks(hold)
+        await asyncio.sleep(_HOLD_S)
+        result.proof["in_flight_at_fault"] = len(load.in_flight)
+        result.down_s = min(2.0, args.duration * 0.2) if fault in PROCESS_FAULTS else 5.0
+        lift = await _inject(fault, target, run, result)
+        load.stop_holding()
         restarted = time.monotonic()
-        await target.start()
-        await fleet.wait_ready(_READY_TIMEOUT_S)
-        result.restart_s = time.monotonic() - restarted
-        await asyncio.sleep(max(0.0, began + args.duration - time.monotonic()))
+        await lift()
+        if await _wait_recovered(run, result):
+            recovered = time.monotonic()
+            result.recovered_s = round(recovered - restarted, 2)
+            acked_at_recovery = len(ledger.acked)
+            load.hold_acks(len(load.held) + hold)
+            await asyncio.sleep(_HOLD_S)
+            load.stop_holding()
+            remaining = began + args.duration - time.monotonic()
+            await asyncio.sleep(max(_AFTER_RECOVERY_S - _HOLD_S, remaining))
+            result.load_after_recovery_s = round(time.monotonic() - recovered, 2)
+            result.acked_after_recovery = len(ledger.acked) - acked_at_recovery
+            if result.acked_after_recovery == 0:
+                result.problems.append("no save was acknowledged after recovery")
+        result.injected = not result.problems
     finally:
+        load.stop_holding()
         stop.set()
         await traffic
+    result.proof["held_after_failure"] = len(load.held_failed)
     result.acked = len(ledger.acked) - acked0
     result.attempted = ledger.requests - attempted0
     result.failures = {
         k: v - failures0.get(k, 0) for k, v in ledger.failures.items() if v > failures0.get(k, 0)
     }
     result.failed_requests = sum(result.failures.values())
-    loaded = time.monotonic()
-    await _drain(settings, load, keys)
-    result.drain_s = time.monotonic() - loaded
-    verdict = await _converge(settings, load, keys, result)
-    result.converge_s = time.monotonic() - loaded
-    result.since_kill_s = time.monotonic() - killed
-    result.lost, result.mismatched = verdict.lost, verdict.mismatched
-    result.phantom, result.order_errors = verdict.phantom, verdict.order_errors
+    held = set(load.held)
+    load.resume_all()
+    await _verify(run, result, held, untouched, sabotage)
     return result
 
 
-async def _drain(settings: Settings, load: Load, keys: list[Any]) -> None:
-    """Until MySQL holds every acknowledged save (the consumers caught up)."""
-    deadline = time.monotonic() + _DRAIN_TIMEOUT_S
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Unavailable):
-            async with open_archive(settings) as archive:
-                mysql = await mysql_copies(archive, keys)
-            if not any(
-                (mysql[keys[a.form]].version if keys[a.form] in mysql else 0) < a.version
-                for a in load.ledger.acked
-            ):
+def _pause_for_wipe(load: Load) -> set[int]:
+    """A quarter of the forms acknowledged so far: nobody saves them again until the round's
+    verdict, so after the wipe their newest save exists only in the broker and MySQL."""
+    forms = set(sorted(newest_acks(load.ledger))[::4])
+    load.paused |= forms
+    return forms
+
+
+async def _inject(
+    fault: str, target: Server | Member | Proxy, run: Run, result: RoundResult
+) -> Callable[[], Awaitable[None]]:
+    """Inject the fault, hold it ``result.down_s``; returns what lifts it (restart, heal)."""
+    if isinstance(target, Proxy):
+        held0, delayed0 = target.held, target.delayed
+        started = time.monotonic()
+        if fault == "partition":
+            target.partition()
+        else:
+            target.latency_s = _LATENCY_S
+        await asyncio.sleep(result.down_s / 2)
+        if fault == "slow-mysql":
+            # The consumers fall behind: acknowledged saves not in MySQL yet (asked directly).
+            with contextlib.suppress(Unavailable):
+                mysql = await _mysql(run)
+                result.proof["behind_in_fault"] = len(lost_in(run.load.ledger, run.keys, mysql))
+        else:
+            result.proof["in_flight_in_fault"] = len(run.load.in_flight)  # mid-confirm
+        await asyncio.sleep(max(0.0, started + result.down_s - time.monotonic()))
+
+        async def lift() -> None:
+            target.heal()
+            target.latency_s = 0.0
+            result.proof["chunks_held"] = target.held - held0
+            result.proof["chunks_delayed"] = target.delayed - delayed0
+            touched = target.held - held0 if fault == "partition" else target.delayed - delayed0
+            if touched == 0:
+                result.problems.append("the proxy saw no traffic to hold or delay")
+            if result.proof.get("in_flight_in_fault", 1) == 0:
+                result.problems.append("no save was in flight during the fault")
+            if result.proof.get("behind_in_fault", 1) == 0:
+                result.problems.append("MySQL was not behind while its link was slow")
+
+        return lift
+    if fault == "disk-full":
+        assert isinstance(target, RabbitServer)
+        return await _fill_disk(target, run, result)
+    pid = target.pid
+    result.proof["pid_before"] = pid
+    if not target.alive():
+        result.problems.append(f"{target.name} was not running when it was to be killed")
+    await target.kill()
+    if target.alive():
+        result.problems.append(f"{target.name} survived SIGKILL")
+    await asyncio.sleep(result.down_s)
+
+    async def restart() -> None:
+        await target.start()
+        result.proof["pid_after"] = target.pid
+        if target.pid is None or target.pid == pid or not target.alive():
+            result.problems.append(f"{target.name} is not running under a new PID")
+
+    return restart
+
+
+async def _fill_disk(
+    broker: RabbitServer, run: Run, result: RoundResult
+) -> Callable[[], Awaitable[None]]:
+    """Fill the broker's data directory to the last byte with a file of ours; lifting the
+    fault deletes it (and restarts the broker if it did not survive)."""
+    filler = broker.data / "chaos-filler"
+    pid = broker.pid
+    failed0 = sum(run.load.ledger.failures.values())
+    free = os.statvfs(broker.data)
+    size = free.f_bavail * free.f_frsize
+    with filler.open("wb") as f:
+        os.posix_fallocate(f.fileno(), 0, size)
+    after = os.statvfs(broker.data)
+    result.proof |= {
+        "filled_mb": round(size / 2**20, 1),
+        "free_bytes": after.f_bavail * after.f_frsize,
+    }
+    await asyncio.sleep(result.down_s)
+
+    async def lift() -> None:
+        result.proof["failed_saves_in_fault"] = sum(run.load.ledger.failures.values()) - failed0
+        filler.unlink()
+        result.proof["broker_survived"] = broker.alive() and broker.pid == pid
+        if not broker.alive():
+            await broker.kill()  # whatever is left of it
+            await broker.start()
+        else:
+            # RabbitMQ's quorum queues crash on ENOSPC; an idle one (the dead-letter queue)
+            # may stay down. The operator's step after freeing space is then a restart.
+            try:
+                await _take_dead_letters(run, result)
+            except Unavailable:
+                result.proof["queue_down_after_fault"] = True
+                await broker.stop()
+                await broker.start()
+                result.proof["broker_restarted"] = True
+        if result.proof["failed_saves_in_fault"] == 0:
+            result.problems.append("no save failed while the broker's disk was full")
+
+    return lift
+
+
+async def _wait_recovered(run: Run, result: RoundResult) -> bool:
+    """Every API ready, every consumer subscribed to every form queue, a save acknowledged."""
+    deadline = time.monotonic() + _RECOVER_TIMEOUT_S
+    try:
+        await run.fleet.wait_ready(_RECOVER_TIMEOUT_S)
+        await _consumers_subscribed(run, deadline)
+        acked = len(run.load.ledger.acked)
+        while len(run.load.ledger.acked) == acked:
+            if time.monotonic() > deadline:
+                raise TimeoutError("no save acknowledged")
+            await asyncio.sleep(0.05)
+    except (RuntimeError, TimeoutError) as exc:
+        result.problems.append(f"did not recover within {_RECOVER_TIMEOUT_S:.0f} s: {exc}")
+        return False
+    return True
+
+
+async def _consumers_subscribed(run: Run, deadline: float) -> None:
+    want = len(run.fleet.consumers)
+    while True:
+        with contextlib.suppress(Unavailable, TimeoutError):
+            states = await queue_states(run.settings)
+            if all(s.consumers >= want for s in states.values()):
                 return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not every form queue has {want} consumers")
+        await asyncio.sleep(0.3)
+
+
+async def _verify(
+    run: Run, result: RoundResult, held: set[int], untouched: set[int], sabotage: list[str]
+) -> None:
+    ledger, keys, totals = run.load.ledger, run.keys, run.totals
+    loaded = time.monotonic()
+    if "drop-message" in sabotage:
+        result.sabotaged["drop-message"] = await _drop_messages(run, held | untouched)
+    if not await _drain(run):
+        result.problems.append(f"the drain did not end within {_DRAIN_TIMEOUT_S:.0f} s")
+    result.drain_s = round(time.monotonic() - loaded, 2)
+    with contextlib.suppress(TimeoutError):
+        await _consumers_subscribed(run, time.monotonic() + 10)
+    await _sabotage_rows(run, result, sabotage, held | untouched)
+
+    mysql = await _mysql(run)
+    verdict = before_repair(ledger, keys, mysql)
+    result.lost_before_repair = len(verdict.lost)
+    totals.lost_before_repair |= verdict.lost
+    content = set(verdict.content)
+
+    try:
+        await _take_dead_letters(run, result)
+    except Unavailable as exc:
+        result.problems.append(f"the dead-letter queue could not be read: {exc.__cause__}")
+
+    if result.fault == "redis":
+        result.checked = len(untouched)
+        result.restore_failed = await _restore(run, result, untouched)
+    else:
+        result.checked = len(held)
+    if result.checked == 0:
+        result.problems.append("the round checked no form")
+
+    final = await _converge(run, result)
+    result.converge_s = round(time.monotonic() - loaded, 2)
+    content |= final.content
+    result.content_mismatched = len(content)
+    result.lost, result.mismatched = len(final.lost), len(final.mismatched)
+    result.order_errors = final.order_errors
+    totals.lost |= final.lost
+    totals.content |= content
+    totals.mismatched |= final.mismatched
+
+
+async def _take_dead_letters(run: Run, result: RoundResult) -> None:
+    count, reasons = await take_dead_letters(run.settings)
+    result.dead_lettered += count
+    result.dead_letter_reasons += reasons
+
+
+async def _mysql(run: Run) -> Copies:
+    for _ in range(30):
+        with contextlib.suppress(Unavailable):
+            async with open_archive(run.settings) as archive:
+                return await mysql_copies(archive, run.keys)
+        await asyncio.sleep(1)
+    raise RuntimeError("MySQL never answered after the round")
+
+
+async def _drain(run: Run) -> bool:
+    """Until the form queues are empty and MySQL holds every acknowledged save, or the queues
+    stay empty and MySQL unchanged for a while (whatever is missing then is not coming).
+    False when neither happened in time."""
+    ledger, keys = run.load.ledger, run.keys
+    deadline = time.monotonic() + _DRAIN_TIMEOUT_S
+    quiet_since: float | None = None
+    previous: Copies | None = None
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Unavailable, TimeoutError):
+            states = await queue_states(run.settings)
+            async with open_archive(run.settings) as archive:
+                mysql = await mysql_copies(archive, keys)
+            empty = all(s.ready == 0 for s in states.values())
+            if empty and not before_repair(ledger, keys, mysql).lost:
+                return True
+            now = time.monotonic()
+            if not empty or mysql != previous:
+                quiet_since = now
+            elif quiet_since is not None and now - quiet_since >= _DRAIN_QUIET_S:
+                return True
+            previous = mysql
         await asyncio.sleep(0.5)
+    return False
 
 
-async def _converge(settings: Settings, load: Load, keys: list[Any], result: RoundResult) -> Check:
-    """Reconcile (a separate process, like cron would), then check; again while a late
-    message still changes MySQL, up to a limit."""
+async def _restore(run: Run, result: RoundResult, untouched: set[int]) -> int:
+    """The forms untouched since the wipe: gone from Redis (proof of the wipe), then back
+    with their newest acknowledged save, half read through the API (a Redis miss falls back
+    to MySQL and refills Redis), half reloaded by ``volreg warmup``. Returns the forms that
+    did not come back right."""
+    forms = sorted(untouched)
+    newest = newest_acks(run.load.ledger)
+    keys = [run.keys[f] for f in forms]
+    async with open_index(run.settings, names_of(run.settings)) as index:
+        before = await redis_copies(index, keys)
+    result.proof["wiped_forms"] = len(forms) - len(before)
+    if not forms or before:
+        result.problems.append(
+            f"{len(before)} of {len(forms)} untouched forms were still in Redis after the wipe"
+        )
+    wrong: dict[int, str] = {}
+    retried = 0
+    for form in forms[::2]:
+        got = await run.load.read(form)
+        for _ in range(_READ_RETRIES):
+            if isinstance(got, tuple) or got.startswith("404"):
+                break  # an answer (a wrong one counts), not a refusal or a time-out
+            retried += 1
+            await asyncio.sleep(1)
+            got = await run.load.read(form)
+        ack = newest[form]
+        if got != (ack.version, ack.salt):
+            wrong[form] = f"API read {got}, acknowledged {(ack.version, ack.salt)}"
+    if not await _command(run.settings, "warmup"):
+        result.problems.append("volreg warmup failed")
+    async with open_index(run.settings, names_of(run.settings)) as index:
+        after = await redis_copies(index, keys)
+    for form, key in zip(forms, keys, strict=True):
+        copy, ack = after.get(key), newest[form]
+        stored = None if copy is None else (copy.version, salt_of(copy.payload))
+        if stored != (ack.version, ack.salt) and form not in wrong:
+            wrong[form] = f"Redis holds {stored}, acknowledged {(ack.version, ack.salt)}"
+    result.proof["reads_retried"] = retried
+    result.proof["restore_errors"] = [f"form {f}: {why}" for f, why in sorted(wrong.items())][:10]
+    return len(wrong)
+
+
+async def _converge(run: Run, result: RoundResult) -> Check:
+    """Reconcile (a separate process, like cron would), then check both stores; again while
+    a late message still changes something, up to a limit."""
     verdict: Check | None = None
     for _ in range(_CONVERGE_ATTEMPTS):
-        report = await _reconcile_once(settings)
+        report = await _reconcile_once(run.settings)
         result.reconcile_runs += 1
+        repaired = int(report.get("repaired_redis", 0)) + int(report.get("repaired_mysql", 0))
         result.repaired_redis += int(report.get("repaired_redis", 0))
         result.repaired_mysql += int(report.get("repaired_mysql", 0))
         try:
             async with (
-                open_archive(settings) as archive,
-                open_index(settings, names_of(settings)) as index,
+                open_archive(run.settings) as archive,
+                open_index(run.settings, names_of(run.settings)) as index,
             ):
-                mysql = await mysql_copies(archive, keys)
-                redis = await redis_copies(index, keys)
+                mysql = await mysql_copies(archive, run.keys)
+                redis = await redis_copies(index, run.keys)
         except Unavailable:
             await asyncio.sleep(1)
             continue
-        verdict = check(load.ledger, keys, mysql, redis)
-        if verdict.clean:
-            return verdict
+        previous, verdict = verdict, check(run.load.ledger, run.keys, mysql, redis)
+        if verdict.clean or (report and repaired == 0 and verdict == previous):
+            return verdict  # clean, or nothing left that a repair would change
         await asyncio.sleep(1)
     if verdict is None:
         raise RuntimeError("the stores never answered after the round")
@@ -279,13 +652,23 @@ async def _converge(settings: Settings, load: Load, keys: list[Any], result: Rou
 
 
 async def _reconcile_once(settings: Settings) -> dict[str, Any]:
+    out = await _command(settings, "reconcile", "--once", "--full")
+    lines = (out or "").strip().splitlines()
+    try:
+        report: dict[str, Any] = orjson.loads(lines[-1]) if lines else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return report
+
+
+async def _command(settings: Settings, *argv: str) -> str | None:
+    """``volreg ARGV`` in a new process; its output, or None when it failed to run. (A
+    reconcile that found drift exits 1 and still reports.)"""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "service.cli",
-        "reconcile",
-        "--once",
-        "--full",
+        "service.main.cli",
+        *argv,
         env=settings_env(replace(settings, log_level="ERROR")),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
@@ -296,26 +679,77 @@ async def _reconcile_once(settings: Settings) -> dict[str, Any]:
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        return {}
-    lines = out.decode().strip().splitlines()
-    try:
-        report: dict[str, Any] = orjson.loads(lines[-1]) if lines else {}
-    except orjson.JSONDecodeError:
-        return {}
-    return report
+        return None
+    return out.decode() if proc.returncode in (0, 1) else None
 
 
-def _summary(
-    rounds: list[RoundResult], load: Load, args: argparse.Namespace, seconds: float
-) -> dict[str, Any]:
-    ledger = load.ledger
-    return {
+# --- Sabotage: the harness's self-test. Each kind damages the stores behind the service's
+# back the way a real fault would; a run with it must fail.
+
+
+async def _drop_messages(run: Run, spare: set[int]) -> int:
+    """Confirmed saves vanish from the broker: consumers stopped (cleanly), one save of
+    each of a few forms acknowledged, every waiting form message purged, consumers back."""
+    for member in run.fleet.consumers:
+        await member.stop()
+    forms = [f for f in sorted(newest_acks(run.load.ledger)) if f not in spare]
+    saved = 0
+    for form in forms[-_SABOTAGE_FORMS:]:  # delete-row takes the first forms
+        saved += await run.load.save_once(form)
+    dropped = await purge_form_queues(run.settings)
+    for member in run.fleet.consumers:
+        await member.start()
+    return dropped if saved else 0
+
+
+async def _sabotage_rows(
+    run: Run, result: RoundResult, sabotage: list[str], spare: set[int]
+) -> None:
+    """After the drain: delete the rows of a few forms, or put an older acknowledged
+    content under a form's current version (forms of the round's checks left alone)."""
+    if not sabotage:
+        return
+    newest = newest_acks(run.load.ledger)
+    by_form: dict[int, list[Any]] = {}
+    for ack in run.load.ledger.acked:
+        by_form.setdefault(ack.form, []).append(ack)
+    candidates = [f for f in sorted(newest) if f not in spare]
+    database = run.settings.mysql_dsn.rsplit("/", 1)[-1]
+    if "delete-row" in sabotage:
+        victims = candidates[:_SABOTAGE_FORMS]
+        candidates = candidates[_SABOTAGE_FORMS:]
+        for form in victims:
+            key = run.keys[form]
+            await run.cluster.mariadb.as_root(
+                f"DELETE FROM {database}.forms WHERE candidate_id = '{key.candidate_id}' "
+                f"AND batch_code = '{key.batch}'"
+            )
+        result.sabotaged["delete-row"] = len(victims)
+    if "stale-content" in sabotage:
+        victims = [f for f in candidates if len(by_form[f]) >= 2][:_SABOTAGE_FORMS]
+        for form in victims:
+            key, older = run.keys[form], by_form[form][-2]
+            payload = codec.pack(choices_for(form, older.salt)).hex()
+            await run.cluster.mariadb.as_root(
+                f"UPDATE {database}.forms SET choices = X'{payload}' "
+                f"WHERE candidate_id = '{key.candidate_id}' AND batch_code = '{key.batch}'"
+            )
+        result.sabotaged["stale-content"] = len(victims)
+
+
+def _summary(rounds: list[RoundResult], run: Run, seconds: float) -> dict[str, Any]:
+    ledger, args, totals = run.load.ledger, run.args, run.totals
+    summary: dict[str, Any] = {
         "acked": len(ledger.acked),
-        # Each round's check covers every save acknowledged since the start.
-        "lost": max(r.lost for r in rounds),
-        "mismatched": max(r.mismatched for r in rounds),
-        "phantom": max(r.phantom for r in rounds),
+        "lost": len(totals.lost),
+        "lost_before_repair": len(totals.lost_before_repair),
+        "mismatched": len(totals.mismatched),
+        "content_mismatched": len(totals.content),
+        "dead_lettered": sum(r.dead_lettered for r in rounds),
+        "restore_failed": sum(r.restore_failed for r in rounds),
         "order_errors": max(r.order_errors for r in rounds),
+        "not_injected": sum(not r.injected for r in rounds),
+        "problems": [f"round {r.round} ({r.fault}): {p}" for r in rounds for p in r.problems],
         "attempted": ledger.requests,
         "failed_requests": sum(ledger.failures.values()),
         "failures": dict(ledger.failures),
@@ -327,20 +761,24 @@ def _summary(
             "clients": args.clients,
             "forms": args.forms,
             "faults": args.faults,
+            "sabotage": args.sabotage or "",
             "seed": args.seed,
         },
+        "command": "volreg " + " ".join(sys.argv[1:]),
         "machine": machine(),
         "seconds": round(seconds, 1),
         "finished_at": datetime.now().astimezone().isoformat(timespec="seconds"),
     }
+    summary["passed"] = not any(r.failed for r in rounds)
+    return summary
 
 
 def _as_dict(r: RoundResult) -> dict[str, Any]:
     out = asdict(r)
-    for name in ("down_s", "restart_s", "drain_s", "converge_s", "since_kill_s"):
-        out[name] = round(out[name], 2)
+    out["passed"] = not r.failed
     return out
 
 
 def _totals(summary: dict[str, Any]) -> dict[str, Any]:
-    return {k: summary[k] for k in ("acked", "lost", "mismatched", "phantom", "order_errors")}
+    names = ("passed", "acked", "lost", "lost_before_repair", "mismatched", "content_mismatched")
+    return {k: summary[k] for k in (*names, "dead_lettered", "not_injected")}

@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from service.settings import Settings
+from loadtest.chaos_faults import FAULTS, SABOTAGE
+from service.core.settings import Settings
 
 
 def add_chaos(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "chaos",
-        help="kill -9 and restart private Redis/RabbitMQ/MariaDB/API/consumer under load; "
-        "verify no acknowledged save is lost",
+        help="kill -9 and restart private Redis/RabbitMQ/MariaDB/API/consumer, partition or "
+        "slow their links, under load; fail when an acknowledged save is lost",
     )
     p.add_argument("--rounds", type=int, default=5, help="one fault per round, in turn")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of load per round")
@@ -21,8 +22,14 @@ def add_chaos(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--forms", type=int, default=400, help="distinct forms saved")
     p.add_argument(
         "--faults",
-        default="redis,rabbitmq,mariadb,service,consumer",
-        help="comma-separated fault kinds, cycled through the rounds",
+        default=",".join(FAULTS),
+        help="comma-separated fault kinds, cycled through the rounds: " + ", ".join(FAULTS),
+    )
+    p.add_argument(
+        "--sabotage",
+        help="self-test: in the last round also damage the stores behind the service's back ("
+        + ", ".join(SABOTAGE)
+        + "); the run must then fail",
     )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--keep", action="store_true", help="keep the data directories and logs")

@@ -15,8 +15,8 @@ from pathlib import Path
 import aiohttp
 
 from loadtest.cluster_local import free_port
-from service.http import urls
-from service.settings import Settings
+from schemas import urls
+from service.core.settings import Settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -51,7 +51,7 @@ class Member:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "service.cli",
+                "service.main.cli",
                 self.command,
                 env=settings_env(self.settings),
                 stdin=asyncio.subprocess.DEVNULL,
@@ -59,6 +59,20 @@ class Member:
                 stderr=out,
                 start_new_session=True,
             )
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def alive(self) -> bool:
+        """Started by us and not exited: a kill of it is a real fault."""
+        if self._proc is None or self._proc.returncode is not None:
+            return False
+        try:
+            os.kill(self._proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
     async def kill(self) -> None:
         await self._signal(signal.SIGKILL)
@@ -100,17 +114,22 @@ class Member:
 
 
 class Fleet:
-    def __init__(self, settings: Settings, root: Path, services: int, consumers: int) -> None:
+    """API servers (``serving`` settings) and consumers (``consuming``): the harness points
+    each at the links its faults act on."""
+
+    def __init__(
+        self, serving: Settings, consuming: Settings, root: Path, services: int, consumers: int
+    ) -> None:
         self.services = [
             Member(
                 "serve",
-                dataclasses.replace(settings, http_port=free_port()),
+                dataclasses.replace(serving, http_port=free_port()),
                 root / f"serve-{i}.log",
             )
             for i in range(services)
         ]
         self.consumers = [
-            Member("consume", settings, root / f"consumer-{i}.log") for i in range(consumers)
+            Member("consume", consuming, root / f"consumer-{i}.log") for i in range(consumers)
         ]
 
     @property

@@ -14,12 +14,12 @@ from typing import Any
 
 import aiohttp
 
+from schemas import urls
 from schemas.records import FormKey
-from service.domain import codec
-from service.domain.ids import make_id
-from service.domain.tokens import Claims, TokenSigner
-from service.http import urls
-from service.usecases.accounts import ROLE_ADMIN, ROLE_CANDIDATE
+from service.accounts.login import ROLE_ADMIN, ROLE_CANDIDATE
+from service.core import codec
+from service.core.ids import make_id
+from service.core.tokens import Claims, TokenSigner
 
 BATCH = "chaos-1"
 _REQUEST_TIMEOUT_S = 15.0
@@ -56,7 +56,12 @@ def choices_for(form: int, salt: int) -> list[dict[str, Any]]:
 
 
 def salt_of(payload: bytes) -> int:
-    return int("".join(c["majors"][0][-1] for c in codec.unpack(payload)))
+    return salt_of_choices(codec.unpack(payload))
+
+
+def salt_of_choices(choices: Any) -> int:
+    """Which attempt a stored form came from (the inverse of ``choices_for``)."""
+    return int("".join(c["majors"][0][-1] for c in choices))
 
 
 async def publish_catalogue(base: str, secret: str) -> None:
@@ -106,7 +111,12 @@ class Ledger:
 
 class Load:
     """``clients`` tasks; each owns a slice of the forms and saves them one after another,
-    so the versions acknowledged for one form must strictly increase."""
+    so the versions acknowledged for one form must strictly increase.
+
+    A round may pause forms (no client touches them until resumed) and may *hold* the forms
+    acknowledged while a fault is injected: each such form is paused at its acknowledgement, so
+    that save stays the form's newest one and the verdict sees whether it survived the fault
+    (a later save of the form would supersede, and so hide, its loss)."""
 
     def __init__(
         self,
@@ -133,14 +143,59 @@ class Load:
             for k in keys
         ]
         self.ledger = Ledger()
+        self.paused: set[int] = set()
+        self.held: set[int] = set()  # forms paused by hold_acks, this round
+        self.held_failed: set[int] = set()  # of which paused after a failed save
+        self.in_flight: set[int] = set()
+        self._hold_limit = 0
+        self._landed = asyncio.Condition()  # notified whenever a save finishes
 
-    async def run(self, stop: asyncio.Event) -> None:
+    def hold_acks(self, limit: int) -> None:
+        """From now on pause each form acknowledged, up to ``limit`` forms in all, and each
+        form whose save failed, up to as many again (a failed save may still land: a confirm
+        that came too late; its form must then end with that attempt or the acknowledged
+        one before it)."""
+        self._hold_limit = limit
+
+    def stop_holding(self) -> None:
+        self._hold_limit = 0
+
+    def resume_all(self) -> None:
+        self.paused.clear()
+        self.held.clear()
+        self.held_failed.clear()
+        self._hold_limit = 0
+
+    async def settle(self, forms: set[int], timeout_s: float = _REQUEST_TIMEOUT_S + 5) -> None:
+        """Until no save of ``forms`` is in flight (they were just paused)."""
+        async with asyncio.timeout(timeout_s), self._landed:
+            await self._landed.wait_for(lambda: not self.in_flight & forms)
+
+    def _session(self) -> aiohttp.ClientSession:
         timeout = aiohttp.ClientTimeout(total=_REQUEST_TIMEOUT_S)
         connector = aiohttp.TCPConnector(limit=self._clients * 2)
-        async with (
-            aiohttp.ClientSession(timeout=timeout, connector=connector) as http,
-            asyncio.TaskGroup() as group,
-        ):
+        return aiohttp.ClientSession(timeout=timeout, connector=connector)
+
+    async def save_once(self, form: int) -> bool:
+        """One save of ``form`` outside the running load (recorded in the ledger)."""
+        async with self._session() as http:
+            return await self._save(http, self._bases[0], form)
+
+    async def read(self, form: int) -> tuple[int, int] | str:
+        """The form as the API serves it: (version, salt), or what went wrong."""
+        key = self._keys[form]
+        url = self._bases[0] + urls.FORM.format(candidate_id=key.candidate_id, batch=key.batch)
+        try:
+            async with self._session() as http, http.get(url, headers=self._auth[form]) as resp:
+                if resp.status != 200:
+                    return f"{resp.status} {(await resp.text())[:200]}"
+                body = await resp.json()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return type(exc).__name__
+        return int(body["version"]), salt_of_choices(body["choices"])
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with self._session() as http, asyncio.TaskGroup() as group:
             for i in range(self._clients):
                 group.create_task(self._client(i, http, stop), name=f"chaos-client-{i}")
 
@@ -150,8 +205,22 @@ class Load:
             return
         turn = index
         while not stop.is_set():
-            form = self._rng.choice(owned)
-            ok = await self._save(http, self._bases[turn % len(self._bases)], form)
+            free = [f for f in owned if f not in self.paused]
+            if not free:
+                await asyncio.sleep(_FAILURE_PAUSE_S)
+                continue
+            form = self._rng.choice(free)
+            self.in_flight.add(form)
+            try:
+                ok = await self._save(http, self._bases[turn % len(self._bases)], form)
+                if not ok and len(self.held_failed) < self._hold_limit:
+                    self.held_failed.add(form)
+                    self.held.add(form)
+                    self.paused.add(form)
+            finally:
+                self.in_flight.discard(form)
+                async with self._landed:
+                    self._landed.notify_all()
             if not ok:
                 turn += 1  # that API process may be down: try the other one next
             await asyncio.sleep(self._think_s if ok else _FAILURE_PAUSE_S)
@@ -168,6 +237,9 @@ class Load:
                 body = await resp.json(content_type=None)
                 if resp.status == 200:
                     self.ledger.acked.append(Ack(form, int(body["version"]), salt))
+                    if len(self.held - self.held_failed) < self._hold_limit:
+                        self.held.add(form)
+                        self.paused.add(form)
                     return True
                 code = body.get("error", {}).get("code", "") if isinstance(body, dict) else ""
                 self.ledger.failures[f"{resp.status} {code}".strip()] += 1

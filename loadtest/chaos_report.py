@@ -15,6 +15,7 @@ def machine() -> dict[str, Any]:
     """What the figures were measured on (2 shared cores make every timing noisy)."""
     versions = {}
     for name, cmd in {
+        "uptime": ["uptime"],
         "redis": ["redis-server", "--version"],
         "mariadb": ["mariadbd", "--version"],
     }.items():
@@ -42,39 +43,71 @@ def write_reports(summary: dict[str, Any], json_path: Path) -> Path:
 
 
 def markdown(s: dict[str, Any]) -> str:
-    ok = s["lost"] == s["mismatched"] == s["phantom"] == s["order_errors"] == 0
     lines = [
         "# volreg chaos report",
         "",
-        f"**{'PASS' if ok else 'FAIL'}**: {s['acked']} acknowledged saves, "
-        f"**{s['lost']} lost**, **{s['mismatched']} mismatched** (Redis vs MySQL), "
-        f"{s['phantom']} phantom copies, {s['order_errors']} version-order errors.",
+        f"**{'PASS' if s['passed'] else 'FAIL'}**: {s['acked']} acknowledged saves; "
+        f"before any repair **{s['lost_before_repair']} lost** (MySQL as the consumers left "
+        f"it); after `reconcile --full` **{s['lost']} lost**, **{s['mismatched']} "
+        f"mismatched** (Redis vs MySQL); **{s['content_mismatched']} forms with content "
+        f"from the wrong attempt**; {s['dead_lettered']} dead letters; "
+        f"{s['restore_failed']} forms not restored after the Redis wipe; "
+        f"{s['order_errors']} version-order errors; {s['not_injected']} rounds whose fault "
+        "was not proven.",
         "",
-        f"{len(s['rounds'])} rounds of {s['config']['duration_s']} s load from "
-        f"{s['config']['clients']} concurrent clients over {s['forms']} forms; "
-        f"{s['attempted']} saves attempted, {s['failed_requests']} refused or cut off "
-        f"(never acknowledged, so allowed to fail). Run took {s['seconds']} s, finished "
-        f"{s['finished_at']}.",
+        f"Command: `{s['command']}`. {len(s['rounds'])} rounds of at least "
+        f"{s['config']['duration_s']} s load from {s['config']['clients']} concurrent clients "
+        f"over {s['forms']} forms; {s['attempted']} saves attempted, {s['failed_requests']} "
+        f"refused or cut off (never acknowledged, so allowed to fail). Run took "
+        f"{s['seconds']} s, finished {s['finished_at']}.",
         "",
-        "| round | fault (killed -9) | acked | failed | down s | back in s | drain s "
-        "| reconcile runs | repaired Redis / MySQL | converged in s | since kill s | lost "
-        "| mismatched |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| round | fault | proven | recovered in s | load after s | acked (after recovery) "
+        "| checked | drain s | lost before repair | content | dead letters | repaired Redis / "
+        "MySQL | lost | mismatched |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in s["rounds"]:
         lines.append(
-            f"| {r['round']} | {r['fault']} ({r['target']}) | {r['acked']} "
-            f"| {r['failed_requests']} | {r['down_s']} | {r['restart_s']} | {r['drain_s']} "
-            f"| {r['reconcile_runs']} | {r['repaired_redis']} / {r['repaired_mysql']} "
-            f"| {r['converge_s']} | {r['since_kill_s']} | {r['lost']} | {r['mismatched']} |"
+            f"| {r['round']} | {r['fault']} ({r['target']}) | {'yes' if r['injected'] else 'NO'} "
+            f"| {r['recovered_s']} | {r['load_after_recovery_s']} | {r['acked']} "
+            f"({r['acked_after_recovery']}) | {r['checked']} | {r['drain_s']} "
+            f"| {r['lost_before_repair']} | {r['content_mismatched']} | {r['dead_lettered']} "
+            f"| {r['repaired_redis']} / {r['repaired_mysql']} | {r['lost']} "
+            f"| {r['mismatched']} |"
         )
     lines += [
         "",
-        "*converged in*: from the end of the round's load until every acknowledged save was in "
-        "MySQL and Redis and Redis equalled MySQL for every form (drain, `reconcile --once "
-        "--full` in a new process, check). *since kill*: the same, counted from the kill (the "
-        "rest of the round's load included). *back in*: restart until every API is ready.",
+        "*proven*: the process was running and was SIGKILLed and runs again under a new PID, or "
+        "the proxy held or delayed traffic while saves were in flight; then every API was "
+        "ready, every consumer subscribed and a save acknowledged (*recovered in*, from the "
+        "restart or the end of the partition or slowness). *checked*: forms whose newest "
+        "save was exposed to the fault and not superseded: acknowledged just before the fault "
+        "or just after recovery (then not saved again that round), or, in the Redis round, "
+        "left untouched from before the wipe until they had come back from MySQL. *lost "
+        "before repair*: acknowledged saves MySQL lacked once the queues were drained, before "
+        "the reconciler could copy them from Redis. *content*: forms whose stored content "
+        "came from an attempt older than the newest acknowledged save (or not sent at all).",
         "",
+    ]
+    proofs = [
+        f"- round {r['round']} ({r['fault']}): "
+        + ", ".join(f"{k} {v}" for k, v in r["proof"].items())
+        for r in s["rounds"]
+    ]
+    lines += ["Proof of each fault:", "", *proofs, ""]
+    if s["problems"]:
+        lines += ["Problems:", "", *(f"- {p}" for p in s["problems"]), ""]
+    reasons = [
+        f"- round {r['round']}: {reason}"
+        for r in s["rounds"]
+        for reason in r["dead_letter_reasons"]
+    ]
+    if reasons:
+        lines += ["Dead letters (reasons):", "", *reasons, ""]
+    if s["config"].get("sabotage"):
+        damage = [f"round {r['round']}: {r['sabotaged']}" for r in s["rounds"] if r["sabotaged"]]
+        lines += [f"Sabotage (self-test, the run must fail): {'; '.join(damage)}", ""]
+    lines += [
         "Refusals by kind: "
         + (", ".join(f"{k}: {v}" for k, v in sorted(s["failures"].items())) or "none"),
         "",

@@ -18,14 +18,14 @@ from tqdm import tqdm
 from loadtest.chaos_load import choices_for, form_keys
 from loadtest.chaos_report import machine
 from loadtest.cluster_local import LocalCluster
+from reconciler.mysql_archive import open_archive
+from reconciler.redis_index import open_index
+from reconciler.warmup import warm_up
 from schemas.records import STATUS_SAVED, FormRecord
-from service.adapters.mysql_migrate import migrate
-from service.adapters.mysql_sweep import open_archive
-from service.adapters.redis_sweep import open_index
-from service.domain import codec
-from service.http.app import names_of
-from service.settings import Settings
-from service.warmup import warm_up
+from service.core import codec
+from service.core.names import names_of
+from service.core.settings import Settings
+from service.storage.mysql_migrate import migrate
 
 _SEED_BATCH = 5000
 

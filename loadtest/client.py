@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from loadtest.bodies import Catalogue
-from service.http import urls
+from schemas import urls
 
 T = TypeVar("T")
 _TIMEOUT = aiohttp.ClientTimeout(total=30)

@@ -20,7 +20,6 @@ _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 # The plain start script: the packaged wrapper would switch to the rabbitmq user.
 _RABBIT_SCRIPT = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 _APP_USER = "volreg"
-_APP_PASSWORD = "volreg"
 
 
 def free_port() -> int:
@@ -62,6 +61,21 @@ class Server:
 
     def command(self) -> Sequence[str]:
         raise NotImplementedError
+
+    @property
+    def pid(self) -> int | None:
+        """The process (group leader) while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
+    def alive(self) -> bool:
+        """Started by us and not exited: a kill of it is a real fault."""
+        if self._proc is None or self._proc.returncode is not None:
+            return False
+        try:
+            os.kill(self._proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
     def environment(self) -> dict[str, str]:
         return dict(os.environ)
@@ -126,13 +140,18 @@ class Server:
 
 
 class RedisServer(Server):
-    """No persistence: a restart comes back empty, as the chaos round intends."""
+    """No persistence: a restart comes back empty, as the chaos round intends. Clients need
+    its password, as a deployment's would."""
 
     name = "redis"
 
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.password = secrets.token_hex(12)
+
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
     def command(self) -> Sequence[str]:
         return [
@@ -142,6 +161,7 @@ class RedisServer(Server):
             "--save", "",
             "--appendonly", "no",
             "--dir", str(self.root),
+            "--requirepass", self.password,
         ]  # fmt: skip
 
 
@@ -152,31 +172,52 @@ class RabbitServer(Server):
     name = "rabbitmq"
     boot_timeout_s = 120.0
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, disk_mb: int = 0) -> None:
         super().__init__(root)
+        self.disk_mb = disk_mb  # > 0: the data directory is a tmpfs this small (disk-full)
+        self.data = self.root / "mnesia"
+        self._mounted = False
         self.dist_port = free_port()
         self.node = f"volreg-chaos-{secrets.token_hex(4)}@localhost"
+        self._password = secrets.token_hex(12)
 
     @property
     def url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+        return f"amqp://{_APP_USER}:{self._password}@127.0.0.1:{self.port}/{_APP_USER}"
 
     async def prepare(self) -> None:
         home = self.root / "home"
         for sub in ("home", "mnesia", "log"):
             (self.root / sub).mkdir(exist_ok=True)
+        if self.disk_mb:
+            await _run(
+                "mount", "-t", "tmpfs", "-o", f"size={self.disk_mb}m", "tmpfs", str(self.data)
+            )
+            self._mounted = True
         cookie = home / ".erlang.cookie"
         cookie.write_text(secrets.token_hex(16))
         cookie.chmod(0o400)  # Erlang refuses a cookie others can read
         (self.root / "enabled_plugins").write_text("[].\n")  # no management plugin
         (self.root / "rabbitmq.conf").write_text(
             f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
-            "loopback_users.guest = false\n"
+            # A user of our own instead of guest (created on the node's first boot).
+            f"default_user = {_APP_USER}\n"
+            f"default_pass = {self._password}\n"
+            f"default_vhost = {_APP_USER}\n"
+            # Small files, so that a small data directory (the disk-full round) suffices; the
+            # disk alarm blocks publishers before the directory is full.
+            "raft.wal_max_size_bytes = 8000000\n"
+            "disk_free_limit.absolute = 4MB\n"
             "vm_memory_high_watermark.relative = 0.2\n"
         )
 
     def command(self) -> Sequence[str]:
         return [str(_RABBIT_SCRIPT) if _RABBIT_SCRIPT.exists() else which("rabbitmq-server")]
+
+    async def unmount(self) -> None:
+        if self._mounted:
+            await _run("umount", "--lazy", str(self.data))
+            self._mounted = False
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -186,7 +227,7 @@ class RabbitServer(Server):
             RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
             RABBITMQ_NODE_PORT=str(self.port),
             RABBITMQ_DIST_PORT=str(self.dist_port),
-            RABBITMQ_MNESIA_BASE=str(self.root / "mnesia"),
+            RABBITMQ_MNESIA_BASE=str(self.data),
             RABBITMQ_LOG_BASE=str(self.root / "log"),
             RABBITMQ_CONFIG_FILE=str(self.root / "rabbitmq.conf"),
             RABBITMQ_ENABLED_PLUGINS_FILE=str(self.root / "enabled_plugins"),
@@ -203,9 +244,10 @@ class MariaServer(Server):
         super().__init__(root)
         self._buffer_pool_mb = buffer_pool_mb
         self.socket = self.root / "mysqld.sock"
+        self._password = secrets.token_hex(12)
 
     def dsn(self, database: str) -> str:
-        return f"mysql://{_APP_USER}:{_APP_PASSWORD}@127.0.0.1:{self.port}/{database}"
+        return f"mysql://{_APP_USER}:{self._password}@127.0.0.1:{self.port}/{database}"
 
     def _as_root(self) -> list[str]:
         return ["--user=root"] if os.geteuid() == 0 else []
@@ -243,29 +285,45 @@ class MariaServer(Server):
 
     async def create_app_user(self) -> None:
         """Root may log in only through our socket; the service gets a user of its own."""
-        sql = (
-            f"CREATE USER IF NOT EXISTS '{_APP_USER}'@'127.0.0.1' IDENTIFIED BY '{_APP_PASSWORD}';"
-            f"GRANT ALL PRIVILEGES ON *.* TO '{_APP_USER}'@'127.0.0.1';"
+        user = f"'{_APP_USER}'@'127.0.0.1'"
+        await self.as_root(
+            f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY '{self._password}';"
+            f"GRANT ALL PRIVILEGES ON *.* TO {user};"
         )
+
+    async def as_root(self, sql: str) -> str:
+        """Run ``sql`` as root through the socket (behind the service's back); its output."""
         client = await asyncio.create_subprocess_exec(
             which("mariadb"),
             "--no-defaults",
             f"--socket={self.socket}",
             "-uroot",
+            "--batch",
+            "--skip-column-names",
             "-e",
             sql,
-            stdout=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        _, err = await client.communicate()
+        out, err = await client.communicate()
         if client.returncode != 0:
-            raise RuntimeError(f"creating the MariaDB user failed: {err.decode()[-500:]}")
+            raise RuntimeError(f"mariadb as root failed: {err.decode()[-500:]}")
+        return out.decode()
+
+
+async def _run(*argv: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {err.decode()[-300:]}")
 
 
 class LocalCluster:
-    def __init__(self, root: Path, buffer_pool_mb: int = 128) -> None:
+    def __init__(self, root: Path, buffer_pool_mb: int = 128, broker_disk_mb: int = 0) -> None:
         self.redis = RedisServer(root)
-        self.rabbit = RabbitServer(root)
+        self.rabbit = RabbitServer(root, broker_disk_mb)
         self.mariadb = MariaServer(root, buffer_pool_mb)
 
     @property
@@ -284,3 +342,4 @@ class LocalCluster:
 
     async def stop(self) -> None:
         await asyncio.gather(*(s.stop() for s in self.servers), return_exceptions=True)
+        await self.rabbit.unmount()

@@ -19,7 +19,7 @@ from loadtest.run import Options, run
 from loadtest.scenarios import parse_names
 from loadtest.spawn import SpawnError, spawned
 from loadtest.wrk import WrkError
-from service.settings import Settings
+from service.core.settings import Settings
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -18,13 +18,13 @@ from loadtest.bodies import form_body, synthetic_catalogue
 from loadtest.client import read_candidate_ids
 from schemas.http import parse_form
 from schemas.records import FormKey
-from service.adapters.mysql_db import open_database
-from service.adapters.rabbit import open_broker
-from service.adapters.redis_cache import open_cache
-from service.http.app import names_of
-from service.settings import Settings
-from service.usecases.batches import BatchWindows
-from service.usecases.forms import Forms
+from service.core.names import names_of
+from service.core.settings import Settings
+from service.forms.save import Forms
+from service.forms.windows import BatchWindows
+from service.storage.mysql_parts import open_database
+from service.storage.rabbit import open_broker
+from service.storage.redis_cache import open_cache
 
 _CONCURRENCY = 64
 _BROKER_WAIT_S = 10.0

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from loadtest.scenarios import EXAM, FORM, LIVE, NAIVE, SAVE, WRITES, Scenario
-from service.http import urls
+from schemas import urls
 
 MARKER = "@@volreg-loadtest "
 # Percentiles wrk reports for each run; runs are merged on this grid (see ``stats``).

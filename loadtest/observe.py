@@ -11,8 +11,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from service.adapters.rabbit import RabbitBroker
-from service.errors import Unavailable
+from service.core.errors import Unavailable
+from service.storage.rabbit import RabbitBroker
 
 log = logging.getLogger(__name__)
 

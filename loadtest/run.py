@@ -25,12 +25,12 @@ from loadtest.client import PrepError, Session
 from loadtest.scenarios import Scenario
 from loadtest.spawn import stop
 from loadtest.stats import merge
-from service.adapters.mysql_db import open_database
-from service.adapters.rabbit import RabbitBroker, open_broker
-from service.gendata import DEMO_CANDIDATE
-from service.http import urls
-from service.http.app import names_of
-from service.settings import Settings
+from schemas import urls
+from service.core.names import names_of
+from service.core.settings import Settings
+from service.imports.gendata import DEMO_CANDIDATE
+from service.storage.mysql_parts import open_database
+from service.storage.rabbit import RabbitBroker, open_broker
 
 log = logging.getLogger(__name__)
 _PICKS = 8192

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import aiohttp
 
-from service.http import urls
+from schemas import urls
 
 _READY_WAIT_S = 60.0
 _STOP_WAIT_S = 20.0
@@ -39,7 +39,7 @@ async def _start(*args: str, env: dict[str, str], log: Path) -> asyncio.subproce
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "service.cli",
+            "service.main.cli",
             *args,
             env=env,
             stdout=out,

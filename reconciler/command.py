@@ -11,8 +11,8 @@ from tqdm import tqdm
 
 from reconciler.model import MODE_FULL, MODE_INCREMENTAL, OUTCOME_FAILED, OUTCOME_OK
 from reconciler.run import LockBusy, Reconciler
-from service.errors import Unavailable
-from service.settings import Settings
+from service.core.errors import Unavailable
+from service.core.settings import Settings
 
 EXIT_DRIFT = 1  # unrepaired drift remains
 EXIT_FAILED = 2  # a dependency failed mid-run
@@ -58,11 +58,9 @@ def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 async def reconcile_once(settings: Settings, mode: str, shard: int | None) -> int:
     """One run; prints its report as JSON. The exit code says whether drift remains."""
-    from service.adapters.mysql_sweep import open_archive
-    from service.adapters.redis_sweep import open_index
-    from service.http.app import names_of
+    from reconciler.wiring import open_sides
 
-    async with open_index(settings, names_of(settings)) as redis, open_archive(settings) as db:
+    async with open_sides(settings) as (redis, db):
         try:
             report = await Reconciler(redis, db, settings).run(mode, shard)
         except LockBusy:
@@ -78,14 +76,11 @@ async def reconcile_once(settings: Settings, mode: str, shard: int | None) -> in
 
 
 def _warmup(settings: Settings, args: argparse.Namespace) -> int:
-    from service.adapters.mysql_sweep import open_archive
-    from service.adapters.redis_sweep import open_index
-    from service.http.app import names_of
-    from service.warmup import warm_up
+    from reconciler.warmup import warm_up
+    from reconciler.wiring import open_sides
 
     async def run() -> int:
-        names = names_of(settings)
-        async with open_index(settings, names) as redis, open_archive(settings) as db:
+        async with open_sides(settings) as (redis, db):
             try:
                 total = await db.count_forms()
                 with tqdm(total=total, desc="warmup", unit="form", file=sys.stderr) as bar:

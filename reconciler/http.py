@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from reconciler.metrics import ReconcileMetrics
 from reconciler.run import Reconciler
-from service.http import urls
+from schemas import urls
 
 STATUS = "/status"
 _RECONCILER = web.AppKey("reconciler", Reconciler)

@@ -7,7 +7,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from reconciler.model import OUTCOME_FAILED, RunReport
-from service import names
+from service.core import names
 
 COUNTS = ("checked", "drifted", "repaired_redis", "repaired_mysql", "unrepaired", "in_grace")
 

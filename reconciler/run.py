@@ -23,8 +23,8 @@ from reconciler.model import (
 )
 from reconciler.ports import MySQLSide, RedisSide
 from schemas.records import FormKey, FormRecord
-from service.errors import DatabaseUnavailable, RecordRejected, Unavailable, VolregError
-from service.settings import Settings
+from service.core.errors import DatabaseUnavailable, RecordRejected, Unavailable, VolregError
+from service.core.settings import Settings
 
 log = logging.getLogger(__name__)
 _EPOCH = datetime(1970, 1, 2)  # TIMESTAMP starts at 1970-01-01 00:00:01 UTC

@@ -16,11 +16,9 @@ from reconciler.http import create_status_app
 from reconciler.metrics import ReconcileMetrics
 from reconciler.model import MODE_FULL, MODE_INCREMENTAL
 from reconciler.run import LockBusy, Reconciler
-from service.adapters.mysql_sweep import open_archive
-from service.adapters.redis_sweep import open_index
-from service.errors import Unavailable
-from service.http.app import names_of
-from service.settings import Settings
+from reconciler.wiring import open_sides
+from service.core.errors import Unavailable
+from service.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +58,8 @@ async def serve_forever(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     metrics = ReconcileMetrics()
-    names = names_of(settings)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per job run otherwise
-    async with open_index(settings, names) as redis, open_archive(settings) as mysql:
+    async with open_sides(settings) as (redis, mysql):
         reconciler = Reconciler(redis, mysql, settings, metrics)
         schedule = Schedule(reconciler)
         runner = web.AppRunner(create_status_app(reconciler, metrics), access_log=None)

@@ -35,7 +35,7 @@ need rabbitmq-server rabbitmq-server
 need rabbitmqctl rabbitmq-server
 need curl curl
 need python3 python3
-# deploy/nginx is tested in front of two API instances (tests/test_nginx.py), which runs its
+# deploy/nginx is tested in front of two API instances (tests/system/test_nginx.py), which runs its
 # own nginx on a spare port: the packaged service itself is not needed.
 need nginx nginx
 # The HTTP load generator `volreg loadtest` drives (not needed to run the service).

@@ -166,7 +166,7 @@ create_topic() {
 	esac
 }
 
-# topics PREFIX COUNT: a queue prefix's topics, named as service/adapters/rocket.py names them:
+# topics PREFIX COUNT: a queue prefix's topics, named as service/storage/rocket.py names them:
 # one per shard group, the dead letters, the probe, all of message type NORMAL (a topic takes
 # one type; a gRPC producer's messages must match it).
 topics() {
@@ -210,7 +210,7 @@ up() {
 	# Readiness is a real route: a message sent through the proxy that gets a receipt. The
 	# probe needs the project's virtualenv (make venv); without it the open ports must do.
 	if [ -x .venv/bin/python ] && .venv/bin/python -c 'import rocketmq' 2>/dev/null; then
-		wait_until 60 .venv/bin/python -m service.adapters.rocket_probe \
+		wait_until 60 .venv/bin/python -m service.storage.rocket_probe \
 			"127.0.0.1:$GRPC_PORT" "${VOLREG_QUEUE_PREFIX:-volreg}_probe" ||
 			die "rocketmq: no send receipt through 127.0.0.1:$GRPC_PORT; see var/rocketmq/logs/"
 		log "rocketmq: ready (a probe message got its send receipt)"

@@ -23,7 +23,8 @@ stop_ours() {
 trap stop_ours EXIT
 bash scripts/rocketmq.sh up
 
-suites=(tests/test_save_path.py tests/test_protocol.py tests/test_failures.py)
-for f in tests/test_reconcile*.py; do suites+=("$f"); done
+suites=(tests/integration/test_save_path.py tests/integration/test_protocol.py
+	tests/integration/test_failures.py)
+for f in tests/integration/test_reconcile*.py; do suites+=("$f"); done
 # shellcheck disable=SC2086  # PYTEST_ARGS is a list of options
 VOLREG_TEST_BROKER=rocketmq .venv/bin/pytest "${suites[@]}" ${PYTEST_ARGS:-}

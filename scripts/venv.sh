@@ -57,7 +57,9 @@ if [ pyproject.toml -nt "$STAMP" ]; then
 	# The stamp takes pyproject.toml's time from before the install, so an edit made
 	# while pip runs still triggers the next install.
 	touch -r pyproject.toml "$STAMP.new"
-	"$VENV/bin/pip" install -q -e '.[dev]'
+	# compat: the checkout itself goes on the venv's path, so the tools in loadtest/ (not
+	# part of the package) run as `volreg loadtest` and `volreg chaos` too.
+	"$VENV/bin/pip" install -q -e '.[dev]' --config-settings editable_mode=compat
 	mv -f "$STAMP.new" "$STAMP"
 	log "venv: installed"
 else

@@ -10,9 +10,9 @@ from typing import Any
 
 import aio_pika
 
-from service.adapters.rabbit import RabbitBroker
-from service.http.app import names_of
-from service.settings import Settings
+from service.core.names import names_of
+from service.core.settings import Settings
+from service.storage.rabbit import RabbitBroker
 from tests.proxy import Proxy
 from tests.support import ROOT
 
@@ -56,7 +56,7 @@ async def publish_raw(
     if on_rocketmq(settings):
         from rocketmq import Message
 
-        from service.adapters import rocket
+        from service.storage import rocket
 
         message = Message()
         message.topic = rocket.topic(names, index)
@@ -81,7 +81,7 @@ async def dead_letters(broker: Any, settings: Settings, count: int, timeout: flo
     names = names_of(settings)
     channel = await broker.connection().channel()
     dlq = await channel.get_queue(names.dead_letter_queue)
-    headers = []
+    headers: list[dict[str, Any]] = []
     try:
         async with asyncio.timeout(timeout):
             while len(headers) < count:
@@ -100,7 +100,7 @@ async def dead_letters(broker: Any, settings: Settings, count: int, timeout: flo
 async def delete_topology(broker: Any, settings: Settings) -> None:
     names = names_of(settings)
     if on_rocketmq(settings):
-        from service.adapters import rocket
+        from service.storage import rocket
 
         await rocket.delete_topology(settings, names)
         return

@@ -15,22 +15,26 @@ import pytest
 import redis.asyncio as redis
 from aiohttp.test_utils import TestClient, TestServer
 
-from service.adapters.brokers import open_form_broker
-from service.adapters.mysql_db import MySQLDatabase, open_database
-from service.adapters.mysql_migrate import drop_database, migrate
-from service.adapters.redis_cache import RedisCache, open_cache
-from service.consumer import FormWriter
-from service.domain.passwords import Passwords
-from service.http.app import create_app, names_of
-from service.metrics import Metrics
-from service.ports import Batch, Inbound
-from service.settings import Settings
+from service.core.metrics import Metrics
+from service.core.names import names_of
+from service.core.passwords import Passwords
+from service.core.ports import Batch, Inbound
+from service.core.settings import Settings
+from service.forms.consumer import FormWriter
+from service.main.wiring import create_app
+from service.storage.brokers import open_form_broker
+from service.storage.mysql_db import MySQLDatabase
+from service.storage.mysql_migrate import drop_database, migrate
+from service.storage.mysql_parts import AnyDatabase, open_database
+from service.storage.redis_cache import RedisCache, open_cache
 from tests.brokers import FrozenBroker, on_rocketmq
 from tests.proxy import Proxy
 from tests.staff_support import seed_catalogue, seed_staff
 from tests.support import CLOSED_BATCH, DEMO_ID, OPEN_BATCH, OTHER_ID, PASSWORD, make_settings
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+# Fixtures shared by the tiers; each tier resolves them on its own `api`.
+pytest_plugins = ["tests.bad_input"]
 
 
 @pytest.fixture(scope="session")
@@ -85,13 +89,13 @@ async def _cleanup(s: Settings) -> None:
             for exchange in (names.exchange, names.dead_letter_exchange):
                 await channel.exchange_delete(exchange)
     if on_rocketmq(s):
-        from service.adapters import rocket
+        from service.storage import rocket
 
         await rocket.delete_topology(s, names_of(s))
 
 
 @pytest.fixture(scope="session")
-async def db(settings: Settings) -> AsyncIterator[MySQLDatabase]:
+async def db(settings: Settings) -> AsyncIterator[AnyDatabase]:
     async with open_database(settings) as database:
         yield database
 

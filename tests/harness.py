@@ -9,16 +9,16 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from service.adapters.brokers import open_form_broker
-from service.adapters.mysql_db import MySQLDatabase
-from service.adapters.redis_cache import RedisCache
-from service.consumer import FormWriter
-from service.http.app import names_of
-from service.metrics import Metrics
-from service.ports import Inbound, Publisher
-from service.settings import Settings
-from service.usecases.batches import BatchWindows
-from service.usecases.forms import Forms
+from service.core.metrics import Metrics
+from service.core.names import names_of
+from service.core.ports import Inbound, Publisher
+from service.core.settings import Settings
+from service.forms.consumer import FormWriter
+from service.forms.save import Forms
+from service.forms.windows import BatchWindows
+from service.storage.brokers import open_form_broker
+from service.storage.mysql_parts import AnyDatabase
+from service.storage.redis_cache import RedisCache
 from tests.brokers import delete_topology
 
 
@@ -43,7 +43,7 @@ class Harness:
 @asynccontextmanager
 async def isolated(
     base: Settings,
-    db: MySQLDatabase,
+    db: AnyDatabase,
     cache: RedisCache,
     wrap: Callable[[Publisher], Publisher] = lambda p: p,
     consume: bool = True,

@@ -11,13 +11,14 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from schemas import urls
 from schemas.http import InstitutionBody, MajorBody
-from service.adapters.mysql_catalogue import CatalogueTables
-from service.adapters.mysql_staff import StaffAccount, StaffTables
-from service.domain.passwords import Passwords
-from service.gendata import COLUMNS, TEACHER_COLUMNS
-from service.http import urls
-from service.settings import Settings
+from service.accounts.login import StaffAccount
+from service.accounts.mysql import StaffTables
+from service.catalogue.mysql import CatalogueTables
+from service.core.passwords import Passwords
+from service.core.settings import Settings
+from service.imports.columns import COLUMNS, TEACHER_COLUMNS
 
 ADMIN = "admin-t"
 TEACHER = "teacher-t"

@@ -15,11 +15,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp.test_utils import TestClient
 
+from schemas import urls
+from schemas.http import parse_form
 from schemas.records import FormKey, FormRecord
-from service.domain.ids import make_id
-from service.http import urls
-from service.ports import Database
-from service.settings import ENV_FILE, Settings, environment
+from service.core import codec
+from service.core.ids import make_id
+from service.core.ports import Database
+from service.core.settings import ENV_FILE, Settings, environment
 
 RUN = uuid.uuid4().hex[:8]
 DEMO_ID = "11010519491231002X"
@@ -41,7 +43,7 @@ def _server_of(dsn: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
 
 
-# VOLREG_TEST_* point the suites at other servers (tests/cluster/topology.py does).
+# VOLREG_TEST_* point the suites at other servers (tests/system/cluster/topology.py does).
 TEST_MYSQL = os.environ.get("VOLREG_TEST_MYSQL", _server_of(SERVERS.mysql_dsn))
 TEST_REDIS = os.environ.get("VOLREG_TEST_REDIS", SERVERS.redis_url)
 TEST_AMQP = os.environ.get("VOLREG_TEST_AMQP", SERVERS.amqp_url)
@@ -71,7 +73,7 @@ def make_settings(**overrides: Any) -> Settings:
         rocketmq_invisible_s=10,
     )
     settings = dataclasses.replace(base, **overrides)
-    # `make test-cluster` (tests/cluster/topology.py) runs the suites on a Redis Cluster and
+    # `make test-cluster` (tests/system/cluster/topology.py) runs the suites on a Redis Cluster and
     # on MySQL split in two halves of the shards, whatever their number.
     if os.environ.get("VOLREG_TEST_MYSQL_SHARDED") == "1" and "mysql_shards" not in overrides:
         half, dsn = settings.shards // 2, settings.mysql_dsn
@@ -109,13 +111,21 @@ async def login(client: TestClient[Any, Any], candidate_id: str = DEMO_ID) -> di
 
 
 async def wait_for_mysql(
-    db: Database, key: FormKey, version: int, timeout: float = 20.0
+    db: Database,
+    key: FormKey,
+    version: int,
+    timeout: float = 20.0,
+    choices: list[dict[str, Any]] | None = None,
 ) -> FormRecord:
-    """Poll until MySQL holds ``version`` or newer for ``key``."""
+    """Poll until MySQL holds ``version`` or newer for ``key``. With ``choices`` (the body
+    acknowledged with ``version``), a row at exactly that version must hold that content: a
+    durable version with other content would be a loss too."""
     deadline = time.monotonic() + timeout
     while True:
         record = await db.get_form(key)
         if record is not None and record.version >= version:
+            if choices is not None and record.version == version:
+                assert stored_choices(record) == as_stored(choices), (key, version)
             return record
         if time.monotonic() > deadline:
             held = record.version if record else None
@@ -123,10 +133,19 @@ async def wait_for_mysql(
         await asyncio.sleep(0.05)
 
 
+def as_stored(choices: list[dict[str, Any]]) -> list[Any]:
+    """A save body's choices the way the service stores them (defaults filled in)."""
+    return list(parse_form({"choices": choices}).model_dump()["choices"])
+
+
+def stored_choices(record: FormRecord) -> list[Any]:
+    return list(codec.unpack(record.payload))
+
+
 def start_volreg(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """``volreg COMMAND`` in a child process; its log goes to a pipe the test may read."""
     return subprocess.Popen(
-        [sys.executable, "-m", "service.cli", command],
+        [sys.executable, "-m", "service.main.cli", command],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from service.errors import BadRequest, PayloadTooLarge, UnsupportedEncoding
+from service.core.errors import BadRequest, PayloadTooLarge, UnsupportedEncoding
 
 # What aiohttp inflates itself; anything else would reach us still encoded.
 _ENCODINGS = {"", "identity", "gzip", "x-gzip", "deflate"}

@@ -1,16 +1,21 @@
-"""Typed application state (aiohttp ``AppKey``s)."""
+"""Typed application state (aiohttp ``AppKey``s): settings and names, then each feature's
+use case."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from service.domain.tokens import TokenSigner
+from service.accounts.login import Accounts
+from service.catalogue.catalogue import Catalogue
+from service.core.metrics import Metrics
+from service.core.names import Names
+from service.core.settings import Settings
+from service.core.tokens import TokenSigner
+from service.forms.save import Forms
 from service.http.probes import Probes
-from service.metrics import Metrics
-from service.names import Names
-from service.settings import Settings
-from service.usecases.accounts import Accounts
-from service.usecases.forms import Forms
+from service.imports.jobs import JobTable
+from service.imports.pipeline import Importer
+from service.schools.schools import Schools
 
 SETTINGS = web.AppKey("settings", Settings)
 NAMES = web.AppKey("names", Names)
@@ -19,3 +24,7 @@ FORMS = web.AppKey("forms", Forms)
 ACCOUNTS = web.AppKey("accounts", Accounts)
 PROBES = web.AppKey("probes", Probes)
 METRICS = web.AppKey("metrics", Metrics)
+CATALOGUE = web.AppKey("catalogue", Catalogue)
+SCHOOLS = web.AppKey("schools", Schools)
+IMPORTER = web.AppKey("importer", Importer)
+IMPORT_JOBS: web.AppKey[JobTable] = web.AppKey("import_jobs")

@@ -11,10 +11,10 @@ from typing import Any
 
 from aiohttp import web
 
-from service import logs
-from service.errors import TooManyRequests, Unavailable, VolregError
+from service.core import logs
+from service.core.errors import TooManyRequests, Unavailable, VolregError
+from service.core.metrics import Metrics
 from service.http.respond import json_response
-from service.metrics import Metrics
 
 log = logging.getLogger("volreg.http")
 _REQUEST_ID = re.compile(r"^[\w.-]{1,64}$")

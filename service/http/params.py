@@ -6,7 +6,7 @@ import re
 
 from aiohttp import web
 
-from service.errors import ValidationFailed
+from service.core.errors import ValidationFailed
 
 
 def invalid(path: str, message: str) -> ValidationFailed:

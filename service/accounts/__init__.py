@@ -1,0 +1,1 @@
+"""Accounts: logging in (candidates, teachers, admins), the failed-login guard, staff accounts."""

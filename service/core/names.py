@@ -1,0 +1,105 @@
+"""Every name that crosses a process boundary: Redis keys, queues and exchanges, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.records import FormKey
+from service.core.ids import is_valid_id, shard_of
+from service.core.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    key_prefix: str
+    queue_prefix: str
+    shards: int
+    queues: int
+
+    # --- Redis. All keys of one candidate share the hash tag of its shard (one cluster slot).
+    def tag(self, candidate_id: str) -> str:
+        return self.shard_tag(shard_of(candidate_id, self.shards))
+
+    def shard_tag(self, shard: int) -> str:
+        return f"{{{self.key_prefix}:{shard:03d}}}"
+
+    def form_key(self, key: FormKey) -> str:
+        """Hash with the form's version, metadata and first part; parts 1.. are ``<key>:p<i>``."""
+        return f"{self.tag(key.candidate_id)}:form:{key.candidate_id}:{key.batch}"
+
+    def idempotency_key(self, key: FormKey, idem: str) -> str:
+        """An Idempotency-Key is scoped to one form (candidate and batch)."""
+        return f"{self.tag(key.candidate_id)}:idem:{key.candidate_id}:{key.batch}:{idem}"
+
+    def login_failures_key(self, account: str) -> str:
+        """Failed-login counter; a candidate's lives in its shard's slot, staff share one."""
+        tag = self.tag(account) if is_valid_id(account) else f"{{{self.key_prefix}:staff}}"
+        return f"{tag}:login-failures:{account}"
+
+    def exam_key(self, candidate_id: str) -> str:
+        return f"{self.tag(candidate_id)}:exam:{candidate_id}"
+
+    def changes_key(self, shard: int) -> str:
+        """Sorted set of a shard's form keys scored by updated_us, written by commit.lua: the
+        change index of incremental reconciliation (same hash tag, so same slot)."""
+        return f"{self.shard_tag(shard)}:changed"
+
+    def form_key_of_member(self, member: str) -> FormKey:
+        """The form behind a change-index member (a form key)."""
+        _, _, rest = member.partition(":form:")
+        candidate_id, _, batch = rest.partition(":")
+        return FormKey(candidate_id, batch)
+
+    @property
+    def reconcile_lock(self) -> str:
+        return f"{{{self.key_prefix}:reconcile}}:lock"
+
+    def catalogue_key(self, key: str) -> str:
+        """Redis copy of one catalogue entry (``institutions``, ``institution:10001``, ...)."""
+        return f"{{{self.key_prefix}:cat}}:{key}"
+
+    # --- RabbitMQ. One quorum queue per shard group, a direct exchange routes by group index.
+    def queue_index(self, candidate_id: str) -> int:
+        return shard_of(candidate_id, self.shards) % self.queues
+
+    @property
+    def exchange(self) -> str:
+        return f"{self.queue_prefix}.forms"
+
+    def queue(self, index: int) -> str:
+        return f"{self.queue_prefix}.forms.q{index}"
+
+    @property
+    def all_queues(self) -> list[str]:
+        return [self.queue(i) for i in range(self.queues)]
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.queue_prefix}.forms.dlx"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.queue_prefix}.forms.dead"
+
+    @property
+    def catalogue_exchange(self) -> str:
+        """Fanout of catalogue invalidations; every API process binds an exclusive queue."""
+        return f"{self.queue_prefix}.catalogue"
+
+
+# --- Prometheus metric names.
+METRIC_REQUESTS = "volreg_http_requests_total"
+METRIC_LATENCY = "volreg_http_request_seconds"
+METRIC_SAVES = "volreg_saves_total"
+METRIC_SAVE_STAGE = "volreg_save_stage_seconds"
+METRIC_CONSUMED = "volreg_consumed_messages_total"
+METRIC_DEAD_LETTERED = "volreg_dead_lettered_total"
+METRIC_CONSUME_BATCH = "volreg_consume_batch_rows"
+METRIC_RECONCILE_RUNS = "volreg_reconcile_runs_total"
+METRIC_RECONCILE_FORMS = "volreg_reconcile_forms_total"
+METRIC_RECONCILE_LAST = "volreg_reconcile_last_run"
+METRIC_RECONCILE_SECONDS = "volreg_reconcile_run_seconds"
+
+
+def names_of(settings: Settings) -> Names:
+    return Names(settings.key_prefix, settings.queue_prefix, settings.shards, settings.queues)

@@ -1,1 +1,0 @@
-"""Pure domain logic: no I/O, no drivers."""

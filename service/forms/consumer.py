@@ -1,0 +1,148 @@
+"""The consumer: batches messages into version-guarded multi-row upserts, commits, then acks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from schemas import messages
+from schemas.records import FormKey, FormRecord
+from service.core import codec
+from service.core.errors import BrokerUnavailable, DatabaseUnavailable, RecordRejected
+from service.core.metrics import Metrics
+from service.core.ports import Database, Inbound
+from service.core.settings import Settings
+
+log = logging.getLogger(__name__)
+_BACKOFF_MAX_S = 5.0
+_FAILED_BATCH_PAUSE_S = 1.0
+
+
+class FormWriter:
+    """Applies batches of deliveries to MySQL. Nothing is acked before its row is committed;
+    a message that can never be applied goes to the dead-letter queue with its reason."""
+
+    def __init__(self, db: Database, settings: Settings, metrics: Metrics) -> None:
+        self._db = db
+        self._settings = settings
+        self._metrics = metrics
+        self._stop = asyncio.Event()
+
+    async def run(self, inbox: asyncio.Queue[Inbound], stop: asyncio.Event) -> None:
+        self._stop = stop
+        while not stop.is_set():
+            batch = await self._collect(inbox)
+            if batch:
+                try:
+                    await self.apply(batch)
+                except _Abandoned:
+                    return
+                except Exception:
+                    # A bug or an unforeseen failure must not end the consumer with messages
+                    # stuck unacked on its channel. The batch goes back to the broker; one
+                    # that keeps failing is dead-lettered by the queue's delivery limit.
+                    log.exception("batch of %d failed; handing it back to the broker", len(batch))
+                    await self._requeue(batch)
+                    await asyncio.sleep(_FAILED_BATCH_PAUSE_S)
+
+    async def _collect(self, inbox: asyncio.Queue[Inbound]) -> list[Inbound]:
+        """Up to ``consume_batch`` deliveries, waiting at most ``consume_wait_ms`` after the
+        first one (and at most a second for the first, to notice a stop)."""
+        try:
+            first = await asyncio.wait_for(inbox.get(), timeout=1.0)
+        except TimeoutError:
+            return []
+        batch = [first]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.consume_wait_ms / 1000
+        while len(batch) < self._settings.consume_batch:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(inbox.get(), timeout=remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def apply(self, batch: Sequence[Inbound]) -> None:
+        decoded: list[tuple[Inbound, FormRecord]] = []
+        for delivery in batch:
+            try:
+                record = messages.decode(delivery.headers, delivery.body)
+                codec.unpack(record.payload)  # the choices must inflate and parse
+            except ValueError as exc:
+                await self._dead_letter(delivery, f"undecodable message: {exc}")
+                continue
+            decoded.append((delivery, record))
+        rejected = await self._write([r for _, r in decoded])
+        for delivery, record in decoded:
+            if record.key in rejected:
+                await self._dead_letter(delivery, rejected[record.key])
+            else:
+                await self._ack(delivery)
+                self._metrics.consumed.labels("applied").inc()
+
+    async def _write(self, records: Sequence[FormRecord]) -> dict[FormKey, str]:
+        """Upsert the newest record per form; retry while MySQL is down (the messages wait,
+        unacked); bisect around rows MySQL refuses. Returns refused keys with the reason."""
+        newest: dict[FormKey, FormRecord] = {}
+        for r in records:
+            if r.key not in newest or r.version > newest[r.key].version:
+                newest[r.key] = r
+        return await self._upsert_isolating(list(newest.values()))
+
+    async def _upsert_isolating(self, rows: list[FormRecord]) -> dict[FormKey, str]:
+        if not rows:
+            return {}
+        try:
+            await self._upsert_retrying(rows)
+            self._metrics.batch_rows.observe(len(rows))
+            return {}
+        except RecordRejected as exc:
+            if len(rows) == 1:
+                return {rows[0].key: str(exc)}
+        half = len(rows) // 2
+        return await self._upsert_isolating(rows[:half]) | await self._upsert_isolating(rows[half:])
+
+    async def _upsert_retrying(self, rows: list[FormRecord]) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self._db.upsert_forms(rows)
+                return
+            except DatabaseUnavailable as exc:
+                if self._stop.is_set():
+                    # Stopping while MySQL is down: leave the batch unacked; the broker
+                    # redelivers it to the next consumer.
+                    raise _Abandoned from exc
+                log.warning("MySQL unavailable, %d rows wait: %s", len(rows), exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX_S)
+
+    async def _dead_letter(self, delivery: Inbound, reason: str) -> None:
+        log.error("dead-lettering a message: %s", reason)
+        try:
+            await delivery.dead_letter(reason)
+        except BrokerUnavailable:
+            log.warning("broker gone while dead-lettering; it will be redelivered")
+            return
+        self._metrics.dead_lettered.inc()
+
+    async def _requeue(self, batch: Sequence[Inbound]) -> None:
+        for delivery in batch:
+            try:
+                await delivery.requeue()
+            except BrokerUnavailable:
+                return  # the channel is gone: the broker redelivers everything unacked
+
+    async def _ack(self, delivery: Inbound) -> None:
+        try:
+            await delivery.ack()
+        except BrokerUnavailable:
+            log.warning("broker gone before ack; the message will be redelivered (harmless)")
+
+
+class _Abandoned(Exception):
+    """A batch given up (unacked) because the consumer is stopping."""

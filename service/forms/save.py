@@ -1,0 +1,128 @@
+"""Saving and reading forms: the save protocol of DESIGN.md, step by step."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from schemas.http import FormBody, choices_json
+from schemas.records import STATUS_SAVED, FormKey, FormRecord
+from service.core import codec
+from service.core.errors import (
+    NotFound,
+    RequestInProgress,
+    StoreUnavailable,
+    Unavailable,
+    ValidationFailed,
+)
+from service.core.ports import Database, FormCache, Publisher, Replay
+from service.core.read_through import read_through
+from service.forms.windows import BatchWindows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    version: int
+    updated_us: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "updated_at": iso_us(self.updated_us)}
+
+
+def iso_us(us: int) -> str:
+    return datetime.fromtimestamp(us / 1_000_000).astimezone().isoformat(timespec="microseconds")
+
+
+def choices_of(record: FormRecord) -> list[Any]:
+    return list(codec.unpack(record.payload))
+
+
+def payload_of(form: FormBody) -> bytes:
+    """The stored bytes of a form: its choices as gzip-compressed JSON."""
+    return codec.compress(choices_json(form))
+
+
+class ChoiceCheck(Protocol):
+    async def check_choices(self, form: FormBody) -> None:
+        """Raise ValidationFailed when a choice names no institution/major of the catalogue."""
+
+
+class Forms:
+    def __init__(
+        self,
+        cache: FormCache,
+        publisher: Publisher,
+        db: Database,
+        batches: BatchWindows,
+        catalogue: ChoiceCheck | None = None,
+    ) -> None:
+        self._cache = cache
+        self._publisher = publisher
+        self._db = db
+        self._batches = batches
+        self._catalogue = catalogue
+
+    async def save(self, key: FormKey, form: FormBody, idem: str | None, now: datetime) -> Saved:
+        """Stage in Redis → publish and await the broker's confirm → commit in Redis.
+
+        A failure before the confirm leaves nothing visible. After the confirm the save is
+        durable: if the commit then fails, consumers still write MySQL and the reconciler
+        brings Redis up to date, but the client is told to retry (it was not visible yet).
+        """
+        await self._batches.require_open(key.batch, now)
+        if self._catalogue is not None:
+            await self._catalogue.check_choices(form)
+        payload = payload_of(form)
+        fingerprint = hashlib.sha256(payload).hexdigest()[:32]
+        staged = await self._cache.stage(key, idem, fingerprint)
+        if isinstance(staged, Replay):
+            return _replayed(staged.stored, fingerprint)
+        record = FormRecord(
+            key.candidate_id, key.batch, staged.version, staged.now_us, STATUS_SAVED, payload
+        )
+        saved = Saved(record.version, record.updated_us)
+        try:
+            await self._publisher.publish(record)
+        except Unavailable:
+            if idem:
+                await self._forget(key, idem)
+            raise
+        stored = f"done {fingerprint} {saved.version} {saved.updated_us}"
+        # Not applied means a concurrent save with a newer version committed first: this save
+        # is ordered before it, which is the outcome its version says.
+        await self._cache.commit(record, idem, stored)
+        return saved
+
+    async def _forget(self, key: FormKey, idem: str) -> None:
+        with contextlib.suppress(StoreUnavailable):  # the pending marker expires by itself
+            await self._cache.release_idempotency(key, idem)
+
+    async def read(self, key: FormKey) -> FormRecord:
+        """Redis first; on a miss (or Redis down) MySQL, refilling Redis without overwriting a
+        newer version."""
+        record = await read_through(
+            lambda: self._cache.read(key), lambda: self._db.get_form(key), self._cache.fill
+        )
+        if record is None:
+            raise NotFound("no form saved for this batch yet")
+        return record
+
+
+def _replayed(stored: str, fingerprint: str) -> Saved:
+    state, _, rest = stored.partition(" ")
+    first_fingerprint, _, result = rest.partition(" ")
+    if first_fingerprint != fingerprint:
+        raise ValidationFailed(
+            "Idempotency-Key was already used with a different body",
+            details=[{"path": "header.Idempotency-Key", "message": "reused with another body"}],
+        )
+    if state == "pending":
+        raise RequestInProgress
+    version, _, updated_us = result.partition(" ")
+    return Saved(int(version), int(updated_us))

@@ -1,0 +1,1 @@
+"""The routes of each feature: parse, call a use case, serialize."""

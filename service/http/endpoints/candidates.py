@@ -1,0 +1,166 @@
+"""HTTP handlers: parse the request, call a use case, serialize the result."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from schemas import urls
+from schemas.http import CandidateLogin, FormBody, Problem, parse_form, parse_login
+from schemas.records import FormKey
+from service.accounts.login import ROLE_CANDIDATE, ROLE_TEACHER
+from service.core.errors import Forbidden, Unauthorized, ValidationFailed, VolregError
+from service.core.ids import id_problem
+from service.core.tokens import BadToken, Claims
+from service.forms.save import Saved, choices_of, iso_us
+from service.http import keys
+from service.http.body import read_json
+from service.http.patterns import BATCH, IDEMPOTENCY_KEY
+from service.http.respond import json_response
+
+
+def _invalid(path: str, message: str) -> ValidationFailed:
+    return ValidationFailed(f"{path}: {message}", details=[{"path": path, "message": message}])
+
+
+def _claims(request: web.Request) -> Claims:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("send 'Authorization: Bearer <token>' from /api/v1/auth/login")
+    try:
+        return request.app[keys.SIGNER].verify(token.strip(), time.time())
+    except BadToken as exc:
+        raise Unauthorized(str(exc)) from None
+
+
+def require_role(request: web.Request, *roles: str) -> Claims:
+    """The request's claims, if its token has one of ``roles`` (403 otherwise)."""
+    claims = _claims(request)
+    if claims.role not in roles:
+        raise Forbidden(f"this needs the {' or '.join(roles)} role")
+    return claims
+
+
+async def _candidate(request: web.Request) -> str:
+    """The path's candidate ID, validated, for that candidate's own token, or for a teacher
+    of the candidate's school reading (GET) — never writing."""
+    claims = _claims(request)
+    candidate_id = request.match_info["candidate_id"]
+    problem = id_problem(candidate_id)
+    if problem:
+        raise _invalid("path.candidate_id", problem)
+    if claims.role == ROLE_TEACHER and request.method == "GET":
+        await request.app[keys.SCHOOLS].require_reader(claims.school, candidate_id)
+        return candidate_id
+    if claims.role != ROLE_CANDIDATE or claims.subject != candidate_id:
+        raise Forbidden("this token does not reach that candidate's records")
+    return candidate_id
+
+
+async def _form_key(request: web.Request) -> FormKey:
+    candidate_id = await _candidate(request)
+    batch = request.match_info["batch"]
+    if not BATCH.fullmatch(batch):
+        raise _invalid("path.batch", "must be 1-32 lowercase letters, digits or '-'")
+    return FormKey(candidate_id, batch)
+
+
+def _validated(exc: Problem) -> ValidationFailed:
+    return ValidationFailed(str(exc), details=exc.problems)
+
+
+async def login(request: web.Request) -> web.Response:
+    data = await read_json(request, request.app[keys.SETTINGS].max_body_bytes)
+    try:
+        body = parse_login(data)
+    except Problem as exc:
+        raise _validated(exc) from None
+    accounts = request.app[keys.ACCOUNTS]
+    if isinstance(body, CandidateLogin):
+        problem = id_problem(body.candidate_id)
+        if problem:
+            raise _invalid("candidate_id", problem)
+        token, claims = await accounts.login_candidate(body.candidate_id, body.password)
+    else:
+        token, claims = await accounts.login_staff(body.username, body.password)
+    return json_response(
+        {
+            "token": token,
+            "expires_at": datetime.fromtimestamp(claims.expires_at).astimezone().isoformat(),
+            "role": claims.role,
+        }
+    )
+
+
+async def get_exam(request: web.Request) -> web.Response:
+    exam = await request.app[keys.ACCOUNTS].exam(await _candidate(request))
+    return json_response(exam)
+
+
+async def get_form(request: web.Request) -> web.Response:
+    record = await request.app[keys.FORMS].read(await _form_key(request))
+    return json_response(
+        {
+            "choices": choices_of(record),
+            "version": record.version,
+            "updated_at": iso_us(record.updated_us),
+            "status": record.status,
+        }
+    )
+
+
+async def parse_save(request: web.Request) -> tuple[FormKey, FormBody, str | None]:
+    """Auth, path, Idempotency-Key and body of a save (also used by the naive benchmark route,
+    so both designs pay for the same checks)."""
+    key = await _form_key(request)
+    idem = request.headers.get("Idempotency-Key")
+    if idem is not None and not IDEMPOTENCY_KEY.fullmatch(idem):
+        raise _invalid("header.Idempotency-Key", "must be 1-128 visible ASCII characters")
+    data = await read_json(request, request.app[keys.SETTINGS].max_body_bytes)
+    try:
+        form = parse_form(data)
+    except Problem as exc:
+        raise _validated(exc) from None
+    return key, form, idem
+
+
+async def put_form(request: web.Request) -> web.Response:
+    key, form, idem = await parse_save(request)
+    metrics = request.app[keys.METRICS]
+    try:
+        saved: Saved = await request.app[keys.FORMS].save(key, form, idem, datetime.now())
+    except VolregError as exc:
+        metrics.saves.labels(exc.code).inc()
+        raise
+    metrics.saves.labels("ok").inc()
+    return json_response(saved.to_json())
+
+
+async def live(_: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    checks = await request.app[keys.PROBES].run()
+    ok = all(v == "ok" for v in checks.values())
+    return json_response(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[keys.METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post(urls.LOGIN, login)
+    app.router.add_get(urls.EXAM, get_exam)
+    app.router.add_get(urls.FORM, get_form)
+    app.router.add_put(urls.FORM, put_form)
+    app.router.add_get(urls.LIVE, live)
+    app.router.add_get(urls.READY, ready)
+    app.router.add_get(urls.METRICS, metrics)

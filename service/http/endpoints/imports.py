@@ -1,0 +1,71 @@
+"""Admin endpoints for bulk imports: a streamed upload, and the status of a job."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from schemas import urls
+from service.accounts.login import ROLE_ADMIN
+from service.core.errors import NotFound
+from service.http import keys
+from service.http.endpoints.candidates import require_role
+from service.http.keys import IMPORT_JOBS, IMPORTER
+from service.http.params import path_param, query_param
+from service.imports.pipeline import Options
+from service.imports.sources import StreamSource
+
+_JOB = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_OPTIONAL_JOB = re.compile(r"^$|" + _JOB.pattern)
+_NAME = re.compile(r"^$|^[\w.-]{1,128}$")
+_FLAG = re.compile(r"^$|^[01]$")
+_AFTER = re.compile(r"^$|^[0-9]{1,12}$")
+_REJECTIONS_PAGE = 100
+
+
+async def _status(request: web.Request, job_id: str, after: int) -> dict[str, object]:
+    jobs = request.app[IMPORT_JOBS]
+    job = await jobs.get(job_id)
+    if job is None:
+        raise NotFound(f"no import job {job_id}")
+    rejections = await jobs.rejections(job_id, after, _REJECTIONS_PAGE)
+    body = job.to_json()
+    body["rejections"] = [{"line": line, "reason": reason} for line, reason in rejections]
+    more = len(rejections) == _REJECTIONS_PAGE
+    body["rejections_after"] = rejections[-1][0] if more else None
+    return body
+
+
+async def post_import(request: web.Request) -> web.Response:
+    """The body is the CSV, plain or gzip (``Content-Encoding: gzip`` or just gzip bytes),
+    read as it arrives. ``?job=ID`` names the job (to watch it meanwhile, or to resume an
+    interrupted one); an upload of the same content resumes its unfinished job anyway unless
+    ``?fresh=1``. Answers when the whole body is imported."""
+    require_role(request, ROLE_ADMIN)
+    job_id = query_param(request, "job", _OPTIONAL_JOB, "1-64 letters, digits, '_' or '-'")
+    name = query_param(request, "name", _NAME, "a file name")
+    fresh = query_param(request, "fresh", _FLAG, "0 or 1") == "1"
+    settings = request.app[keys.SETTINGS]
+    options = Options(
+        source_name=name or "upload",
+        total_bytes=request.content_length,
+        job_id=job_id or None,
+        fresh=fresh,
+    )
+    source = StreamSource(request.content, settings.import_read_timeout_s)
+    job = await request.app[IMPORTER].run(source, options)
+    return web.json_response(await _status(request, job.job_id, 0))
+
+
+async def get_import(request: web.Request) -> web.Response:
+    """Rows done, rejected, rate, ETA, and rejections 100 at a time (``?after=LINE``)."""
+    require_role(request, ROLE_ADMIN)
+    job_id = path_param(request, "job", _JOB, "1-64 letters, digits, '_' or '-'")
+    after = query_param(request, "after", _AFTER, "a line number")
+    return web.json_response(await _status(request, job_id, int(after or 0)))
+
+
+def add_admin_routes(app: web.Application) -> None:
+    app.router.add_post(urls.ADMIN_IMPORTS, post_import)
+    app.router.add_get(urls.ADMIN_IMPORT, get_import)

@@ -1,0 +1,2 @@
+"""Bulk import of candidates or teachers from CSV: sources, rows, sorted runs, the pipeline
+and its job table."""

@@ -1,0 +1,2 @@
+"""Process entry points: the command line, the API server, the consumer, and the wiring
+that opens adapters."""

@@ -1,0 +1,301 @@
+"""The one place that opens adapters and builds the use cases on them: the API (``create_app``),
+the consumer, ``volreg import``, ``volreg admin`` and ``volreg batch``.
+
+Each feature depends on its ports only; here they meet the adapters of ``service.storage``
+and the features' own tables. Tests pass their own ``Adapters`` to ``create_app``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import (
+    AbstractAsyncContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+    nullcontext,
+)
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from service.accounts.guard import LoginGuard
+from service.accounts.login import Accounts, StaffStore
+from service.accounts.mysql import StaffTables
+from service.accounts.staff import create_account
+from service.catalogue import mysql as catalogue_mysql
+from service.catalogue.broadcast import open_broadcast
+from service.catalogue.catalogue import (
+    KEY_BATCHES,
+    Catalogue,
+    CatalogueCopies,
+    CatalogueTables,
+    Invalidations,
+)
+from service.core.errors import Unavailable
+from service.core.local_cache import LocalCache
+from service.core.metrics import Metrics
+from service.core.names import Names, names_of
+from service.core.passwords import Passwords
+from service.core.ports import Batch, Database, FormCache, LoginFailures, Publisher
+from service.core.settings import Settings
+from service.forms.save import Forms
+from service.forms.windows import BatchWindows
+from service.http import keys
+from service.http.app import Services, build_app
+from service.http.endpoints.naive import NaiveForms, NaiveStore
+from service.http.probes import Probes
+from service.imports.jobs import JobTable
+from service.imports.mysql import ImportJobs
+from service.imports.pipeline import CandidateSink, ExamCache, Importer, Sinks, StaffSink
+from service.schools.schools import Schools, SchoolTables
+from service.storage.brokers import FormBroker, open_form_broker
+from service.storage.mysql_parts import AnyDatabase, open_database
+from service.storage.rabbit import RabbitBroker, open_broker
+from service.storage.redis_cache import RedisCache, open_cache
+
+log = logging.getLogger(__name__)
+# How long `volreg import` and `volreg batch` wait for the broker before announcing changes.
+_BROADCAST_WAIT_S = 3.0
+_BROKER_WAIT_S = 5.0
+
+
+class StaffPorts(StaffStore, SchoolTables, StaffSink, Protocol):
+    """The staff table as logins, the teachers' views and the importer use it."""
+
+
+class OpenBroadcast(Protocol):
+    """Enter to listen for catalogue invalidations (``on_keys``; ``on_reset`` after a
+    reconnect may have lost some) and to publish them."""
+
+    def __call__(
+        self,
+        on_keys: Callable[[list[str]], None] | None,
+        on_reset: Callable[[], None] | None,
+    ) -> AbstractAsyncContextManager[Invalidations]: ...
+
+
+class OpenPublisher(Protocol):
+    """Enter to get the publisher saves go through (the app's metrics count its work)."""
+
+    def __call__(self, metrics: Metrics) -> AbstractAsyncContextManager[Publisher]: ...
+
+
+class OpenNaiveStore(Protocol):
+    """Enter to get the naive benchmark route's store, None unless ``bench_naive``."""
+
+    def __call__(self) -> AbstractAsyncContextManager[NaiveStore | None]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Adapters:
+    """Every port the API's use cases depend on: adapters on the servers (``open_adapters``)
+    or in-memory fakes (``service.main.fakes``)."""
+
+    form_cache: FormCache
+    open_publisher: OpenPublisher
+    database: Database
+    open_naive_store: OpenNaiveStore
+    login_failures: LoginFailures
+    staff: StaffPorts
+    catalogue_tables: CatalogueTables
+    catalogue_copies: CatalogueCopies
+    open_broadcast: OpenBroadcast
+    candidates: CandidateSink
+    exams: ExamCache
+    import_jobs: JobTable
+    probes: Mapping[str, Callable[[], Awaitable[None]]]
+
+
+@asynccontextmanager
+async def _open_servers(
+    settings: Settings, names: Names
+) -> AsyncIterator[tuple[RedisCache, AnyDatabase, RabbitBroker]]:
+    """None of them waits for its server: a process starts (not ready) while one is down."""
+    async with (
+        open_cache(settings, names) as cache,
+        open_database(settings) as db,
+        open_broker(settings, names) as broker,
+    ):
+        yield cache, db, broker
+
+
+@asynccontextmanager
+async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapters]:
+    """The API's adapters on Redis, MySQL (one database or shards) and the broker. Saves go
+    to the form broker ``VOLREG_BROKER`` names; the broadcast stays on RabbitMQ."""
+    async with (
+        _open_servers(settings, names) as (cache, db, broker),
+        open_form_broker(settings, names, broker) as forms_broker,
+    ):
+
+        def broadcast(
+            on_keys: Callable[[list[str]], None] | None,
+            on_reset: Callable[[], None] | None,
+        ) -> AbstractAsyncContextManager[Invalidations]:
+            return open_broadcast(broker, names, settings.broker_timeout_s, on_keys, on_reset)
+
+        yield Adapters(
+            form_cache=cache,
+            open_publisher=lambda _metrics: nullcontext(forms_broker),
+            database=db,
+            open_naive_store=lambda: nullcontext(db if settings.bench_naive else None),
+            login_failures=cache,
+            staff=StaffTables(db),
+            catalogue_tables=catalogue_mysql.CatalogueTables(db),
+            catalogue_copies=cache,
+            open_broadcast=broadcast,
+            candidates=db,
+            exams=cache,
+            import_jobs=ImportJobs(db),
+            probes={"redis": cache.ping, "broker": forms_broker.ping, "mysql": db.ping},
+        )
+
+
+@asynccontextmanager
+async def open_durable(
+    settings: Settings, names: Names
+) -> AsyncIterator[tuple[AnyDatabase, FormBroker]]:
+    """The consumer's adapters: MySQL and the form broker (it never touches Redis)."""
+    async with open_database(settings) as db, open_form_broker(settings, names) as broker:
+        yield db, broker
+
+
+def create_app(settings: Settings, adapters: Adapters | None = None) -> web.Application:
+    """The API. Without ``adapters`` it opens its own on start-up and closes them on exit;
+    given ones are used as they are and left open."""
+    names = names_of(settings)
+
+    @asynccontextmanager
+    async def services(app: web.Application) -> AsyncIterator[Services]:
+        if settings.uses_dev_secret:
+            log.warning("VOLREG_TOKEN_SECRET is not set: tokens use the development secret")
+        async with AsyncExitStack() as stack:
+            if adapters is None:
+                opened = await stack.enter_async_context(open_adapters(settings, names))
+            else:
+                opened = adapters
+            yield await stack.enter_async_context(_services(app, settings, opened))
+
+    return build_app(settings, names, services)
+
+
+@asynccontextmanager
+async def _services(
+    app: web.Application, settings: Settings, adapters: Adapters
+) -> AsyncIterator[Services]:
+    a = adapters
+    local: LocalCache[Any] = LocalCache(settings.catalogue_local_entries, settings.catalogue_ttl_s)
+    exams: LocalCache[dict[str, Any] | None] = LocalCache(
+        settings.exam_local_entries, settings.exam_local_ttl_s
+    )
+
+    def on_keys(changed: list[str]) -> None:
+        for key in changed:
+            local.invalidate(key)
+            exams.invalidate(key)
+
+    def on_reset() -> None:
+        local.invalidate_all()
+        exams.invalidate_all()
+
+    async with (
+        a.open_broadcast(on_keys, on_reset) as broadcast,
+        a.open_publisher(app[keys.METRICS]) as publisher,
+        a.open_naive_store() as naive_store,
+    ):
+        catalogue = Catalogue(
+            a.catalogue_tables, a.catalogue_copies, local, settings.catalogue_redis_ttl_s, broadcast
+        )
+        # The catalogue's multi-level cache holds the batches: no second cache in front.
+        batches = BatchWindows(catalogue, 0.0, on_miss=catalogue.reload_batches)
+        passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
+        sinks = Sinks(a.candidates, a.exams, a.staff, a.import_jobs, broadcast.publish)
+        yield Services(
+            forms=Forms(a.form_cache, publisher, a.database, batches, catalogue),
+            accounts=Accounts(
+                a.database,
+                a.form_cache,
+                passwords,
+                app[keys.SIGNER],
+                settings.token_ttl_s,
+                staff=a.staff,
+                exams=exams,
+                guard=LoginGuard(
+                    a.login_failures,
+                    settings.login_failures_limit,
+                    settings.login_failures_window_s,
+                ),
+            ),
+            catalogue=catalogue,
+            schools=Schools(a.staff, a.database),
+            importer=Importer(sinks, settings),
+            import_jobs=a.import_jobs,
+            probes=Probes(
+                dict(a.probes),
+                timeout_s=min(settings.redis_timeout_s, settings.mysql_timeout_s),
+            ),
+            naive=None if naive_store is None else NaiveForms(naive_store, batches, catalogue),
+        )
+
+
+@asynccontextmanager
+async def open_import_sinks(settings: Settings, names: Names) -> AsyncIterator[Sinks]:
+    """``volreg import``: the importer's sinks, announcing changed keys to API processes."""
+    async with (
+        _open_servers(settings, names) as (cache, db, broker),
+        open_broadcast(broker, names, settings.broker_timeout_s) as broadcast,
+    ):
+
+        async def announce(changed: list[str]) -> None:
+            try:
+                await broadcast.wait_attached(_BROADCAST_WAIT_S)
+            except TimeoutError:
+                raise Unavailable("broker not reachable") from None
+            await broadcast.publish(changed)
+
+        yield Sinks(db, cache, StaffTables(db), ImportJobs(db), announce)
+
+
+async def create_staff_account(
+    settings: Settings, username: str, role: str, school: str, password: str
+) -> None:
+    """``volreg admin``; raises ValueError for bad values."""
+    passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
+    async with open_database(settings) as db:
+        await create_account(StaffTables(db), passwords, username, role, school, password)
+
+
+async def save_batch(settings: Settings, batch: Batch) -> None:
+    """``volreg batch``: write the batch, then refresh the Redis copies and tell the API
+    processes, as an admin's PUT does."""
+    async with open_database(settings) as db:
+        await db.upsert_batch(batch)
+        await publish_keys(settings, names_of(settings), db, [KEY_BATCHES])
+
+
+async def publish_keys(
+    settings: Settings, names: Names, db: AnyDatabase, changed: list[str]
+) -> None:
+    """Publish catalogue changes made outside the API: refresh the Redis copies of
+    ``changed`` and broadcast the invalidation."""
+    async with (
+        open_cache(settings, names) as cache,
+        open_broker(settings, names) as broker,
+        open_broadcast(broker, names, settings.broker_timeout_s) as broadcast,
+    ):
+        try:
+            await broadcast.wait_attached(_BROKER_WAIT_S)
+        except TimeoutError:
+            log.warning("broker not reachable: API processes see the change within their TTL")
+        local: LocalCache[object] = LocalCache(1, 0.0)
+        catalogue = Catalogue(
+            catalogue_mysql.CatalogueTables(db),
+            cache,
+            local,
+            settings.catalogue_redis_ttl_s,
+            broadcast,
+        )
+        outcome = await catalogue.published(changed)
+        if not all(outcome.values()):
+            log.warning("catalogue change published partly: %s", outcome)

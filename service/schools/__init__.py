@@ -1,0 +1,1 @@
+"""What teachers see: their school's candidates with the filing status of each batch."""

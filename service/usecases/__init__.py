@@ -1,1 +1,0 @@
-"""Use cases: what the API does, written against the interfaces in ``service.ports``."""
