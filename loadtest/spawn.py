@@ -83,10 +83,15 @@ class SpawnError(RuntimeError):
 
 
 @asynccontextmanager
-async def spawned(workers: int, log_dir: Path) -> AsyncIterator[Deployment]:
-    """The processes log to ``api.log`` and ``consumer.log`` in ``log_dir`` (which exists)."""
+async def spawned(
+    workers: int, log_dir: Path, broker: str | None = None
+) -> AsyncIterator[Deployment]:
+    """The processes log to ``api.log`` and ``consumer.log`` in ``log_dir`` (which exists);
+    ``broker`` overrides their ``VOLREG_BROKER``."""
     port = free_port()
     env = dict(os.environ, VOLREG_HTTP_HOST="127.0.0.1", VOLREG_HTTP_PORT=str(port))
+    if broker is not None:
+        env["VOLREG_BROKER"] = broker
     api_log, consumer_log = log_dir / "api.log", log_dir / "consumer.log"
     api = await _start("serve", "--workers", str(workers), "--naive", env=env, log=api_log)
     consumer = await _start("consume", env=env, log=consumer_log)
