@@ -190,6 +190,8 @@ class RocketBroker:
                     "rocketmq %s",
                     "up" if up else "unreachable",
                 )
+            if up and not self._up and self._connected.is_set():
+                up = await self._renew_consumer()  # not up until it has one
             if up and not self._connected.is_set():
                 # Routes the client failed to fetch at startup are fetched on demand, in a
                 # blocking call: fetch them here, off the event loop, before the first send.
@@ -325,30 +327,52 @@ class RocketBroker:
         if clients is None:
             raise BrokerUnavailable
         if clients.consumer is None:
-            subscription = {name: FilterExpression() for name in self._topics}
-            consumer = SimpleConsumer(
-                self._config(),
-                consumer_group(self._names),
-                subscription,
-                await_duration=_RECEIVE_WAIT_S,
-            )
-            try:
-                await asyncio.to_thread(consumer.startup)
-            except Exception as exc:
-                raise BrokerUnavailable from exc
-            clients.consumer = consumer
+            clients.consumer = await self._start_consumer()
         self._handler = handler
         # One long poll per topic in flight (the consumer picks topics in turn).
         self._receivers = [
-            asyncio.create_task(
-                self._receive_forever(clients.consumer), name=f"rocketmq-receive-{i}"
-            )
+            asyncio.create_task(self._receive_forever(), name=f"rocketmq-receive-{i}")
             for i in range(len(self._topics))
         ]
 
-    async def _receive_forever(self, consumer: SimpleConsumer) -> None:
+    async def _start_consumer(self) -> SimpleConsumer:
+        subscription = {name: FilterExpression() for name in self._topics}
+        consumer = SimpleConsumer(
+            self._config(),
+            consumer_group(self._names),
+            subscription,
+            await_duration=_RECEIVE_WAIT_S,
+        )
+        try:
+            await asyncio.to_thread(consumer.startup)
+        except Exception as exc:
+            raise BrokerUnavailable from exc
+        return consumer
+
+    async def _renew_consumer(self) -> bool:
+        """After the broker was unreachable: a new SimpleConsumer. The old one's receives keep
+        failing once the proxy restarted (it no longer knows the client's settings); what the
+        old one held unacked is delivered again after its invisible duration."""
+        clients = self._clients
+        if clients is None or clients.consumer is None:
+            return True
+        try:
+            fresh = await self._start_consumer()
+        except BrokerUnavailable:
+            log.warning("rocketmq back, but a new consumer did not start; trying again")
+            return False
+        old, clients.consumer = clients.consumer, fresh
+        log.info("rocketmq back: consuming through a new client")
+        with suppress(Exception):
+            await asyncio.to_thread(old.shutdown)
+        return True
+
+    async def _receive_forever(self) -> None:
         limit = self._settings.delivery_limit
         while not self._closing:
+            consumer = self._clients.consumer if self._clients else None
+            if consumer is None:
+                return
             try:
                 received = await self._bridge(
                     consumer.receive_async(_RECEIVE_BATCH, self._settings.rocketmq_invisible_s),
