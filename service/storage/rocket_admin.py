@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import json
 import struct
+from contextlib import suppress
 from typing import Any
 
 # org.apache.rocketmq.remoting.protocol.RequestCode / ResponseCode
@@ -53,6 +54,8 @@ async def request(
                 data = await reader.readexactly(length)
             finally:
                 writer.close()
+                with suppress(OSError):
+                    await writer.wait_closed()
     except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
         raise AdminError(f"broker {address} unreachable: {exc!r}") from exc
     (header_len,) = struct.unpack(">I", data[:4])
