@@ -63,6 +63,7 @@ from loadtest.chaos_verify import (
 from loadtest.cluster_local import LocalCluster, RabbitServer, Server
 from reconciler.mysql_archive import open_archive
 from reconciler.redis_index import open_index
+from schemas.records import FormRecord
 from service.core import codec
 from service.core.errors import Unavailable
 from service.core.names import names_of
@@ -432,15 +433,21 @@ async def _fill_disk(
     filler = broker.data / "chaos-filler"
     pid = broker.pid
     failed0 = sum(run.load.ledger.failures.values())
-    free = os.statvfs(broker.data)
-    size = free.f_bavail * free.f_frsize
+    size = 0
     with filler.open("wb") as f:
-        os.posix_fallocate(f.fileno(), 0, size)
+        # Grow it until ENOSPC at each step size (the broker writes meanwhile).
+        for step in (2**20, 2**16, 2**12):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.posix_fallocate(f.fileno(), size, step)
+                    size += step
     after = os.statvfs(broker.data)
     result.proof |= {
         "filled_mb": round(size / 2**20, 1),
         "free_bytes": after.f_bavail * after.f_frsize,
     }
+    if result.proof["free_bytes"] > 2**20:
+        result.problems.append(f"the broker's disk was not full: {after.f_bavail} blocks free")
     await asyncio.sleep(result.down_s)
 
     async def lift() -> None:
@@ -522,7 +529,7 @@ async def _verify(
 
     if result.fault == "redis":
         result.checked = len(untouched)
-        result.restore_failed = await _restore(run, result, untouched)
+        result.restore_failed = await _restore(run, result, untouched, mysql)
     else:
         result.checked = len(held)
     if result.checked == 0:
@@ -580,13 +587,13 @@ async def _drain(run: Run) -> bool:
     return False
 
 
-async def _restore(run: Run, result: RoundResult, untouched: set[int]) -> int:
-    """The forms untouched since the wipe: gone from Redis (proof of the wipe), then back
-    with their newest acknowledged save, half read through the API (a Redis miss falls back
-    to MySQL and refills Redis), half reloaded by ``volreg warmup``. Returns the forms that
-    did not come back right."""
+async def _restore(run: Run, result: RoundResult, untouched: set[int], mysql: Copies) -> int:
+    """The forms untouched since the wipe: gone from Redis (proof of the wipe), then back as
+    MySQL holds them, half read through the API (a Redis miss falls back to MySQL and refills
+    Redis), half reloaded by ``volreg warmup``. (MySQL's copy was judged before: the newest
+    acknowledged save, or a later attempt whose confirm came after the API gave up.) Returns
+    the forms that did not come back right."""
     forms = sorted(untouched)
-    newest = newest_acks(run.load.ledger)
     keys = [run.keys[f] for f in forms]
     async with open_index(run.settings, names_of(run.settings)) as index:
         before = await redis_copies(index, keys)
@@ -605,21 +612,24 @@ async def _restore(run: Run, result: RoundResult, untouched: set[int]) -> int:
             retried += 1
             await asyncio.sleep(1)
             got = await run.load.read(form)
-        ack = newest[form]
-        if got != (ack.version, ack.salt):
-            wrong[form] = f"API read {got}, acknowledged {(ack.version, ack.salt)}"
+        if got != _stamp(mysql.get(run.keys[form])):
+            wrong[form] = f"API read {got}, MySQL holds {_stamp(mysql.get(run.keys[form]))}"
     if not await _command(run.settings, "warmup"):
         result.problems.append("volreg warmup failed")
     async with open_index(run.settings, names_of(run.settings)) as index:
         after = await redis_copies(index, keys)
     for form, key in zip(forms, keys, strict=True):
-        copy, ack = after.get(key), newest[form]
-        stored = None if copy is None else (copy.version, salt_of(copy.payload))
-        if stored != (ack.version, ack.salt) and form not in wrong:
-            wrong[form] = f"Redis holds {stored}, acknowledged {(ack.version, ack.salt)}"
+        stored, expected = _stamp(after.get(key)), _stamp(mysql.get(key))
+        if (stored is None or stored != expected) and form not in wrong:
+            wrong[form] = f"Redis holds {stored}, MySQL {expected}"
     result.proof["reads_retried"] = retried
     result.proof["restore_errors"] = [f"form {f}: {why}" for f, why in sorted(wrong.items())][:10]
     return len(wrong)
+
+
+def _stamp(copy: FormRecord | None) -> tuple[int, int] | None:
+    """(version, salt): which save a stored copy is."""
+    return None if copy is None else (copy.version, salt_of(copy.payload))
 
 
 async def _converge(run: Run, result: RoundResult) -> Check:

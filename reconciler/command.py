@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import orjson
 from tqdm import tqdm
@@ -14,6 +16,7 @@ from reconciler.run import LockBusy, Reconciler
 from service.core.errors import Unavailable
 from service.core.settings import Settings
 
+T = TypeVar("T")
 EXIT_DRIFT = 1  # unrepaired drift remains
 EXIT_FAILED = 2  # a dependency failed mid-run
 EXIT_BUSY = 75  # another run holds the lock (EX_TEMPFAIL): try again later
@@ -61,8 +64,9 @@ async def reconcile_once(settings: Settings, mode: str, shard: int | None) -> in
     from reconciler.wiring import open_sides
 
     async with open_sides(settings) as (redis, db):
+        reconciler = Reconciler(redis, db, settings)
         try:
-            report = await Reconciler(redis, db, settings).run(mode, shard)
+            report = await _with_progress(reconciler, reconciler.run(mode, shard))
         except LockBusy:
             print("another reconcile run holds the lock; try again later", file=sys.stderr)
             return EXIT_BUSY
@@ -73,6 +77,22 @@ async def reconcile_once(settings: Settings, mode: str, shard: int | None) -> in
     if report.outcome == OUTCOME_OK:
         return 0
     return EXIT_FAILED if report.outcome == OUTCOME_FAILED else EXIT_DRIFT
+
+
+async def _with_progress(reconciler: Reconciler, run: Awaitable[T]) -> T:
+    """Await ``run`` with a bar of the shards done on the terminal (none when stderr is not
+    one: cron mail and logs get the report only)."""
+    task = asyncio.ensure_future(run)
+    terminal = sys.stderr.isatty()
+    with tqdm(desc="reconcile", unit="shard", file=sys.stderr, disable=not terminal) as bar:
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.5)
+            progress = reconciler.progress
+            if progress.shards_total and bar.total != progress.shards_total:
+                bar.reset(total=progress.shards_total)
+            bar.n = progress.shards_done
+            bar.refresh()
+    return task.result()
 
 
 def _warmup(settings: Settings, args: argparse.Namespace) -> int:

@@ -40,6 +40,9 @@ need python3 python3
 need nginx nginx
 # The HTTP load generator `volreg loadtest` drives (not needed to run the service).
 need wrk wrk
+# promtool checks k8s/monitoring's alert rules (tests/system/test_monitoring.py); the
+# Prometheus server of the package is never started.
+need promtool prometheus
 # Debian's python3 makes venvs only with python3-venv (ensurepip); ask once, quietly.
 if have python3 && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
 	missing+=(python3-venv)

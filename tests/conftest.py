@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as redis
 from aiohttp.test_utils import TestClient, TestServer
 
-from service.core.metrics import Metrics
+from service.core.metrics import ConsumerMetrics
 from service.core.names import names_of
 from service.core.passwords import Passwords
 from service.core.ports import Batch, Inbound
@@ -115,7 +115,7 @@ async def consumer(settings: Settings, db: MySQLDatabase) -> AsyncIterator[None]
         await broker.consume(inbox.put)
         stop = asyncio.Event()
         task = asyncio.create_task(
-            FormWriter(db, settings, Metrics()).run(inbox, stop), name="test-consumer"
+            FormWriter(db, settings, ConsumerMetrics()).run(inbox, stop), name="test-consumer"
         )
         yield
         stop.set()
@@ -178,4 +178,10 @@ async def broker_proxy(settings: Settings) -> AsyncIterator[Proxy]:
 @pytest.fixture
 async def redis_proxy(settings: Settings) -> AsyncIterator[Proxy]:
     async with _proxy(settings.redis_url) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+async def mysql_proxy(settings: Settings) -> AsyncIterator[Proxy]:
+    async with _proxy(settings.mysql_dsn) as proxy:
         yield proxy

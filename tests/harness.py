@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from service.core.metrics import Metrics
+from service.core.metrics import ConsumerMetrics
 from service.core.names import names_of
 from service.core.ports import Inbound, Publisher
 from service.core.settings import Settings
@@ -59,6 +59,8 @@ async def isolated(
             await broker.consume(inbox.put)
         forms = Forms(cache, wrap(broker), db, BatchWindows(db, 60))
         try:
-            yield Harness(settings, broker, forms, FormWriter(db, settings, Metrics()), inbox)
+            yield Harness(
+                settings, broker, forms, FormWriter(db, settings, ConsumerMetrics()), inbox
+            )
         finally:
             await delete_topology(broker, settings)

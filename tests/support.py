@@ -71,6 +71,7 @@ def make_settings(**overrides: Any) -> Settings:
         # `make test-rocketmq`: the same suites on RocketMQ (scripts/rocketmq.sh started it).
         broker=os.environ.get("VOLREG_TEST_BROKER", "rabbitmq"),
         rocketmq_invisible_s=10,
+        consumer_http_port=0,  # consumers started by tests run side by side
     )
     settings = dataclasses.replace(base, **overrides)
     # `make test-cluster` (tests/system/cluster/topology.py) runs the suites on a Redis Cluster and

@@ -203,3 +203,15 @@ INSERT IGNORE INTO import_rejections (job_id, line, reason) VALUES {rows}
 -- name: import_rejections
 SELECT line, reason FROM import_rejections WHERE job_id = %s AND line > %s
 ORDER BY line LIMIT %s
+
+-- name: status_reconcile_runs
+-- `volreg status`: the last few reconcile runs.
+SELECT mode, shard, outcome, started_at, duration_ms, checked, drifted, repaired_redis,
+  repaired_mysql, unrepaired, in_grace, error
+FROM reconcile_runs ORDER BY id DESC LIMIT 3
+
+-- name: status_imports
+-- `volreg status`: imports still running (or interrupted: resumable).
+SELECT job_id, kind, source, rows_done, imported, rejected, input_bytes, total_bytes,
+  run_started_at
+FROM import_jobs WHERE state = 'running' ORDER BY started_at

@@ -61,12 +61,6 @@ class WindowClosed(Conflict):
     code = "window_closed"
 
 
-class RequestInProgress(Conflict):
-    """A request with this Idempotency-Key is still being processed."""
-
-    code = "idempotency_in_progress"
-
-
 class PayloadTooLarge(VolregError):
     """The request body is larger than allowed."""
 
@@ -106,6 +100,12 @@ class Unavailable(VolregError):
     code = "unavailable"
 
 
+class RequestInProgress(Unavailable):
+    """A request with this Idempotency-Key is in progress; retry it after Retry-After."""
+
+    code = "idempotency_in_progress"
+
+
 class StoreUnavailable(Unavailable):
     """Redis is unavailable; retry later."""
 
@@ -116,6 +116,12 @@ class BrokerUnavailable(Unavailable):
     """The message broker is unavailable or did not confirm; retry later."""
 
     code = "broker_unavailable"
+
+
+class PublishUncertain(BrokerUnavailable):
+    """No broker confirm in time: the save may yet apply; retry with the same Idempotency-Key."""
+
+    code = "broker_unconfirmed"
 
 
 class DatabaseUnavailable(Unavailable):

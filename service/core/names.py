@@ -87,6 +87,9 @@ class Names:
         return f"{self.queue_prefix}.catalogue"
 
 
+# --- AMQP headers besides the message format's: the API request that published a save.
+HEADER_REQUEST_ID = "x-request-id"
+
 # --- Prometheus metric names.
 METRIC_REQUESTS = "volreg_http_requests_total"
 METRIC_LATENCY = "volreg_http_request_seconds"
@@ -99,6 +102,12 @@ METRIC_RECONCILE_RUNS = "volreg_reconcile_runs_total"
 METRIC_RECONCILE_FORMS = "volreg_reconcile_forms_total"
 METRIC_RECONCILE_LAST = "volreg_reconcile_last_run"
 METRIC_RECONCILE_SECONDS = "volreg_reconcile_run_seconds"
+METRIC_DEPENDENCY_UP = "volreg_dependency_up"
+METRIC_QUEUE_MESSAGES = "volreg_queue_messages"
+METRIC_DEAD_LETTER_MESSAGES = "volreg_dead_letter_messages"
+METRIC_CONSUMER_LAG = "volreg_consumer_lag_seconds"
+METRIC_CONSUME_DELAY = "volreg_consume_delay_seconds"
+METRIC_CONSUME_UPSERT = "volreg_consume_upsert_seconds"
 
 
 def names_of(settings: Settings) -> Names:

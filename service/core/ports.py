@@ -63,6 +63,9 @@ class FormCache(Protocol):
 
     async def release_idempotency(self, key: FormKey, idem: str) -> None: ...
 
+    async def idempotency_record(self, key: FormKey, idem: str) -> str | None:
+        """What was recorded for this Idempotency-Key (as ``Replay.stored``), if anything."""
+
     async def read(self, key: FormKey) -> FormRecord | None: ...
 
     async def fill(self, record: FormRecord) -> bool: ...

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from service.core.settings_rules import SettingsError, problems_of, unknown_variables
+
 _DEV_SECRET = "volreg-dev-secret-change-me"
 # Written by `make up` / `make test` (scripts/credentials.sh): the token secret and the URLs,
 # with credentials, of the servers the project started. Relative to the working directory.
@@ -58,6 +60,10 @@ class Settings:
     broker_timeout_s: float = 5.0
     mysql_timeout_s: float = 5.0
     retry_after_s: int = 2
+    # Readiness: a new process waits this long for its first connections before it reports
+    # ready anyway; dependencies are pinged this often for /health/deps and the metrics.
+    ready_connect_grace_s: float = 15.0
+    probe_interval_s: float = 5.0
     redis_pool_size: int = 64
     # The save path's scripts share one multiplexed connection per process (far less CPU per
     # call than redis-py's pool); false sends them through the pool like everything else.
@@ -67,6 +73,9 @@ class Settings:
     consume_batch: int = 500
     consume_wait_ms: int = 20
     consume_prefetch: int = 2000
+    # The consumer's own /metrics and health (0: off), and how often it samples queue depths.
+    consumer_http_port: int = 8082
+    consumer_stats_interval_s: float = 5.0
     # Quorum-queue redeliveries before the broker dead-letters a message (crash loops).
     delivery_limit: int = 20
     # Published catalogue (batches) is re-read from MySQL at most this often.
@@ -87,6 +96,8 @@ class Settings:
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19 * 1024
     log_level: str = "INFO"
+    # Share of successful requests written to the access log (errors and slow ones always).
+    access_log_sample: float = 1.0
     # Reconciler. Redis newer than MySQL is normal while a message is in flight (or parked in
     # the dead-letter queue): it counts as drift only when older than the grace period.
     reconcile_grace_s: float = 60.0
@@ -103,27 +114,42 @@ class Settings:
     # MySQL, no Redis, no broker) that `volreg loadtest` compares against. Never in production.
     bench_naive: bool = False
 
+    def __post_init__(self) -> None:
+        problems = problems_of({f.name: getattr(self, f.name) for f in fields(self)})
+        if problems:
+            raise SettingsError(problems)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Raises SettingsError listing every problem: a value of the wrong type or out of
+        range, and any ``VOLREG_*`` variable that names no setting (a typo would otherwise
+        leave the default in force unnoticed)."""
         env = os.environ if environ is None else environ
-        defaults = cls()
+        problems = unknown_variables(env, (f.name for f in fields(cls)))
         values: dict[str, object] = {}
         for f in fields(cls):
             raw = env.get(f"VOLREG_{f.name.upper()}")
             if raw is None:
                 continue
-            kind = type(getattr(defaults, f.name))
+            kind = type(getattr(_DEFAULTS, f.name))
             try:
                 values[f.name] = _parse_bool(raw) if kind is bool else kind(raw)
-            except ValueError as exc:
-                raise ValueError(
-                    f"VOLREG_{f.name.upper()}={raw!r}: expected {kind.__name__}"
-                ) from exc
+            except ValueError:
+                problems.append(f"VOLREG_{f.name.upper()}={raw!r}: expected {_KIND[kind]}")
+        # Ranges too, so that one run lists every problem (a type error keeps the default).
+        merged = {f.name: values.get(f.name, getattr(_DEFAULTS, f.name)) for f in fields(cls)}
+        problems += problems_of(merged)
+        if problems:
+            raise SettingsError(problems)
         return cls(**values)  # type: ignore[arg-type]
 
     @property
     def uses_dev_secret(self) -> bool:
         return self.token_secret == _DEV_SECRET
+
+
+_DEFAULTS = Settings()
+_KIND = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
 def read_env_file(path: Path) -> dict[str, str]:

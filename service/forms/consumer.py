@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from schemas import messages
 from schemas.records import FormKey, FormRecord
-from service.core import codec
+from service.core import codec, logs
 from service.core.errors import BrokerUnavailable, DatabaseUnavailable, RecordRejected
-from service.core.metrics import Metrics
+from service.core.metrics import ConsumerMetrics
+from service.core.names import HEADER_REQUEST_ID
 from service.core.ports import Database, Inbound
 from service.core.settings import Settings
 
@@ -23,7 +26,7 @@ class FormWriter:
     """Applies batches of deliveries to MySQL. Nothing is acked before its row is committed;
     a message that can never be applied goes to the dead-letter queue with its reason."""
 
-    def __init__(self, db: Database, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, db: Database, settings: Settings, metrics: ConsumerMetrics) -> None:
         self._db = db
         self._settings = settings
         self._metrics = metrics
@@ -83,6 +86,18 @@ class FormWriter:
             else:
                 await self._ack(delivery)
                 self._metrics.consumed.labels("applied").inc()
+                if log.isEnabledFor(logging.DEBUG):
+                    with _as_request(delivery):
+                        log.debug(
+                            "applied",
+                            extra={
+                                "fields": {
+                                    "candidate_id": record.candidate_id,
+                                    "batch": record.batch,
+                                    "version": record.version,
+                                }
+                            },
+                        )
 
     async def _write(self, records: Sequence[FormRecord]) -> dict[FormKey, str]:
         """Upsert the newest record per form; retry while MySQL is down (the messages wait,
@@ -97,14 +112,24 @@ class FormWriter:
         if not rows:
             return {}
         try:
+            started = time.monotonic()
             await self._upsert_retrying(rows)
-            self._metrics.batch_rows.observe(len(rows))
+            self._observe_commit(rows, time.monotonic() - started)
             return {}
         except RecordRejected as exc:
             if len(rows) == 1:
                 return {rows[0].key: str(exc)}
         half = len(rows) // 2
         return await self._upsert_isolating(rows[:half]) | await self._upsert_isolating(rows[half:])
+
+    def _observe_commit(self, rows: list[FormRecord], seconds: float) -> None:
+        self._metrics.batch_rows.observe(len(rows))
+        self._metrics.upsert.observe(seconds)
+        now_us = time.time() * 1_000_000
+        delays = [max(0.0, (now_us - r.updated_us) / 1_000_000) for r in rows]
+        for delay in delays:
+            self._metrics.delay.observe(delay)
+        self._metrics.lag.set(max(delays))
 
     async def _upsert_retrying(self, rows: list[FormRecord]) -> None:
         delay = 0.1
@@ -122,7 +147,8 @@ class FormWriter:
                 delay = min(delay * 2, _BACKOFF_MAX_S)
 
     async def _dead_letter(self, delivery: Inbound, reason: str) -> None:
-        log.error("dead-lettering a message: %s", reason)
+        with _as_request(delivery):
+            log.error("dead-lettering a message: %s", reason)
         try:
             await delivery.dead_letter(reason)
         except BrokerUnavailable:
@@ -142,6 +168,17 @@ class FormWriter:
             await delivery.ack()
         except BrokerUnavailable:
             log.warning("broker gone before ack; the message will be redelivered (harmless)")
+
+
+@contextmanager
+def _as_request(delivery: Inbound) -> Iterator[None]:
+    """Log lines about this message carry the id of the API request that published it."""
+    rid = delivery.headers.get(HEADER_REQUEST_ID)
+    token = logs.request_id.set(rid if isinstance(rid, str) else "-")
+    try:
+        yield
+    finally:
+        logs.request_id.reset(token)
 
 
 class _Abandoned(Exception):

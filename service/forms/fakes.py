@@ -74,6 +74,10 @@ class InMemoryFormCache:
         self._check()
         self.idempotency.pop((key, idem), None)
 
+    async def idempotency_record(self, key: FormKey, idem: str) -> str | None:
+        self._check()
+        return self.idempotency.get((key, idem))
+
     async def read(self, key: FormKey) -> FormRecord | None:
         self._check()
         return self.forms.get(key)

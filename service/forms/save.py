@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -14,10 +16,12 @@ from schemas.records import STATUS_SAVED, FormKey, FormRecord
 from service.core import codec
 from service.core.errors import (
     NotFound,
+    PublishUncertain,
     RequestInProgress,
     StoreUnavailable,
     Unavailable,
     ValidationFailed,
+    WindowClosed,
 )
 from service.core.ports import Database, FormCache, Publisher, Replay
 from service.core.read_through import read_through
@@ -61,12 +65,16 @@ class Forms:
         db: Database,
         batches: BatchWindows,
         catalogue: ChoiceCheck | None = None,
+        observe: Callable[[str, float], None] | None = None,
     ) -> None:
+        """``observe(step, seconds)`` is told how long each step of a save took: ``stage``,
+        ``publish`` (until the broker's confirm) and ``commit``."""
         self._cache = cache
         self._publisher = publisher
         self._db = db
         self._batches = batches
         self._catalogue = catalogue
+        self._observe = observe or _ignore
 
     async def save(self, key: FormKey, form: FormBody, idem: str | None, now: datetime) -> Saved:
         """Stage in Redis → publish and await the broker's confirm → commit in Redis.
@@ -75,12 +83,23 @@ class Forms:
         durable: if the commit then fails, consumers still write MySQL and the reconciler
         brings Redis up to date, but the client is told to retry (it was not visible yet).
         """
-        await self._batches.require_open(key.batch, now)
-        if self._catalogue is not None:
-            await self._catalogue.check_choices(form)
         payload = payload_of(form)
         fingerprint = hashlib.sha256(payload).hexdigest()[:32]
+        try:
+            await self._batches.require_open(key.batch, now)
+            if self._catalogue is not None:
+                await self._catalogue.check_choices(form)
+        except (WindowClosed, NotFound, ValidationFailed):
+            # A retry of a save that succeeded (its answer lost) gets that answer, also once
+            # the window has closed or the catalogue changed since.
+            replay = await self._recorded(key, idem)
+            if replay is None:
+                raise
+            return _replayed(replay, fingerprint)
+        started = time.perf_counter()
         staged = await self._cache.stage(key, idem, fingerprint)
+        staged_at = time.perf_counter()
+        self._observe("stage", staged_at - started)
         if isinstance(staged, Replay):
             return _replayed(staged.stored, fingerprint)
         record = FormRecord(
@@ -89,15 +108,30 @@ class Forms:
         saved = Saved(record.version, record.updated_us)
         try:
             await self._publisher.publish(record)
+        except PublishUncertain:
+            # The message may be persisted and applied later: keep the key's pending marker,
+            # so that a retry with it gets 503 (in progress) instead of saving a second time.
+            raise
         except Unavailable:
             if idem:
                 await self._forget(key, idem)
             raise
+        confirmed_at = time.perf_counter()
+        self._observe("publish", confirmed_at - staged_at)
         stored = f"done {fingerprint} {saved.version} {saved.updated_us}"
         # Not applied means a concurrent save with a newer version committed first: this save
         # is ordered before it, which is the outcome its version says.
         await self._cache.commit(record, idem, stored)
+        self._observe("commit", time.perf_counter() - confirmed_at)
         return saved
+
+    async def _recorded(self, key: FormKey, idem: str | None) -> str | None:
+        if not idem:
+            return None
+        try:
+            return await self._cache.idempotency_record(key, idem)
+        except StoreUnavailable:
+            return None  # the check's own answer then
 
     async def _forget(self, key: FormKey, idem: str) -> None:
         with contextlib.suppress(StoreUnavailable):  # the pending marker expires by itself
@@ -112,6 +146,10 @@ class Forms:
         if record is None:
             raise NotFound("no form saved for this batch yet")
         return record
+
+
+def _ignore(_step: str, _seconds: float) -> None:
+    pass
 
 
 def _replayed(stored: str, fingerprint: str) -> Saved:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -21,12 +21,13 @@ from service.forms.save import Forms
 from service.http import keys
 from service.http.endpoints.candidates import add_routes
 from service.http.endpoints.catalogue import add_catalogue_routes
+from service.http.endpoints.docs import add_docs_routes
 from service.http.endpoints.imports import add_admin_routes
 from service.http.endpoints.naive import NAIVE, NaiveForms, add_naive_routes
 from service.http.endpoints.schools import add_staff_routes
 from service.http.keys import CATALOGUE, IMPORT_JOBS, IMPORTER, SCHOOLS
 from service.http.middleware import make_middleware
-from service.http.probes import Probes
+from service.http.probes import Probes, Readiness
 from service.imports.jobs import JobTable
 from service.imports.pipeline import Importer
 from service.schools.schools import Schools
@@ -44,6 +45,8 @@ class Services:
     import_jobs: JobTable
     probes: Probes
     naive: NaiveForms | None = None  # only with ``bench_naive``
+    # This process's own machinery readiness watches: a problem per name, None while fine.
+    machinery: dict[str, Callable[[], str | None]] = field(default_factory=dict)
 
 
 OpenServices = Callable[[web.Application], AbstractAsyncContextManager[Services]]
@@ -53,7 +56,7 @@ def build_app(settings: Settings, names: Names, services: OpenServices) -> web.A
     metrics = Metrics()
     # The body cap is enforced on the inflated body in read_json; this is aiohttp's own limit.
     app = web.Application(
-        middlewares=[make_middleware(metrics, settings.retry_after_s)],
+        middlewares=[make_middleware(metrics, settings.retry_after_s, settings.access_log_sample)],
         client_max_size=settings.max_body_bytes,
     )
     app[keys.SETTINGS] = settings
@@ -65,20 +68,35 @@ def build_app(settings: Settings, names: Names, services: OpenServices) -> web.A
         async with services(app) as s:
             app[keys.FORMS] = s.forms
             app[keys.ACCOUNTS] = s.accounts
-            app[keys.PROBES] = s.probes
+            gauge = metrics.dependency_up
+            readiness = Readiness(
+                s.probes,
+                settings.ready_connect_grace_s,
+                machinery=s.machinery,
+                on_result=lambda name, up: gauge.labels(name).set(1 if up else 0),
+            )
+            app[keys.READINESS] = readiness
             app[CATALOGUE] = s.catalogue
             app[SCHOOLS] = s.schools
             app[IMPORTER] = s.importer
             app[IMPORT_JOBS] = s.import_jobs
             if s.naive is not None:
                 app[NAIVE] = s.naive
-            yield
+            async with readiness.probing(settings.probe_interval_s):
+                yield
+
+    async def draining(app: web.Application) -> None:
+        """Shutdown began: report not ready while the saves in flight finish."""
+        if keys.READINESS in app:
+            app[keys.READINESS].draining = True
 
     app.cleanup_ctx.append(dependencies)
+    app.on_shutdown.append(draining)
     add_routes(app)
     add_staff_routes(app)
     add_catalogue_routes(app)
     add_admin_routes(app)
+    add_docs_routes(app)
     if settings.bench_naive:
         add_naive_routes(app)
     return app

@@ -12,7 +12,7 @@ from service.core.names import Names
 from service.core.settings import Settings
 from service.core.tokens import TokenSigner
 from service.forms.save import Forms
-from service.http.probes import Probes
+from service.http.probes import Readiness
 from service.imports.jobs import JobTable
 from service.imports.pipeline import Importer
 from service.schools.schools import Schools
@@ -22,7 +22,7 @@ NAMES = web.AppKey("names", Names)
 SIGNER = web.AppKey("signer", TokenSigner)
 FORMS = web.AppKey("forms", Forms)
 ACCOUNTS = web.AppKey("accounts", Accounts)
-PROBES = web.AppKey("probes", Probes)
+READINESS = web.AppKey("readiness", Readiness)
 METRICS = web.AppKey("metrics", Metrics)
 CATALOGUE = web.AppKey("catalogue", Catalogue)
 SCHOOLS = web.AppKey("schools", Schools)

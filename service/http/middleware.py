@@ -7,10 +7,12 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable
+from random import random
 from typing import Any
 
 from aiohttp import web
 
+from schemas import urls
 from service.core import logs
 from service.core.errors import TooManyRequests, Unavailable, VolregError
 from service.core.metrics import Metrics
@@ -19,6 +21,7 @@ from service.http.respond import json_response
 log = logging.getLogger("volreg.http")
 _REQUEST_ID = re.compile(r"^[\w.-]{1,64}$")
 _SLOW_S = 0.5
+_QUIET = frozenset({urls.LIVE, urls.READY, urls.DEPS, urls.METRICS})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -48,7 +51,7 @@ def _from_http(exc: web.HTTPException) -> web.Response:
     return response
 
 
-def make_middleware(metrics: Metrics, retry_after_s: int) -> Any:
+def make_middleware(metrics: Metrics, retry_after_s: int, access_log_sample: float = 1.0) -> Any:
     counters: dict[tuple[str, str, str], Any] = {}
     histograms: dict[str, Any] = {}
 
@@ -84,18 +87,24 @@ def make_middleware(metrics: Metrics, retry_after_s: int) -> Any:
         if histogram is None:
             histogram = histograms[name] = metrics.latency.labels(name)
         histogram.observe(elapsed)
-        if response.status >= 400 or elapsed > _SLOW_S:
-            log.info(
-                "request",
-                extra={
-                    "fields": {
-                        "method": request.method,
-                        "path": request.path,
-                        "status": response.status,
-                        "ms": round(elapsed * 1000, 2),
-                    }
-                },
-            )
+        # The access log: every error and slow request; successful ones sampled, probes and
+        # scrapes (every few seconds from each load balancer and Prometheus) not at all.
+        if (
+            response.status >= 400
+            or elapsed > _SLOW_S
+            or (name not in _QUIET and access_log_sample > 0 and random() < access_log_sample)
+        ):
+            fields = {
+                "method": request.method,
+                "path": request.path,
+                "status": response.status,
+                "ms": round(elapsed * 1000, 2),
+                "client": request.remote,
+            }
+            forwarded = request.headers.get("X-Forwarded-For")
+            if forwarded:
+                fields["forwarded_for"] = forwarded[:200]
+            log.info("request", extra={"fields": fields})
         response.headers["X-Request-Id"] = rid
         logs.request_id.reset(token)
         return response

@@ -61,15 +61,17 @@ def json_content(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
 
 
 def _errors_by_status() -> dict[int, list[type[VolregError]]]:
-    """The most specific error classes (the leaves of the tree; bases like ``Conflict`` are
-    not raised themselves), by HTTP status. 500s are not documented."""
+    """The error classes handlers raise, by HTTP status: all but the bases that group a
+    status (``VolregError``, and ``Conflict`` or ``Unavailable`` with their subclasses), which
+    are not raised themselves. 500s are not documented."""
     found: dict[int, list[type[VolregError]]] = {}
     pending: list[type[VolregError]] = [VolregError]
     while pending:
         cls = pending.pop()
         subclasses = cls.__subclasses__()
         pending.extend(subclasses)
-        if subclasses or cls.status == 500:
+        grouping = cls is VolregError or (VolregError in cls.__bases__ and bool(subclasses))
+        if grouping or cls.status == 500:
             continue
         if cls.status not in ERROR_RESPONSES:
             raise ValueError(f"{cls.__name__}: add status {cls.status} to ERROR_RESPONSES")
@@ -191,7 +193,9 @@ def _components() -> dict[str, Any]:
                     "checks": {
                         "type": "object",
                         "additionalProperties": {"type": "string"},
-                        "description": "Per dependency: `ok`, or `down: <reason>`.",
+                        "description": "/health/deps: per dependency `ok` or `down: <reason>`; "
+                        "/health/ready: `process` (`serving`, `draining`) and per connection "
+                        "`established`, `connecting`, `reconnecting` or `failed: <reason>`.",
                     },
                 },
             },
@@ -351,10 +355,23 @@ def _paths() -> dict[str, Any]:
         urls.READY: {
             "get": _operation(
                 "ready",
-                "Readiness: Redis, the broker and MySQL answer",
+                "Readiness: this process serves (started, connections established once or "
+                "reconnecting, not shutting down); never a shared dependency's outage",
                 {
                     "200": _ok("Ready.", json_content(ref("Readiness"))),
                     "503": _ok("Not ready.", json_content(ref("Readiness"))),
+                },
+                [],
+                tag="health",
+            )
+        },
+        urls.DEPS: {
+            "get": _operation(
+                "dependencies",
+                "Dependencies: Redis, the broker and MySQL pinged now (not for load balancers)",
+                {
+                    "200": _ok("Every dependency answers.", json_content(ref("Readiness"))),
+                    "503": _ok("A dependency is down.", json_content(ref("Readiness"))),
                 },
                 [],
                 tag="health",
@@ -373,6 +390,32 @@ def _paths() -> dict[str, Any]:
                 tag="health",
             )
         },
+        **_docs_paths(),
+    }
+
+
+def _docs_paths() -> dict[str, Any]:
+    """This document over HTTP and the page that renders it."""
+
+    def page(operation_id: str, summary: str, media: str) -> dict[str, Any]:
+        content = {media: {"schema": {"type": "string"}}}
+        return {
+            "get": _operation(operation_id, summary, {"200": _ok(summary, content)}, [], tag="docs")
+        }
+
+    return {
+        urls.OPENAPI: {
+            "get": _operation(
+                "openapi",
+                "This OpenAPI document",
+                {"200": _ok("The document.", {"application/json": {"schema": {"type": "object"}}})},
+                [],
+                tag="docs",
+            )
+        },
+        urls.DOCS: page("docs", "The API documentation page (renders /openapi.json)", "text/html"),
+        urls.DOCS_SCRIPT: page("docs_script", "The documentation page's script", "text/javascript"),
+        urls.DOCS_STYLE: page("docs_style", "The documentation page's style sheet", "text/css"),
     }
 
 
@@ -540,7 +583,16 @@ def build() -> dict[str, Any]:
         },
         "tags": [
             {"name": n}
-            for n in ("auth", "candidates", "forms", "schools", "catalogue", "admin", "health")
+            for n in (
+                "auth",
+                "candidates",
+                "forms",
+                "schools",
+                "catalogue",
+                "admin",
+                "health",
+                "docs",
+            )
         ],
         "paths": _paths(),
         "components": _components(),
@@ -552,6 +604,9 @@ def render(document: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    # Every route module, so that every error class they raise is a known subclass.
+    import service.http.app  # noqa: F401
+
     OUTPUT.write_text(render(build()), encoding="utf-8")
     print(f"wrote schemas/{OUTPUT.name}")
 

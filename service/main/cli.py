@@ -13,12 +13,14 @@ from typing import Any
 
 from service.core.logs import configure
 from service.core.settings import Settings, environment
+from service.core.settings_rules import SettingsError
+from service.main.cli_help import describe, version
 
 
-def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     from service.storage.mysql_migrate import migrate
 
-    applied = asyncio.run(migrate(settings))
+    applied = asyncio.run(migrate(settings, reshard=args.reshard))
     print(f"migrations applied: {', '.join(applied) if applied else 'none pending'}")
     return 0
 
@@ -84,8 +86,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.naive:
         settings = dataclasses.replace(settings, bench_naive=True)
-    serve(settings, args.workers)
-    return 0
+    return serve(settings, args.workers)
 
 
 # Subcommands of the tools in loadtest/ (a checkout's, not the wheel's): their modules are
@@ -112,6 +113,14 @@ def _tools() -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[Any],
     return add_arguments, add_chaos
 
 
+def _status(settings: Settings, _args: argparse.Namespace) -> int:
+    from service.main.status import status
+
+    code, screen = asyncio.run(status(settings))
+    print(screen)
+    return code
+
+
 def _consume(settings: Settings, _args: argparse.Namespace) -> int:
     from service.main.runner import consume
 
@@ -119,12 +128,16 @@ def _consume(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def parser(tools: bool = False) -> argparse.ArgumentParser:
+def parser(tools: bool = False, settings: Settings | None = None) -> argparse.ArgumentParser:
     """With ``tools`` the loadtest and chaos subcommands are complete; without, they are
-    only listed (``main`` asks for them when one of them is run)."""
+    only listed (``main`` asks for them when one of them is run). ``settings`` are the values
+    each subcommand's --help shows as in effect."""
     top = argparse.ArgumentParser(
-        prog="volreg", description="College-application registration service (see README)."
+        prog="volreg",
+        description="College-application registration service (see README).",
+        epilog="`volreg COMMAND --help` for each command's settings and exit codes.",
     )
+    top.add_argument("--version", action="version", version=f"volreg {version()}")
     sub = top.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run the HTTP API")
@@ -139,13 +152,20 @@ def parser(tools: bool = False) -> argparse.ArgumentParser:
     sub.add_parser("consume", help="persist saved forms from the broker to MySQL").set_defaults(
         run=_consume
     )
-    sub.add_parser("migrate", help="create/upgrade the MySQL schema").set_defaults(run=_migrate)
+    p = sub.add_parser("migrate", help="create/upgrade the MySQL schema, record the shard count")
+    p.add_argument(
+        "--reshard",
+        action="store_true",
+        help="accept a VOLREG_SHARDS different from the recorded one (queues drained, "
+        "Redis warmed up again afterwards)",
+    )
+    p.set_defaults(run=_migrate)
 
     p = sub.add_parser("gen-data", help="write a synthetic candidates CSV (or .csv.gz)")
-    p.add_argument("--candidates", type=int, default=10_000)
-    p.add_argument("--schools", type=int, default=200)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--out", required=True)
+    p.add_argument("--candidates", type=int, default=10_000, help="rows to write")
+    p.add_argument("--schools", type=int, default=200, help="schools they are spread over")
+    p.add_argument("--seed", type=int, default=7, help="random seed (same seed, same file)")
+    p.add_argument("--out", required=True, help="the CSV to write (.gz: compressed)")
     p.add_argument("--teachers-out", help="also write a teachers CSV (two per school)")
     p.set_defaults(run=_gen_data)
 
@@ -154,7 +174,7 @@ def parser(tools: bool = False) -> argparse.ArgumentParser:
         help="load candidates with exam results, or teachers, from CSV (or .csv.gz); "
         "an interrupted import of the same file resumes from its checkpoint",
     )
-    p.add_argument("file")
+    p.add_argument("file", help="CSV or CSV.gz with the import's header")
     p.add_argument("--fresh", action="store_true", help="start over instead of resuming")
     p.add_argument("--job", help="name the job (to watch it, or to resume it by name)")
     p.set_defaults(run=_import)
@@ -163,17 +183,21 @@ def parser(tools: bool = False) -> argparse.ArgumentParser:
         "admin",
         help="create or update a staff account (password from $VOLREG_NEW_PASSWORD or a prompt)",
     )
-    p.add_argument("username")
-    p.add_argument("--role", choices=("admin", "teacher"), default="admin")
+    p.add_argument("username", help="the login name")
+    p.add_argument("--role", choices=("admin", "teacher"), default="admin", help="its role")
     p.add_argument("--school", default="", help="the teacher's school code")
     p.set_defaults(run=_admin)
 
     p = sub.add_parser("batch", help="create or change an admission batch and its filing window")
-    p.add_argument("code")
-    p.add_argument("--name")
-    p.add_argument("--opens", type=datetime.fromisoformat, required=True)
-    p.add_argument("--closes", type=datetime.fromisoformat, required=True)
+    p.add_argument("code", help="the batch code, e.g. undergrad-1")
+    p.add_argument("--name", help="its display name (default: the code)")
+    p.add_argument("--opens", type=datetime.fromisoformat, required=True, help="ISO time")
+    p.add_argument("--closes", type=datetime.fromisoformat, required=True, help="ISO time")
     p.set_defaults(run=_batch)
+
+    sub.add_parser(
+        "status", help="one screen: servers, shard count, queues, last reconcile, imports"
+    ).set_defaults(run=_status)
 
     p = sub.add_parser("loadtest", help=TOOLS["loadtest"])
     if tools:
@@ -189,20 +213,48 @@ def parser(tools: bool = False) -> argparse.ArgumentParser:
         add_chaos(sub)
     else:
         sub.add_parser("chaos", help=TOOLS["chaos"])
+    describe(sub, settings or Settings())
     return top
+
+
+# Commands that work on existing data: they refuse a shard count other than the recorded one
+# (serve and consume check it themselves, also when MySQL comes up later).
+_SHARD_CHECKED = {"reconcile", "warmup", "import"}
+
+
+def _check_shards(settings: Settings) -> None:
+    from service.core.shard_guard import ShardGuard
+    from service.storage.mysql_migrate import check_shard_count
+
+    asyncio.run(ShardGuard(lambda: check_shard_count(settings), 0).first())
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parser(tools=bool(argv) and argv[0] in TOOLS).parse_args(argv)
+    if argv == ["--version"]:  # needs no settings
+        print(f"volreg {version()}")
+        return 0
+    # Settings first: --help shows the values in effect, so it validates them too.
     try:
         settings = Settings.from_env(environment())
     except ValueError as exc:
-        print(f"volreg: {exc}", file=sys.stderr)
+        _refuse(exc)
         return 2
+    args = parser(tools=bool(argv) and argv[0] in TOOLS, settings=settings).parse_args(argv)
     configure(settings.log_level)
-    code: int = args.run(settings, args)
+    try:
+        if args.command in _SHARD_CHECKED:
+            _check_shards(settings)
+        code: int = args.run(settings, args)
+    except SettingsError as exc:
+        _refuse(exc)
+        return 2
     return code
+
+
+def _refuse(exc: ValueError) -> None:
+    for line in str(exc).splitlines():
+        print(f"volreg: {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":

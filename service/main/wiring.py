@@ -6,6 +6,7 @@ and the features' own tables. Tests pass their own ``Adapters`` to ``create_app`
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import (
@@ -14,7 +15,7 @@ from contextlib import (
     asynccontextmanager,
     nullcontext,
 )
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -39,6 +40,7 @@ from service.core.names import Names, names_of
 from service.core.passwords import Passwords
 from service.core.ports import Batch, Database, FormCache, LoginFailures, Publisher
 from service.core.settings import Settings
+from service.core.shard_guard import ShardGuard
 from service.forms.save import Forms
 from service.forms.windows import BatchWindows
 from service.http import keys
@@ -50,6 +52,7 @@ from service.imports.mysql import ImportJobs
 from service.imports.pipeline import CandidateSink, ExamCache, Importer, Sinks, StaffSink
 from service.schools.schools import Schools, SchoolTables
 from service.storage.brokers import FormBroker, open_form_broker
+from service.storage.mysql_migrate import check_shard_count
 from service.storage.mysql_parts import AnyDatabase, open_database
 from service.storage.rabbit import RabbitBroker, open_broker
 from service.storage.redis_cache import RedisCache, open_cache
@@ -105,6 +108,8 @@ class Adapters:
     exams: ExamCache
     import_jobs: JobTable
     probes: Mapping[str, Callable[[], Awaitable[None]]]
+    # Readiness watches these: a problem of the process's own connections, None while fine.
+    machinery: Mapping[str, Callable[[], str | None]] = field(default_factory=dict)
 
 
 @asynccontextmanager
@@ -149,6 +154,7 @@ async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapt
             exams=cache,
             import_jobs=ImportJobs(db),
             probes={"redis": cache.ping, "broker": forms_broker.ping, "mysql": db.ping},
+            machinery={"broker_link": broker.connector_problem},
         )
 
 
@@ -171,13 +177,27 @@ def create_app(settings: Settings, adapters: Adapters | None = None) -> web.Appl
         if settings.uses_dev_secret:
             log.warning("VOLREG_TOKEN_SECRET is not set: tokens use the development secret")
         async with AsyncExitStack() as stack:
+            machinery: dict[str, Callable[[], str | None]] = {}
             if adapters is None:
+                # The shard count recorded at migrate time, before anything is served (or,
+                # MySQL being down, as soon as it answers: not ready on a mismatch).
+                guard = ShardGuard(lambda: check_shard_count(settings), settings.probe_interval_s)
+                await stack.enter_async_context(guard.guarding())
+                machinery["shards"] = lambda: guard.problem
                 opened = await stack.enter_async_context(open_adapters(settings, names))
             else:
                 opened = adapters
-            yield await stack.enter_async_context(_services(app, settings, opened))
+            machinery.update(opened.machinery)
+            services = await stack.enter_async_context(_services(app, settings, opened))
+            yield dataclasses.replace(services, machinery=machinery)
 
     return build_app(settings, names, services)
+
+
+def _stage_timer(app: web.Application) -> Callable[[str, float], None]:
+    histogram = app[keys.METRICS].save_stage
+    children = {step: histogram.labels(step) for step in ("stage", "publish", "commit")}
+    return lambda step, seconds: children[step].observe(seconds)
 
 
 @asynccontextmanager
@@ -212,7 +232,9 @@ async def _services(
         passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
         sinks = Sinks(a.candidates, a.exams, a.staff, a.import_jobs, broadcast.publish)
         yield Services(
-            forms=Forms(a.form_cache, publisher, a.database, batches, catalogue),
+            forms=Forms(
+                a.form_cache, publisher, a.database, batches, catalogue, observe=_stage_timer(app)
+            ),
             accounts=Accounts(
                 a.database,
                 a.form_cache,

@@ -2,28 +2,75 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import asyncmy
+from asyncmy.errors import Error as DriverError
 
 from schemas.sql_files import migrations
+from service.core.errors import DatabaseUnavailable
 from service.core.settings import Settings
+from service.core.settings_rules import SettingsError
 from service.storage.mysql_db import MySQLTarget, pool_kwargs
 from service.storage.mysql_shards import database_dsns, for_dsn
+
+_SHARDS = "shards"
 
 log = logging.getLogger(__name__)
 
 
-async def migrate(settings: Settings) -> list[str]:
-    """Create each database (every one of the shard map) if needed and apply pending
-    migrations; returns what it applied."""
+async def migrate(settings: Settings, *, reshard: bool = False) -> list[str]:
+    """Create each database (every one of the shard map) if needed, apply pending migrations
+    and record the shard count; returns what it applied. A database recorded with another
+    shard count is refused (SettingsError) unless ``reshard``."""
     applied: list[str] = []
     for dsn in database_dsns(settings):
-        applied += await _migrate_one(for_dsn(settings, dsn))
+        applied += await _migrate_one(for_dsn(settings, dsn), settings.shards, reshard)
     return applied
 
 
-async def _migrate_one(settings: Settings) -> list[str]:
+async def check_shard_count(settings: Settings) -> None:
+    """Refuse (SettingsError) settings whose shard count differs from the one ``migrate``
+    recorded in each database: a changed VOLREG_SHARDS would silently map every candidate
+    to another Redis slot, queue and MySQL shard. DatabaseUnavailable when MySQL does not
+    answer."""
+    for dsn in database_dsns(settings):
+        database = MySQLTarget.parse(dsn).database
+        try:
+            async with asyncio.timeout(settings.mysql_timeout_s):
+                conn = await asyncmy.connect(**pool_kwargs(for_dsn(settings, dsn)))
+        except (OSError, TimeoutError, DriverError) as exc:
+            raise DatabaseUnavailable(f"MySQL: {exc}") from exc
+        try:
+            async with asyncio.timeout(settings.mysql_timeout_s), conn.cursor() as cur:
+                await cur.execute("SELECT value FROM volreg_settings WHERE name = %s", (_SHARDS,))
+                row = await cur.fetchone()
+        except DriverError as exc:
+            row = None
+            if exc.args and exc.args[0] != 1146:  # 1146: no such table (not migrated yet)
+                raise DatabaseUnavailable(f"MySQL: {exc}") from exc
+        except (OSError, TimeoutError) as exc:
+            raise DatabaseUnavailable(f"MySQL: {exc}") from exc
+        finally:
+            conn.close()
+        if row is None:
+            raise SettingsError(
+                [f"database {database!r} has no recorded shard count: run `volreg migrate`"]
+            )
+        if int(row[0]) != settings.shards:
+            raise SettingsError([_mismatch(settings.shards, database, int(row[0]))])
+
+
+def _mismatch(shards: int, database: str, recorded: int) -> str:
+    return (
+        f"VOLREG_SHARDS={shards}: database {database!r} was migrated with {recorded} shards; "
+        "changing it maps candidates to other Redis slots, queues and MySQL shards "
+        "(re-shard deliberately: drain the queues, then `volreg migrate --reshard`, warm-up)"
+    )
+
+
+async def _migrate_one(settings: Settings, shards: int, reshard: bool) -> list[str]:
     target = MySQLTarget.parse(settings.mysql_dsn)
     conn = await asyncmy.connect(**pool_kwargs(settings, database=False))
     applied: list[str] = []
@@ -54,6 +101,15 @@ async def _migrate_one(settings: Settings) -> list[str]:
                 )
                 log.info("applied migration %s", name)
                 applied.append(name)
+            await cur.execute("SELECT value FROM volreg_settings WHERE name = %s", (_SHARDS,))
+            row = await cur.fetchone()
+            if row is not None and int(row[0]) != shards and not reshard:
+                raise SettingsError([_mismatch(shards, target.database, int(row[0]))])
+            await cur.execute(
+                "INSERT INTO volreg_settings (name, value) VALUES (%s, %s)"
+                " ON DUPLICATE KEY UPDATE value = VALUES(value)",
+                (_SHARDS, str(shards)),
+            )
     finally:
         driver_log.setLevel(level)
         conn.close()

@@ -24,8 +24,9 @@ from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from schemas import messages
 from schemas.records import FormRecord
-from service.core.errors import BrokerUnavailable
-from service.core.names import Names
+from service.core import logs
+from service.core.errors import BrokerUnavailable, PublishUncertain
+from service.core.names import HEADER_REQUEST_ID, Names
 from service.core.ports import Inbound
 from service.core.settings import Settings
 
@@ -156,6 +157,9 @@ class RabbitBroker:
         """Returns once the broker confirmed; raises BrokerUnavailable otherwise."""
         link = self._ready_link()
         headers, body = messages.encode(record, self._names.queue_index(record.candidate_id))
+        rid = logs.request_id.get()
+        if rid != "-":  # the API request being served: the consumer's logs name it too
+            headers[HEADER_REQUEST_ID] = rid
         message = aio_pika.Message(
             body,
             headers=headers,
@@ -165,7 +169,12 @@ class RabbitBroker:
             message_id=messages.message_id(record),
         )
         routing_key = str(self._names.queue_index(record.candidate_id))
-        await self._confirmed(link.exchange.publish(message, routing_key=routing_key))
+        try:
+            await self._confirmed(link.exchange.publish(message, routing_key=routing_key))
+        except BrokerUnavailable as exc:
+            # Sent, or perhaps sent: without the confirm nobody knows whether a majority
+            # persisted it (a consumer may still apply it).
+            raise PublishUncertain from exc.__cause__
 
     async def dead_letter(self, incoming: AbstractIncomingMessage, reason: str) -> None:
         """Park a message that can never be applied, with the reason, then ack the original."""
@@ -194,16 +203,25 @@ class RabbitBroker:
     async def ping(self) -> None:
         self._ready_link()
 
-    async def queue_depths(self) -> dict[str, int]:
-        """Ready messages per form queue (a passive declare, no management plugin needed).
-        Deliveries a consumer holds unacked are not counted."""
+    def connector_problem(self) -> str | None:
+        """None while the link is up or being (re)established; what broke it otherwise."""
+        task = self._task
+        if task is None:
+            return "not started"
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            return f"connect loop ended: {task.exception()!r}"[:200]
+        return None
+
+    async def queue_depths(self, queues: list[str] | None = None) -> dict[str, int]:
+        """Ready messages per form queue, or per queue of ``queues`` (a passive declare, no
+        management plugin needed). Deliveries a consumer holds unacked are not counted."""
         link = self._ready_link()
         try:
             async with asyncio.timeout(self._settings.broker_timeout_s):
                 channel = await link.connection.channel(publisher_confirms=False)
                 try:
                     depths = {}
-                    for name in self._names.all_queues:
+                    for name in self._names.all_queues if queues is None else queues:
                         queue = await channel.declare_queue(name, passive=True)
                         depths[name] = int(queue.declaration_result.message_count or 0)
                     return depths

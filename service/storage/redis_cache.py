@@ -117,6 +117,13 @@ class RedisCache:
     async def release_idempotency(self, key: FormKey, idem: str) -> None:
         await self._call(self._r.delete(self._names.idempotency_key(key, idem)))
 
+    async def idempotency_record(self, key: FormKey, idem: str) -> str | None:
+        # The client returns bytes: it is created without decode_responses.
+        raw = cast(
+            bytes | None, await self._call(self._r.get(self._names.idempotency_key(key, idem)))
+        )
+        return None if raw is None else raw.decode()
+
     async def read(self, key: FormKey) -> FormRecord | None:
         reply = await self._call(self._read(keys=[self._names.form_key(key)]))
         if not reply:

@@ -55,7 +55,7 @@ async def _read(client: Client, headers: dict[str, str]) -> dict[str, Any]:
 
 async def _wait_ready(client: Client, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
-    while (await client.get("/health/ready")).status != 200:
+    while (await client.get("/health/deps")).status != 200:
         assert time.monotonic() < deadline, "service did not become ready again"
         await asyncio.sleep(0.2)
 
@@ -79,7 +79,8 @@ async def test_broker_down_gives_fast_503_nothing_visible_then_recovers(
     current = await _read(client, headers)
     assert current["version"] == before["version"]
     assert current["choices"] == choices(2, 10)
-    assert (await client.get("/health/ready")).status == 503
+    assert (await client.get("/health/deps")).status == 503
+    assert (await client.get("/health/ready")).status == 200  # reconnecting, still serving
 
     await broker_proxy.restore()
     await _wait_ready(client)

@@ -15,7 +15,7 @@ from schemas.http import parse_form
 from schemas.records import STATUS_SAVED, FormKey, FormRecord
 from service.core import codec
 from service.core.ids import make_id
-from service.core.metrics import Metrics
+from service.core.metrics import ConsumerMetrics
 from service.core.ports import Publisher
 from service.core.settings import Settings
 from service.forms.consumer import FormWriter
@@ -183,7 +183,7 @@ async def test_a_batch_that_crashes_the_writer_goes_back_to_the_broker(
     limited = dataclasses.replace(settings, delivery_limit=2)
     async with isolated(limited, db, cache) as harness:
         flaky = FailingDatabase(db, failures)
-        writer = FormWriter(flaky, harness.settings, Metrics())
+        writer = FormWriter(flaky, harness.settings, ConsumerMetrics())
         key = fresh_key()
         record = FormRecord(key.candidate_id, key.batch, 9, 9, STATUS_SAVED, codec.pack([9]))
         await harness.broker.publish(record)

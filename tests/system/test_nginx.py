@@ -76,6 +76,12 @@ def instances(settings: Settings) -> Iterator[list[int]]:
 
 @pytest.fixture
 def nginx(instances: list[int], tmp_path: Path) -> Iterator[int]:
+    with _nginx_in_front_of(instances, tmp_path) as port:
+        yield port
+
+
+@contextlib.contextmanager
+def _nginx_in_front_of(upstreams: list[int], tmp_path: Path) -> Iterator[int]:
     """nginx with deploy/nginx's configuration (only the listen port and the upstream list
     differ), a prefix of its own, run in the foreground and stopped by its PID."""
     port = _spare_port()
@@ -87,7 +93,7 @@ def nginx(instances: list[int], tmp_path: Path) -> Iterator[int]:
     assert found == 1, "volreg.conf must listen on port 80 exactly once"
     (conf / "volreg.conf").write_text(site)
     (conf / "volreg-upstreams.conf").write_text(
-        "".join(f"server 127.0.0.1:{p} max_fails=3 fail_timeout=5s;\n" for p in instances)
+        "".join(f"server 127.0.0.1:{p} max_fails=3 fail_timeout=5s;\n" for p in upstreams)
     )
     temp = tmp_path / "temp"
     temp.mkdir()
@@ -190,3 +196,71 @@ async def test_nginx_spreads_requests_and_enforces_body_and_rate_limits(
         assert statuses.count(429) > 0 and statuses.count(401) > 0, statuses.count(429)
         limited = next(r for r in results if r[0] == 429)
         assert limited[1] == "1" and '"rate_limited"' in limited[2]
+
+
+class _Dropping:
+    """An upstream that reads a whole request, records it, then closes the connection without
+    answering: an instance that died with the request in hand."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> _Dropping:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError, ValueError):
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            method, path, _ = head.split(" ", 2)
+            length = re.search(r"(?im)^content-length:\s*(\d+)", head)
+            if length:
+                await reader.readexactly(int(length.group(1)))
+            self.seen.append((method, path))
+        writer.transport.abort()
+
+
+async def test_nginx_never_sends_a_put_twice_but_retries_reads(tmp_path: Path) -> None:
+    async with _Dropping() as first, _Dropping() as second:
+        with _nginx_in_front_of([first.port, second.port], tmp_path) as port:
+            base = f"http://127.0.0.1:{port}"
+            form = base + urls.FORM.format(candidate_id=DEMO_ID, batch="undergrad-1")
+            async with _session() as session:
+                deadline = time.monotonic() + _START_S
+                while True:  # nginx is up once it answers at all
+                    with contextlib.suppress(aiohttp.ClientError):
+                        async with session.get(base + "/metrics") as resp:
+                            if resp.status == 404:
+                                break
+                    assert time.monotonic() < deadline, "nginx did not start"
+                    await asyncio.sleep(0.1)
+
+                async with session.put(form, json={"choices": []}) as resp:
+                    assert resp.status == 503
+                    assert resp.headers["Retry-After"] == "2"
+                    assert (await resp.json())["error"]["code"] == "unavailable"
+                puts = [s for s in first.seen + second.seen if s[0] == "PUT"]
+                assert len(puts) == 1, puts  # the instance that may have saved it, only
+
+                # The same kind of failure on a read: nginx tries the other instance.
+                async with session.get(base + urls.CATALOGUE_BATCHES) as resp:
+                    assert resp.status == 503
+                gets = [s for s in first.seen + second.seen if s[0] == "GET"]
+                assert len(gets) == 2, gets
+
+                # Error pages still speak JSON on the PUT path (a body over the limit).
+                async with session.put(form, data=b"x" * (100 * 1024)) as resp:
+                    assert resp.status == 413
+                    assert (await resp.json())["error"]["code"] == "payload_too_large"
+                # Which instance gets a request is nginx's choice: a second PUT too is sent once.
+                async with session.put(form, json={"choices": []}) as resp:
+                    assert resp.status == 503
+                assert len([s for s in first.seen + second.seen if s[0] == "PUT"]) == 2

@@ -6,7 +6,6 @@ import time
 from datetime import datetime
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas import urls
 from schemas.http import CandidateLogin, FormBody, Problem, parse_form, parse_login
@@ -14,6 +13,7 @@ from schemas.records import FormKey
 from service.accounts.login import ROLE_CANDIDATE, ROLE_TEACHER
 from service.core.errors import Forbidden, Unauthorized, ValidationFailed, VolregError
 from service.core.ids import id_problem
+from service.core.metrics import exposition
 from service.core.tokens import BadToken, Claims
 from service.forms.save import Saved, choices_of, iso_us
 from service.http import keys
@@ -144,7 +144,16 @@ async def live(_: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    checks = await request.app[keys.PROBES].run()
+    """This process can serve (see probes.Readiness): what load balancers and k8s ask."""
+    ok, checks = request.app[keys.READINESS].state()
+    return json_response(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+    )
+
+
+async def deps(request: web.Request) -> web.Response:
+    """Every dependency pinged now: for people and dashboards, not for load balancers."""
+    checks = await request.app[keys.READINESS].dependencies()
     ok = all(v == "ok" for v in checks.values())
     return json_response(
         {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
@@ -152,8 +161,8 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[keys.METRICS].registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    body, content_type = exposition(request.app[keys.METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 def add_routes(app: web.Application) -> None:
@@ -163,4 +172,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_put(urls.FORM, put_form)
     app.router.add_get(urls.LIVE, live)
     app.router.add_get(urls.READY, ready)
+    app.router.add_get(urls.DEPS, deps)
     app.router.add_get(urls.METRICS, metrics)

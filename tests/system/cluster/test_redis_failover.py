@@ -106,7 +106,7 @@ async def test_master_killed_during_saves_loses_nothing_acknowledged(
         await wait_for_mysql(db, key, version, timeout=60, choices=body)
 
     deadline = time.monotonic() + 20
-    while (await client.get("/health/ready")).status != 200:
+    while (await client.get("/health/deps")).status != 200:
         assert time.monotonic() < deadline, "the API did not become ready after the failover"
         await asyncio.sleep(0.2)
     resp = await client.put(form_url(), json={"choices": choices(2, 5)}, headers=headers)

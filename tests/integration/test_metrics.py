@@ -1,0 +1,159 @@
+"""Metrics as a scrape sees them: every worker of `serve --workers N` summed, the consumer's on
+its own port (queue depths, lag, dead letters), the save's steps timed in the API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime
+
+import aiohttp
+
+from schemas import urls
+from schemas.http import parse_form
+from schemas.records import FormKey
+from service.core.ids import make_id
+from service.core.settings import Settings
+from service.storage.mysql_db import MySQLDatabase
+from service.storage.redis_cache import RedisCache
+from tests.conftest import ClientFactory
+from tests.harness import isolated
+from tests.support import OPEN_BATCH, choices, form_url, login, settings_env, wait_for_mysql
+
+_LIVE = 'volreg_http_requests_total{method="GET",route="/health/live",status="200"}'
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _value(text: str, sample: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+async def _get(url: str) -> tuple[int, str]:
+    # A new connection per request, so that SO_REUSEPORT spreads them over the workers.
+    connector = aiohttp.TCPConnector(force_close=True)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with (
+        aiohttp.ClientSession(connector=connector, timeout=timeout) as http,
+        http.get(url) as resp,
+    ):
+        return resp.status, await resp.text()
+
+
+async def _wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, f"the process exited with {proc.returncode}"
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            if (await _get(url))[0] == 200:
+                return
+        assert time.monotonic() < deadline, f"{url} did not answer"
+        await asyncio.sleep(0.2)
+
+
+def _start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "service.main.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(timeout=10)
+
+
+async def test_a_scrape_of_serve_with_workers_sums_every_worker(settings: Settings) -> None:
+    port = _free_port()
+    env = settings_env(dataclasses.replace(settings, http_port=port))
+    proc = _start(env, "serve", "--workers", "2")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await _wait_up(base + urls.READY, proc)
+        requests = 40
+        for _ in range(requests):
+            assert (await _get(base + urls.LIVE))[0] == 200
+        # Whichever worker answers the scrape, it reports all of them.
+        for _ in range(6):
+            status, text = await _get(base + urls.METRICS)
+            assert status == 200
+            assert _value(text, _LIVE) == requests, text
+            assert "volreg_consumed_messages" not in text  # the consumer's, not the API's
+    finally:
+        assert _stop(proc) == 0
+
+
+async def test_the_api_times_each_step_of_a_save(
+    make_client: ClientFactory, consumer: None
+) -> None:
+    client = await make_client()
+    headers = await login(client)
+    for salt in range(3):
+        resp = await client.put(form_url(), json={"choices": choices(2, salt)}, headers=headers)
+        assert resp.status == 200, await resp.text()
+    text = await (await client.get(urls.METRICS)).text()
+    for step in ("stage", "publish", "commit"):
+        count = _value(text, f'volreg_save_stage_seconds_count{{stage="{step}"}}')
+        assert count is not None and count >= 3, step
+    assert _value(text, "process_resident_memory_bytes") is not None  # the process collector
+
+
+async def test_the_consumer_serves_its_own_metrics(
+    settings: Settings, db: MySQLDatabase, cache: RedisCache
+) -> None:
+    async with isolated(settings, db, cache, consume=False) as harness:
+        port = _free_port()
+        consumer_settings = dataclasses.replace(
+            harness.settings, consumer_http_port=port, consumer_stats_interval_s=0.2
+        )
+        keys = [FormKey(make_id(440107, "20070705", i), OPEN_BATCH) for i in range(20)]
+        versions = {}
+        for n, key in enumerate(keys):  # queued before any consumer runs
+            saved = await harness.forms.save(
+                key, parse_form({"choices": choices(2, n)}), None, datetime.now()
+            )
+            versions[key] = saved.version
+        proc = _start(settings_env(consumer_settings), "consume")
+        base = f"http://127.0.0.1:{port}"
+        try:
+            await _wait_up(base + urls.READY, proc)
+            for key, version in versions.items():
+                await wait_for_mysql(db, key, version)
+            queue = f"{harness.settings.queue_prefix}.forms.q0"
+            deadline = time.monotonic() + 20
+            while True:  # the queue depths are sampled every consumer_stats_interval_s
+                _, text = await _get(base + urls.METRICS)
+                applied = _value(text, 'volreg_consumed_messages_total{outcome="applied"}')
+                depth = _value(text, f'volreg_queue_messages{{queue="{queue}"}}')
+                if applied == len(keys) and depth == 0:
+                    break
+                assert time.monotonic() < deadline, text
+                await asyncio.sleep(0.2)
+            assert _value(text, "volreg_consume_delay_seconds_count") == len(keys)
+            lag = _value(text, "volreg_consumer_lag_seconds")
+            assert lag is not None and lag > 0
+            assert _value(text, "volreg_dead_letter_messages") == 0
+            assert _value(text, "volreg_consume_upsert_seconds_count") is not None
+            assert "volreg_http_requests" not in text  # the API's, not the consumer's
+        finally:
+            assert _stop(proc) == 0

@@ -1,0 +1,99 @@
+"""The access log names the client and the request id; the request id travels in the broker
+message into the consumer's log lines about that message."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+import orjson
+
+from schemas import urls
+from schemas.http import parse_form
+from schemas.records import FormKey
+from service.core import logs
+from service.core.ids import make_id
+from service.core.names import HEADER_REQUEST_ID
+from service.core.settings import Settings
+from service.storage.mysql_db import MySQLDatabase
+from service.storage.redis_cache import RedisCache
+from tests.conftest import ClientFactory
+from tests.harness import isolated
+from tests.support import OPEN_BATCH, choices, form_url, login
+
+
+class _Lines(logging.Handler):
+    """Log lines as the service writes them (JSON, formatted when emitted)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logs.JsonFormatter())
+        self.lines: list[dict[str, object]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(orjson.loads(self.format(record)))
+
+
+@contextmanager
+def _captured(name: str, level: int = logging.INFO) -> Iterator[_Lines]:
+    logger = logging.getLogger(name)
+    handler, before = _Lines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before)
+
+
+async def test_access_log_has_client_address_and_request_id(
+    make_client: ClientFactory, consumer: None
+) -> None:
+    client = await make_client(access_log_sample=1.0)
+    headers = await login(client)
+    with _captured("volreg.http") as log:
+        resp = await client.put(
+            form_url(),
+            json={"choices": choices(2, 3)},
+            headers={**headers, "X-Request-Id": "req-abc-1", "X-Forwarded-For": "10.1.2.3"},
+        )
+        assert resp.status == 200
+        await client.get(urls.LIVE)  # probes are never logged when they succeed
+    [line] = [x for x in log.lines if x["msg"] == "request"]
+    assert line["request_id"] == "req-abc-1"
+    assert line["status"] == 200 and line["method"] == "PUT"
+    assert line["client"] == "127.0.0.1"
+    assert line["forwarded_for"] == "10.1.2.3"
+
+
+async def test_sampling_off_still_logs_errors(make_client: ClientFactory) -> None:
+    client = await make_client(access_log_sample=0.0)
+    with _captured("volreg.http") as log:
+        assert (await client.get(urls.CATALOGUE_BATCHES)).status == 200
+        assert (await client.get(form_url())).status == 401
+    statuses = [x["status"] for x in log.lines if x["msg"] == "request"]
+    assert statuses == [401]
+
+
+async def test_request_id_reaches_the_consumer_log(
+    settings: Settings, db: MySQLDatabase, cache: RedisCache
+) -> None:
+    async with isolated(settings, db, cache) as harness:
+        key = FormKey(make_id(330107, "20070707", 1), OPEN_BATCH)
+        token = logs.request_id.set("req-to-consumer")  # what the middleware does per request
+        try:
+            saved = await harness.forms.save(
+                key, parse_form({"choices": choices(1, 1)}), None, datetime.now()
+            )
+        finally:
+            logs.request_id.reset(token)
+        [delivery] = await harness.take(1)
+        assert delivery.headers[HEADER_REQUEST_ID] == "req-to-consumer"
+        with _captured("service.forms.consumer", logging.DEBUG) as log:
+            await harness.writer.apply([delivery])
+        [line] = [x for x in log.lines if x["msg"] == "applied"]
+        assert line["request_id"] == "req-to-consumer"
+        assert line["version"] == saved.version
