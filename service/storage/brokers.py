@@ -11,12 +11,13 @@ from contextlib import asynccontextmanager
 from typing import Protocol
 
 from schemas.records import FormRecord
+from service.core import settings_rules
 from service.core.names import Names
 from service.core.ports import Inbound
 from service.core.settings import Settings
 from service.storage import rabbit
 
-BROKERS = ("rabbitmq", "rocketmq")
+BROKERS = settings_rules.BROKERS
 
 
 class FormBroker(Protocol):
