@@ -267,6 +267,9 @@ def _settings(cluster: LocalCluster) -> Settings:
         argon2_memory_kib=1024,
         # Once drained, Redis ahead of MySQL is drift at once (nothing is in flight).
         reconcile_grace_s=2.0,
+        # The clients save each form many times a second: no per-candidate save limit.
+        save_rate_limit=0,
+        idempotency_keys_max=0,
         log_level="WARNING",
     )
 

@@ -68,6 +68,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--catch-up-timeout", type=float, default=60.0)
     p.add_argument("--request-timeout", type=float, default=5.0)
     p.add_argument(
+        "--save-limit",
+        type=int,
+        default=0,
+        help="with --spawn: saves per candidate per minute the spawned API allows (default 0: "
+        "no limit; hot candidates save far faster than a person). With --url: the target's "
+        "setting, for the report",
+    )
+    p.add_argument(
         "--profile",
         metavar="SCENARIO",
         help="with --spawn: record this scenario's API with py-spy (flame graph SVG)",
@@ -91,6 +99,7 @@ def _options(args: argparse.Namespace, url: str, pid: int | None, out: Path) -> 
         request_timeout_s=args.request_timeout,
         profile=args.profile,
         api_pid=pid,
+        save_limit=args.save_limit,
     )
 
 
@@ -100,7 +109,9 @@ async def _measure(settings: Settings, args: argparse.Namespace, out: Path) -> t
         if args.spawn:
             if args.broker:
                 settings = dataclasses.replace(settings, broker=args.broker)
-            deployment = await stack.enter_async_context(spawned(args.spawn, out, args.broker))
+            deployment = await stack.enter_async_context(
+                spawned(args.spawn, out, args.save_limit, args.broker)
+            )
             url, pid = deployment.url, deployment.api_pid
         options = _options(args, url, pid, out)
         return options, await run(options, settings)

@@ -63,7 +63,7 @@ async def _variant(
             return FormKey(ids[i % len(ids)], batch)
 
         async def stage(i: int) -> object:
-            return await cache.stage(key(i), None, "inproc")
+            return await cache.stage(key(i), None, "inproc", floor=0)
 
         async def read(i: int) -> object:
             return await cache.read(key(i))

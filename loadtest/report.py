@@ -135,7 +135,9 @@ def markdown(report: dict[str, Any], command: str, plots: list[Path]) -> str:
         "",
         f"Target {meta['url']}; {meta['duration_s']} s per scenario in {meta['slice_s']} s wrk "
         f"runs; {meta['connections']} connections, {meta['threads']} wrk thread(s); "
-        f"{meta['candidates']} candidates logged in beforehand. Machine: {m['cpus']} CPUs "
+        f"{meta['candidates']} candidates logged in beforehand; saves per candidate per "
+        f"minute limited to {meta.get('save_limit_per_candidate_per_min') or 'no limit'}. "
+        f"Machine: {m['cpus']} CPUs "
         f"({m['cpu_model']}), shared by the load generator and every server.",
         "",
         *scenario_table(report),

@@ -57,6 +57,8 @@ class Options:
     request_timeout_s: float
     profile: str | None = None  # scenario to record with py-spy
     api_pid: int | None = None  # known when this run started the API (--spawn)
+    # Saves per candidate per minute the target allows (0: none): the report says so.
+    save_limit: int = 0
 
 
 @dataclass
@@ -312,6 +314,7 @@ async def run(options: Options, settings: Settings) -> dict[str, Any]:
             "threads": options.threads,
             "candidates": len(prepared.sessions),
             "batch": options.batch,
+            "save_limit_per_candidate_per_min": options.save_limit,
             "machine": machine.describe(),
         },
         "scenarios": results,

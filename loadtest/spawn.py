@@ -84,12 +84,19 @@ class SpawnError(RuntimeError):
 
 @asynccontextmanager
 async def spawned(
-    workers: int, log_dir: Path, broker: str | None = None
+    workers: int, log_dir: Path, save_limit: int = 0, broker: str | None = None
 ) -> AsyncIterator[Deployment]:
-    """The processes log to ``api.log`` and ``consumer.log`` in ``log_dir`` (which exists);
+    """The processes log to ``api.log`` and ``consumer.log`` in ``log_dir`` (which exists).
+    ``save_limit`` is the API's saves per candidate per minute, set explicitly (0: none);
     ``broker`` overrides their ``VOLREG_BROKER``."""
     port = free_port()
-    env = dict(os.environ, VOLREG_HTTP_HOST="127.0.0.1", VOLREG_HTTP_PORT=str(port))
+    env = dict(
+        os.environ,
+        VOLREG_HTTP_HOST="127.0.0.1",
+        VOLREG_HTTP_PORT=str(port),
+        VOLREG_SAVE_RATE_LIMIT=str(save_limit),
+        VOLREG_SAVE_RATE_WINDOW_S="60",
+    )
     if broker is not None:
         env["VOLREG_BROKER"] = broker
     api_log, consumer_log = log_dir / "api.log", log_dir / "consumer.log"

@@ -1,6 +1,11 @@
-"""The long-running reconciler's own HTTP endpoints: /metrics, /status (run progress), live."""
+"""The long-running reconciler's own HTTP endpoints: /metrics, /status (run progress), live.
+
+/status lists candidate IDs with unrepaired drift and /metrics the service's internals: both
+need an admin token, like the API's /metrics."""
 
 from __future__ import annotations
+
+import time
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -8,13 +13,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from reconciler.metrics import ReconcileMetrics
 from reconciler.run import Reconciler
 from schemas import urls
+from service.core.tokens import BadToken, TokenSigner
 
+# The admin role's name in tokens (service.accounts.login.ROLE_ADMIN; the reconciler uses no
+# feature package, a test keeps the two equal).
+ROLE_ADMIN = "admin"
 STATUS = "/status"
+_SIGNER = web.AppKey("signer", TokenSigner)
 _RECONCILER = web.AppKey("reconciler", Reconciler)
 _METRICS = web.AppKey("metrics", ReconcileMetrics)
 
 
 async def _status(request: web.Request) -> web.Response:
+    if refused := _refused(request):
+        return refused
     p = request.app[_RECONCILER].progress
     return web.json_response(
         {
@@ -30,6 +42,8 @@ async def _status(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
+    if refused := _refused(request):
+        return refused
     body = generate_latest(request.app[_METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -38,8 +52,29 @@ async def _live(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def create_status_app(reconciler: Reconciler, metrics: ReconcileMetrics) -> web.Application:
+def _refused(request: web.Request) -> web.Response | None:
+    """401/403 in the API's error shape unless the request carries an admin token."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    try:
+        if scheme.lower() != "bearer":
+            raise BadToken("send 'Authorization: Bearer <token>'")
+        claims = request.app[_SIGNER].verify(token.strip(), time.time())
+    except BadToken as exc:
+        return _error(401, "unauthorized", str(exc))
+    if claims.role != ROLE_ADMIN:
+        return _error(403, "forbidden", "this needs the admin role")
+    return None
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def create_status_app(
+    reconciler: Reconciler, metrics: ReconcileMetrics, signer: TokenSigner
+) -> web.Application:
     app = web.Application()
+    app[_SIGNER] = signer
     app[_RECONCILER] = reconciler
     app[_METRICS] = metrics
     app.router.add_get(STATUS, _status)

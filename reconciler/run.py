@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeGuard
 
 from reconciler.metrics import ReconcileMetrics
 from reconciler.model import (
@@ -25,6 +26,7 @@ from reconciler.ports import MySQLSide, RedisSide
 from schemas.records import FormKey, FormRecord
 from service.core.errors import DatabaseUnavailable, RecordRejected, Unavailable, VolregError
 from service.core.settings import Settings
+from service.core.versions import form_problem
 
 log = logging.getLogger(__name__)
 _EPOCH = datetime(1970, 1, 2)  # TIMESTAMP starts at 1970-01-01 00:00:01 UTC
@@ -238,7 +240,7 @@ class Reconciler:
         return verdicts, in_redis
 
     async def _repair_mysql(self, keys: Sequence[FormKey]) -> None:
-        records = [r for r in [await self._redis.read(k) for k in keys] if r is not None]
+        records = [r for r in [await self._redis.read(k) for k in keys] if self._sound(r)]
         try:
             await self._mysql.upsert_forms(records)
             return
@@ -246,6 +248,17 @@ class Reconciler:
             pass
         for record in records:  # find the ones MySQL refuses; the rest still get repaired
             await self._upsert_one(record)
+
+    def _sound(self, record: FormRecord | None) -> TypeGuard[FormRecord]:
+        """Only a form a save could have produced goes from Redis into MySQL: anyone who can
+        write Redis must not be able to plant versions or payloads there (it stays drift)."""
+        if record is None:
+            return False
+        ahead_us = self._settings.version_max_ahead_s * 1_000_000
+        problem = form_problem(record, int(time.time() * 1_000_000), ahead_us)
+        if problem:
+            log.error("not copying the Redis copy of %s into MySQL: %s", record.key, problem)
+        return problem is None
 
     async def _upsert_one(self, record: FormRecord) -> None:
         try:

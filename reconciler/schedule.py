@@ -19,6 +19,8 @@ from reconciler.run import LockBusy, Reconciler
 from reconciler.wiring import open_sides
 from service.core.errors import Unavailable
 from service.core.settings import Settings
+from service.core.token_keys import previous_secrets
+from service.core.tokens import TokenSigner
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,9 @@ async def serve_forever(settings: Settings) -> None:
     async with open_sides(settings) as (redis, mysql):
         reconciler = Reconciler(redis, mysql, settings, metrics)
         schedule = Schedule(reconciler)
-        runner = web.AppRunner(create_status_app(reconciler, metrics), access_log=None)
+        runner = web.AppRunner(
+            create_status_app(reconciler, metrics, _signer(settings)), access_log=None
+        )
         await runner.setup()
         site = web.TCPSite(runner, settings.http_host, settings.reconcile_http_port)
         await site.start()
@@ -96,3 +100,7 @@ async def serve_forever(settings: Settings) -> None:
             await schedule.stop()
             await runner.cleanup()
     log.info("reconciler stopped")
+
+
+def _signer(settings: Settings) -> TokenSigner:
+    return TokenSigner(settings.token_secret, previous_secrets(settings))

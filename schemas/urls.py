@@ -2,6 +2,7 @@
 
 API = "/api/v1"
 LOGIN = f"{API}/auth/login"
+LOGOUT = f"{API}/auth/logout"
 EXAM = f"{API}/candidates/{{candidate_id}}/exam"
 FORM = f"{API}/candidates/{{candidate_id}}/forms/{{batch}}"
 SCHOOL_CANDIDATES = f"{API}/schools/{{school}}/candidates"

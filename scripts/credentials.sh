@@ -28,6 +28,9 @@ grep -q '^# ' "$ENV_FILE" || printf '%s\n' \
 	"# Every volreg command run from here reads it; variables already set in the environment win." \
 	>>"$ENV_FILE"
 add VOLREG_TOKEN_SECRET "$(secret 32)"
+# This checkout is a development machine: a weak token secret set by hand is warned about
+# instead of refused (a deployment never sets this).
+add VOLREG_DEV_MODE 1
 add VOLREG_REDIS_URL "redis://:$(secret 16)@127.0.0.1:6379/0"
 add VOLREG_AMQP_URL "amqp://volreg:$(secret 16)@127.0.0.1:5672/volreg"
 add VOLREG_MYSQL_DSN "mysql://volreg:$(secret 16)@127.0.0.1:3306/volreg"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv with Python 3.11 if needed and install the project (editable, with dev
-# extras) whenever pyproject.toml changed since the last successful install.
+# Create .venv with Python 3.11 if needed and install the locked dependencies (hashes
+# checked) and the project (editable) whenever pyproject.toml or the lock changed since the
+# last successful install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -52,14 +53,21 @@ else
 	log "venv: created $VENV with $("$VENV/bin/python" --version 2>&1)"
 fi
 
-if [ pyproject.toml -nt "$STAMP" ]; then
-	log "venv: installing the project and its dev dependencies"
-	# The stamp takes pyproject.toml's time from before the install, so an edit made
+LOCK=requirements-dev.lock
+newest=pyproject.toml
+[ "$LOCK" -nt "$newest" ] && newest=$LOCK
+if [ "$newest" -nt "$STAMP" ]; then
+	log "venv: installing the locked dependencies ($LOCK) and the project"
+	# The stamp takes the newer file's time from before the install, so an edit made
 	# while pip runs still triggers the next install.
-	touch -r pyproject.toml "$STAMP.new"
+	touch -r "$newest" "$STAMP.new"
+	# Exactly the pinned versions, each distribution checked against its sha256 in the
+	# lock (scripts/lock.sh writes it from pyproject.toml).
+	"$VENV/bin/pip" install -q --require-hashes -r "$LOCK"
 	# compat: the checkout itself goes on the venv's path, so the tools in loadtest/ (not
-	# part of the package) run as `volreg loadtest` and `volreg chaos` too.
-	"$VENV/bin/pip" install -q -e '.[dev]' --config-settings editable_mode=compat
+	# part of the package) run as `volreg loadtest` and `volreg chaos` too. --no-deps: every
+	# dependency came from the lock above.
+	"$VENV/bin/pip" install -q --no-deps -e . --config-settings editable_mode=compat
 	mv -f "$STAMP.new" "$STAMP"
 	log "venv: installed"
 else

@@ -24,6 +24,9 @@ from service.core.ports import Database
 from service.core.settings import ENV_FILE, Settings, environment
 
 RUN = uuid.uuid4().hex[:8]
+# One per run (every API of the run must accept the others' tokens), long enough that
+# `volreg serve` accepts it outside development mode.
+TOKEN_SECRET = f"test-secret-{RUN}-{uuid.uuid4().hex}"
 DEMO_ID = "11010519491231002X"
 OTHER_ID = make_id(110105, "20070101", 1)
 PASSWORD = "demo-password"
@@ -59,7 +62,7 @@ def make_settings(**overrides: Any) -> Settings:
         amqp_url=TEST_AMQP,
         key_prefix=f"t{RUN}",
         queue_prefix=f"volreg-test-{RUN}",
-        token_secret=f"test-secret-{RUN}",
+        token_secret=TOKEN_SECRET,
         queues=2,
         redis_timeout_s=1.0,
         broker_timeout_s=3.0,
@@ -72,6 +75,10 @@ def make_settings(**overrides: Any) -> Settings:
         broker=os.environ.get("VOLREG_TEST_BROKER", "rabbitmq"),
         rocketmq_invisible_s=10,
         consumer_http_port=0,  # consumers started by tests run side by side
+        # The suites save far faster than a person; tests/integration/test_save_limits.py
+        # turns both limits on.
+        save_rate_limit=0,
+        idempotency_keys_max=0,
     )
     settings = dataclasses.replace(base, **overrides)
     # `make test-cluster` (tests/system/cluster/topology.py) runs the suites on a Redis Cluster and
@@ -167,3 +174,11 @@ def rabbitmqctl(*args: str) -> str:
     return subprocess.run(
         command, capture_output=True, text=True, timeout=60, check=True, env=env
     ).stdout
+
+
+def admin_headers(settings: Settings) -> dict[str, str]:
+    """An admin's bearer token for the run's secret (/metrics needs the admin role)."""
+    from service.core.tokens import Claims, TokenSigner
+
+    token = TokenSigner(settings.token_secret).issue(Claims("ops", "admin", int(time.time()) + 600))
+    return {"Authorization": f"Bearer {token}"}

@@ -20,7 +20,14 @@ FROM forms WHERE candidate_id = %s AND batch_code = %s
 SELECT candidate_id, version FROM forms WHERE batch_code = %s AND candidate_id IN ({rows})
 
 -- name: get_candidate
-SELECT candidate_id, name, school_code, password_hash FROM candidates WHERE candidate_id = %s
+SELECT candidate_id, name, school_code, password_hash, token_generation
+FROM candidates WHERE candidate_id = %s
+
+-- name: candidate_token_generation
+SELECT token_generation FROM candidates WHERE candidate_id = %s
+
+-- name: bump_candidate_tokens
+UPDATE candidates SET token_generation = token_generation + 1 WHERE candidate_id = %s
 
 -- name: get_exam
 SELECT total_score, province_rank, subjects FROM exam_results WHERE candidate_id = %s
@@ -31,7 +38,11 @@ SELECT batch_code, name, opens_at, closes_at FROM admission_batches ORDER BY bat
 -- name: upsert_candidates
 INSERT INTO candidates (candidate_id, name, school_code, password_hash, shard)
 VALUES {rows}
+-- First, while the other columns still hold the old values: a new password or school
+-- revokes the tokens of the candidate (the same file imported again changes nothing).
 ON DUPLICATE KEY UPDATE
+  token_generation = token_generation + IF(
+    password_hash <> VALUES(password_hash) OR school_code <> VALUES(school_code), 1, 0),
   name = VALUES(name), school_code = VALUES(school_code),
   password_hash = VALUES(password_hash), shard = VALUES(shard)
 
@@ -111,13 +122,34 @@ ORDER BY candidate_id, batch_code LIMIT %s
 SELECT COUNT(*) FROM forms
 
 -- name: get_staff
-SELECT username, role, school_code, name, password_hash FROM staff WHERE username = %s
+SELECT username, role, school_code, name, password_hash, token_generation
+FROM staff WHERE username = %s
+
+-- name: staff_token_generation
+SELECT token_generation FROM staff WHERE username = %s
+
+-- name: bump_staff_tokens
+UPDATE staff SET token_generation = token_generation + 1 WHERE username = %s
 
 -- name: upsert_staff
 INSERT INTO staff (username, role, school_code, name, password_hash)
 VALUES {rows}
-ON DUPLICATE KEY UPDATE role = VALUES(role), school_code = VALUES(school_code),
+ON DUPLICATE KEY UPDATE token_generation = token_generation + 1,
+  role = VALUES(role), school_code = VALUES(school_code),
   name = VALUES(name), password_hash = VALUES(password_hash)
+
+-- name: import_teachers
+-- A teachers file never touches an admin account. MySQL applies the assignments left to
+-- right, each seeing the ones before: role goes last, so every test reads the stored role.
+INSERT INTO staff (username, role, school_code, name, password_hash)
+VALUES {rows}
+ON DUPLICATE KEY UPDATE
+  token_generation = token_generation + IF(role <> 'admin' AND (
+    password_hash <> VALUES(password_hash) OR school_code <> VALUES(school_code)), 1, 0),
+  school_code = IF(role = 'admin', school_code, VALUES(school_code)),
+  name = IF(role = 'admin', name, VALUES(name)),
+  password_hash = IF(role = 'admin', password_hash, VALUES(password_hash)),
+  role = IF(role = 'admin', role, VALUES(role))
 
 -- name: school_candidates
 -- A page of a school's candidates in ID order (keyset paging after the cursor), filtered by
@@ -187,8 +219,21 @@ WHERE job_id = %s
 -- name: get_import_job
 SELECT job_id, kind, source, fingerprint, state, total_bytes, input_bytes, byte_offset,
   rows_done, imported, rejected, resumed_from, runs, error, started_at, run_started_at,
-  updated_at, finished_at, NOW(6)
+  updated_at, finished_at, NOW(6), digest
 FROM import_jobs WHERE job_id = %s
+
+-- name: lease_import_job
+-- Take (or renew) the job's lease: free, expired, or already ours. 1 row: it is ours.
+UPDATE import_jobs SET lease_token = %s, lease_until = NOW(6) + INTERVAL %s SECOND
+WHERE job_id = %s AND (lease_token = '' OR lease_until < NOW(6) OR lease_token = %s)
+
+-- name: release_import_job
+UPDATE import_jobs SET lease_token = '', lease_until = NULL
+WHERE job_id = %s AND lease_token = %s
+
+-- name: set_import_digest
+-- The first run that read the whole stream records its digest; later runs must match it.
+UPDATE import_jobs SET digest = %s WHERE job_id = %s AND digest = ''
 
 -- name: unfinished_import_job
 -- The newest unfinished job over the same content, to resume.

@@ -1,9 +1,11 @@
-"""In-memory fakes of the accounts ports: failed-login counters (``LoginFailures``) and the
+"""In-memory fakes of the accounts ports: login attempt counters (``LoginAttempts``) and the
 staff table with the teachers' view of a school (``StaffStore``, ``StaffWriter``,
 ``SchoolTables``), for tests without servers."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,26 +17,39 @@ from service.forms.fakes import InMemoryDatabase
 
 
 @dataclass
-class InMemoryLoginFailures:
-    """Counts per account; a window starts at the first failure, as in Redis (EXPIRE NX)."""
+class InMemoryLoginAttempts:
+    """As login.lua: per client on one account and on all accounts, a window starting at the
+    first attempt counted; check and count in one step (no await in between)."""
 
     down: bool = False
     _counts: dict[str, tuple[int, float]] = field(default_factory=dict)
 
-    async def login_failures(self, account: str) -> int:
-        if self.down:
-            raise StoreUnavailable("redis unavailable (in-memory fake set down)")
-        count, expires = self._counts.get(account, (0, 0.0))
-        return count if time.monotonic() < expires else 0
+    def _held(self, key: str) -> tuple[int, float]:
+        count, expires = self._counts.get(key, (0, 0.0))
+        return (count, expires) if time.monotonic() < expires else (0, 0.0)
 
-    async def add_login_failure(self, account: str, window_s: int) -> None:
+    async def reserve_login(
+        self, client: str, account: str, per_account: int, per_client: int, window_s: int
+    ) -> int:
         if self.down:
             raise StoreUnavailable("redis unavailable (in-memory fake set down)")
-        count = await self.login_failures(account)
-        _, expires = self._counts.get(account, (0, 0.0))
-        if count == 0:
-            expires = time.monotonic() + window_s
-        self._counts[account] = (count + 1, expires)
+        keys = [f"{client}|{account}", f"{client}|*"]
+        for key, limit in zip(keys, (per_account, per_client), strict=True):
+            count, expires = self._held(key)
+            if limit > 0 and count >= limit:
+                return max(1, math.ceil(expires - time.monotonic()))
+        for key in keys:
+            count, expires = self._held(key)
+            self._counts[key] = (count + 1, expires or time.monotonic() + window_s)
+        return 0
+
+    async def refund_login(self, client: str, account: str) -> None:
+        if self.down:
+            raise StoreUnavailable("redis unavailable (in-memory fake set down)")
+        for key in (f"{client}|{account}", f"{client}|*"):
+            count, expires = self._held(key)
+            if count > 0:
+                self._counts[key] = (count - 1, expires)
 
 
 @dataclass
@@ -54,9 +69,44 @@ class InMemoryStaff:
         return self.accounts.get(username)
 
     async def upsert_staff(self, accounts: Sequence[StaffAccount]) -> None:
+        """As ``volreg admin``'s upsert: any change of an account revokes its tokens."""
         self._check()
         for account in accounts:
-            self.accounts[account.username] = account
+            held = self.accounts.get(account.username)
+            generation = held.token_generation + 1 if held else 0
+            self.accounts[account.username] = dataclasses.replace(
+                account, token_generation=generation
+            )
+
+    async def import_teachers(self, accounts: Sequence[StaffAccount]) -> None:
+        """As the teachers import: an admin account is left as it is."""
+        self._check()
+        for account in accounts:
+            held = self.accounts.get(account.username)
+            if held is not None and held.role == "admin":
+                continue
+            generation = held.token_generation if held else 0
+            if held and (held.password_hash, held.school_code) != (
+                account.password_hash,
+                account.school_code,
+            ):
+                generation += 1
+            self.accounts[account.username] = dataclasses.replace(
+                account, token_generation=generation
+            )
+
+    async def token_generation(self, username: str) -> int | None:
+        self._check()
+        held = self.accounts.get(username)
+        return None if held is None else held.token_generation
+
+    async def bump_token_generation(self, username: str) -> None:
+        self._check()
+        held = self.accounts.get(username)
+        if held is not None:
+            self.accounts[username] = dataclasses.replace(
+                held, token_generation=held.token_generation + 1
+            )
 
     async def school_page(
         self, school: str, filing: str, batch: str, after: str, limit: int

@@ -1,42 +1,91 @@
-"""Refuses logins to an account after too many failures within a window."""
+"""Login limits checked before a password is hashed, and the bounded queue of hashing work.
+
+Policy (docs/security.md): attempts are counted per client address — on one account, and
+over all accounts — so a third party can lock out only itself, never the candidate at their
+own computer. Successful logins are given back. With Redis down logins go through, as
+passwords are still checked; the hashing queue still bounds the CPU spent on them.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
 
-from service.core.errors import StoreUnavailable, TooManyRequests
-from service.core.ports import LoginFailures
+from service.core.errors import LoginBusy, StoreUnavailable, TooManyRequests
+from service.core.ports import LoginAttempts
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class LoginLimits:
+    per_account: int  # attempts of one client on one account in the window (0: no limit)
+    per_client: int  # attempts of one client over all accounts in the window (0: no limit)
+    window_s: int
 
 
 class LoginGuard:
-    """Counts failures only, so a candidate who logs in often is never locked out; with
-    Redis down it lets logins through (passwords are still checked against MySQL)."""
-
-    def __init__(self, counters: LoginFailures, limit: int, window_s: int) -> None:
+    def __init__(self, counters: LoginAttempts, limits: LoginLimits) -> None:
         self._counters = counters
-        self._limit = limit
-        self._window_s = window_s
+        self._limits = limits
 
-    async def check(self, account: str) -> None:
-        if self._limit <= 0:
-            return
+    @property
+    def enabled(self) -> bool:
+        return self._limits.per_account > 0 or self._limits.per_client > 0
+
+    async def reserve(self, client: str, account: str) -> bool:
+        """Count this attempt before any hashing; TooManyRequests past a limit. False when
+        nothing was counted (limits off, Redis down)."""
+        if not self.enabled:
+            return False
+        limits = self._limits
         try:
-            failures = await self._counters.login_failures(account)
-        except StoreUnavailable:
-            log.warning("login limit not checked: Redis unavailable")
-            return
-        if failures >= self._limit:
-            raise TooManyRequests(
-                f"too many failed logins; try again within {self._window_s} s",
-                retry_after_s=self._window_s,
+            wait_s = await self._counters.reserve_login(
+                client, account, limits.per_account, limits.per_client, limits.window_s
             )
-
-    async def failed(self, account: str) -> None:
-        if self._limit <= 0:
-            return
-        try:
-            await self._counters.add_login_failure(account, self._window_s)
         except StoreUnavailable:
-            log.warning("failed login not counted: Redis unavailable")
+            log.warning("login limits not checked: Redis unavailable")
+            return False
+        if wait_s:
+            raise TooManyRequests(
+                f"too many login attempts from this address; try again in {wait_s} s",
+                retry_after_s=wait_s,
+            )
+        return True
+
+    async def succeeded(self, client: str, account: str) -> None:
+        try:
+            await self._counters.refund_login(client, account)
+        except StoreUnavailable:
+            log.warning("successful login stays counted: Redis unavailable")
+
+
+class HashQueue:
+    """argon2 runs on a pool of its own threads; at most ``waiting`` verifications wait for
+    one. Beyond that a login is refused at once (503 + Retry-After) instead of queueing CPU
+    work nobody will wait for."""
+
+    def __init__(self, workers: int, waiting: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
+        self._capacity = workers + waiting
+        self._admitted = 0
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        if self._admitted >= self._capacity:
+            raise LoginBusy
+        self._admitted += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+        finally:
+            self._admitted -= 1
+
+    async def __aenter__(self) -> HashQueue:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -20,13 +20,19 @@ class StaffTables:
         row = await home_of(self._db).fetch_one("get_staff", username)
         return None if row is None else StaffAccount(*row)
 
+    async def token_generation(self, username: str) -> int | None:
+        row = await home_of(self._db).fetch_one("staff_token_generation", username)
+        return None if row is None else int(row[0])
+
+    async def bump_token_generation(self, username: str) -> None:
+        await home_of(self._db).execute("bump_staff_tokens", username)
+
     async def upsert_staff(self, accounts: Sequence[StaffAccount]) -> None:
-        args = [
-            v
-            for a in accounts
-            for v in (a.username, a.role, a.school_code, a.name, a.password_hash)
-        ]
-        await home_of(self._db).execute_rows("upsert_staff", len(accounts), 5, args)
+        await home_of(self._db).execute_rows("upsert_staff", len(accounts), 5, _args(accounts))
+
+    async def import_teachers(self, accounts: Sequence[StaffAccount]) -> None:
+        """Like upsert_staff, but an existing admin account is left exactly as it is."""
+        await home_of(self._db).execute_rows("import_teachers", len(accounts), 5, _args(accounts))
 
     async def school_page(
         self, school: str, filing: str, batch: str, after: str, limit: int
@@ -54,3 +60,9 @@ class StaffTables:
         pages = await asyncio.gather(*(one(p) for p in parts_of(self._db)))
         merged = heapq.merge(*pages, key=lambda c: str(c["candidate_id"]))
         return list(merged)[:limit]
+
+
+def _args(accounts: Sequence[StaffAccount]) -> list[str]:
+    return [
+        v for a in accounts for v in (a.username, a.role, a.school_code, a.name, a.password_hash)
+    ]

@@ -61,6 +61,13 @@ class WindowClosed(Conflict):
     code = "window_closed"
 
 
+class RequestTimeout(VolregError):
+    """The request body did not arrive in time."""
+
+    status = 408
+    code = "request_timeout"
+
+
 class PayloadTooLarge(VolregError):
     """The request body is larger than allowed."""
 
@@ -100,6 +107,12 @@ class Unavailable(VolregError):
     code = "unavailable"
 
 
+class LoginBusy(Unavailable):
+    """Too many logins are being checked right now; retry in a moment."""
+
+    code = "login_busy"
+
+
 class RequestInProgress(Unavailable):
     """A request with this Idempotency-Key is in progress; retry it after Retry-After."""
 
@@ -128,6 +141,13 @@ class DatabaseUnavailable(Unavailable):
     """The database is unavailable; retry later."""
 
     code = "database_unavailable"
+
+
+class VersionAhead(Unavailable):
+    """This form's next version would be far ahead of the clock (a clock stepped back, or a
+    corrupt stored version); saving it is refused until an operator looks at it."""
+
+    code = "version_out_of_range"
 
 
 class PoisonMessage(VolregError):

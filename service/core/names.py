@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.records import FormKey
-from service.core.ids import is_valid_id, shard_of
+from service.core.ids import shard_of
 from service.core.settings import Settings
 
 
@@ -31,10 +31,25 @@ class Names:
         """An Idempotency-Key is scoped to one form (candidate and batch)."""
         return f"{self.tag(key.candidate_id)}:idem:{key.candidate_id}:{key.batch}:{idem}"
 
-    def login_failures_key(self, account: str) -> str:
-        """Failed-login counter; a candidate's lives in its shard's slot, staff share one."""
-        tag = self.tag(account) if is_valid_id(account) else f"{{{self.key_prefix}:staff}}"
-        return f"{tag}:login-failures:{account}"
+    def save_counter_key(self, candidate_id: str) -> str:
+        """Saves of one candidate in the current window (stage.lua; the candidate's slot)."""
+        return f"{self.tag(candidate_id)}:saves:{candidate_id}"
+
+    def live_idempotency_key(self, candidate_id: str) -> str:
+        """Sorted set of a candidate's live Idempotency-Key keys, scored by their expiry."""
+        return f"{self.tag(candidate_id)}:idem-live:{candidate_id}"
+
+    def token_generation_key(self, staff: bool, subject: str) -> str:
+        """Redis copy of an account's token generation (MySQL holds it durably)."""
+        if staff:
+            return f"{{{self.key_prefix}:staff}}:token-gen:{subject}"
+        return f"{self.tag(subject)}:token-gen:{subject}"
+
+    def login_keys(self, client: str, account: str) -> list[str]:
+        """Login attempts of one client address: on this account, and on all accounts. Both
+        carry the client's hash tag, so login.lua touches one slot."""
+        tag = f"{{{self.key_prefix}:login:{client}}}"
+        return [f"{tag}:account:{account}", f"{tag}:all"]
 
     def exam_key(self, candidate_id: str) -> str:
         return f"{self.tag(candidate_id)}:exam:{candidate_id}"

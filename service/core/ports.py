@@ -19,6 +19,11 @@ class Reserved:
 
 
 @dataclass(frozen=True, slots=True)
+class Missing:
+    """The form is not in Redis: stage it again with the version floor MySQL holds."""
+
+
+@dataclass(frozen=True, slots=True)
 class Replay:
     """The Idempotency-Key was seen before; ``stored`` is what was recorded for it."""
 
@@ -31,6 +36,7 @@ class Candidate:
     name: str
     school_code: str
     password_hash: str
+    token_generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,20 +50,27 @@ class Batch:
         return self.opens_at <= now < self.closes_at
 
 
-class LoginFailures(Protocol):
-    """Per-account counter of failed logins over a window."""
+class LoginAttempts(Protocol):
+    """Login attempts per client address (per account and over all accounts) in a window."""
 
-    async def login_failures(self, account: str) -> int: ...
+    async def reserve_login(
+        self, client: str, account: str, per_account: int, per_client: int, window_s: int
+    ) -> int:
+        """Count one attempt and return 0, or, when a limit is reached, count nothing and
+        return the seconds until it resets."""
 
-    async def add_login_failure(self, account: str, window_s: int) -> None: ...
+    async def refund_login(self, client: str, account: str) -> None:
+        """Uncount an attempt that turned out to be a successful login."""
 
 
 class FormCache(Protocol):
     """Redis: the live copy of every form, and the version counter."""
 
     async def stage(
-        self, key: FormKey, idem: str | None, fingerprint: str
-    ) -> Reserved | Replay: ...
+        self, key: FormKey, idem: str | None, fingerprint: str, floor: int | None = None
+    ) -> Reserved | Replay | Missing:
+        """``floor`` None: Missing when Redis does not hold the form; else the version MySQL
+        holds (0: none), which the reserved version exceeds."""
 
     async def commit(self, record: FormRecord, idem: str | None, idem_result: str) -> bool: ...
 
@@ -95,6 +108,11 @@ class Database(Protocol):
     async def get_candidate(self, candidate_id: str) -> Candidate | None: ...
 
     async def get_exam(self, candidate_id: str) -> dict[str, Any] | None: ...
+
+    async def token_generation(self, candidate_id: str) -> int | None:
+        """The candidate's token generation (None: no such candidate)."""
+
+    async def bump_token_generation(self, candidate_id: str) -> None: ...
 
     async def list_batches(self) -> list[Batch]: ...
 

@@ -41,11 +41,31 @@ class Settings:
     # Shard map "0-127=mysql://...,128-255=mysql://..."; when set, mysql_dsn is not used.
     mysql_shards: str = ""
     token_secret: str = _DEV_SECRET
+    # Older secrets still accepted when verifying tokens (comma-separated), so the secret can
+    # be rotated without logging everyone out; drop them after token_ttl_s.
+    token_previous_secrets: str = ""
     token_ttl_s: int = 8 * 3600
-    # Failed logins per account before further attempts are refused (429) for the window;
-    # also keeps argon2id's CPU cost from being used against the service. 0 turns it off.
+    # Revocation: each request compares its token's generation with the account's, from a
+    # per-process copy this old at most, then Redis (this long), then MySQL. Logging out
+    # updates Redis at once; imports and `volreg admin` reach running processes within both.
+    token_generation_local_ttl_s: float = 5.0
+    token_generation_redis_ttl_s: int = 30
+    # Development only: accept a weak or missing token secret (with a warning). `make up` and
+    # `make test` set it in var/volreg.env; a deployment never does.
+    dev_mode: bool = False
+    # Failed logins of one client address on one account before that address is refused
+    # (429) on it for the window, and over all accounts (spraying; schools behind one NAT
+    # address share it). Checked before hashing; 0 turns a limit off.
     login_failures_limit: int = 10
     login_failures_window_s: int = 300
+    login_client_failures_limit: int = 300
+    # Addresses (or CIDR blocks, comma-separated) of proxies whose X-Forwarded-For names the
+    # client; from anyone else the header is ignored.
+    trusted_proxies: str = ""
+    # argon2 verifications run on this many threads; at most login_hash_queue more wait,
+    # further logins get 503 + Retry-After at once.
+    login_hash_workers: int = 2
+    login_hash_queue: int = 32
     # Names that cross process boundaries get these prefixes so test runs can share servers.
     key_prefix: str = "vr"
     queue_prefix: str = "volreg"
@@ -54,7 +74,20 @@ class Settings:
     # A gzip-compressed form larger than this many bytes is split across several Redis keys.
     chunk_bytes: int = 4096
     max_body_bytes: int = 64 * 1024
+    # A connection is closed when a request's headers have not all arrived this long after it
+    # opened or after the previous response (also the keep-alive idle limit), and a JSON body
+    # must arrive within http_body_timeout_s: slow clients cannot hold connections and memory.
+    http_header_timeout_s: float = 15.0
+    http_body_timeout_s: float = 10.0
     idempotency_ttl_s: int = 24 * 3600
+    # Saves per candidate per window, sized for a person (each costs a broker fsync), and the
+    # Idempotency-Keys one candidate may hold live at once (each lives idempotency_ttl_s).
+    # 429 + Retry-After beyond either; 0 turns a limit off.
+    save_rate_limit: int = 30
+    save_rate_window_s: int = 60
+    idempotency_keys_max: int = 200
+    # A version (µs, Redis clock) further ahead of the clock than this is refused everywhere.
+    version_max_ahead_s: int = 24 * 3600
     # Timeouts for every network await, in seconds.
     redis_timeout_s: float = 2.0
     broker_timeout_s: float = 5.0
@@ -93,6 +126,9 @@ class Settings:
     # Accepted rows are sorted in runs of this many before loading (memory: ~300 B a row).
     import_run_rows: int = 200_000
     import_read_timeout_s: float = 60.0
+    # One run at a time per import job: its lease lasts this long and is renewed every third
+    # of it; a run killed meanwhile delays a rerun by at most this.
+    import_lease_s: float = 10.0
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19 * 1024
     log_level: str = "INFO"
@@ -142,10 +178,6 @@ class Settings:
         if problems:
             raise SettingsError(problems)
         return cls(**values)  # type: ignore[arg-type]
-
-    @property
-    def uses_dev_secret(self) -> bool:
-        return self.token_secret == _DEV_SECRET
 
 
 _DEFAULTS = Settings()

@@ -77,6 +77,19 @@ BOUNDS: dict[str, Bound] = {
     "token_ttl_s": AT_LEAST_1,
     "login_failures_limit": AT_LEAST_0,
     "login_failures_window_s": AT_LEAST_1,
+    "login_client_failures_limit": AT_LEAST_0,
+    "login_hash_workers": AT_LEAST_1,
+    "login_hash_queue": AT_LEAST_0,
+    "token_generation_local_ttl_s": AT_LEAST_0,
+    "token_generation_redis_ttl_s": AT_LEAST_1,
+    "save_rate_limit": AT_LEAST_0,
+    "save_rate_window_s": AT_LEAST_1,
+    "idempotency_keys_max": AT_LEAST_0,
+    # Far enough for a clock step; a bound at all, so a planted version cannot live forever.
+    "version_max_ahead_s": Bound(1, 30 * 24 * 3600),
+    "http_header_timeout_s": POSITIVE,
+    "http_body_timeout_s": POSITIVE,
+    "import_lease_s": POSITIVE,
     "shards": Bound(1, MAX_SHARDS),
     "queues": AT_LEAST_1,  # and at most shards, checked below
     "chunk_bytes": Bound(64),
@@ -106,8 +119,9 @@ BOUNDS: dict[str, Bound] = {
     "import_writers": AT_LEAST_1,
     "import_run_rows": AT_LEAST_1,
     "import_read_timeout_s": POSITIVE,
-    "argon2_time_cost": AT_LEAST_1,
-    "argon2_memory_kib": Bound(8),  # argon2's own minimum (8 KiB per lane)
+    # At most what service.core.passwords verifies (it refuses costlier hashes).
+    "argon2_time_cost": Bound(1, 10),
+    "argon2_memory_kib": Bound(8, 64 * 1024),  # argon2's own minimum (8 KiB per lane)
     "access_log_sample": Bound(0, 1),
     "reconcile_grace_s": AT_LEAST_0,
     "reconcile_interval_s": POSITIVE,

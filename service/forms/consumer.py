@@ -16,6 +16,7 @@ from service.core.metrics import ConsumerMetrics
 from service.core.names import HEADER_REQUEST_ID
 from service.core.ports import Database, Inbound
 from service.core.settings import Settings
+from service.core.versions import version_problem
 
 log = logging.getLogger(__name__)
 _BACKOFF_MAX_S = 5.0
@@ -71,12 +72,20 @@ class FormWriter:
 
     async def apply(self, batch: Sequence[Inbound]) -> None:
         decoded: list[tuple[Inbound, FormRecord]] = []
+        now_us = int(time.time() * 1_000_000)
+        ahead_us = self._settings.version_max_ahead_s * 1_000_000
         for delivery in batch:
             try:
                 record = messages.decode(delivery.headers, delivery.body)
                 codec.unpack(record.payload)  # the choices must inflate and parse
             except ValueError as exc:
                 await self._dead_letter(delivery, f"undecodable message: {exc}")
+                continue
+            # A version out of range in MySQL would make the version guard drop every later
+            # save of the form: such a message is refused, never written.
+            problem = version_problem(record.version, now_us, ahead_us)
+            if problem:
+                await self._dead_letter(delivery, f"refused: {problem}")
                 continue
             decoded.append((delivery, record))
         rejected = await self._write([r for _, r in decoded])

@@ -8,6 +8,7 @@ crash run on the real servers. Set ``down`` to make every call fail as a lost se
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,9 +16,15 @@ from typing import Any
 
 from schemas.records import FormKey, FormRecord
 from service.core.errors import BrokerUnavailable, DatabaseUnavailable, StoreUnavailable
-from service.core.ports import Batch, Candidate, Replay, Reserved
+from service.core.ports import Batch, Candidate, Missing, Replay, Reserved
+from service.core.versions import VERSION_LIMIT
 
 _PENDING = "pending"
+
+
+def _bounded(version: int) -> int:
+    """A held version at or beyond 2^53 is corrupt and ignored, as in stage.lua."""
+    return 0 if version >= VERSION_LIMIT or version < 0 else version
 
 
 def _now_us() -> int:
@@ -34,23 +41,45 @@ class InMemoryFormCache:
     reserved: dict[FormKey, int] = field(default_factory=dict)
     idempotency: dict[tuple[FormKey, str], str] = field(default_factory=dict)
     exams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    token_generations: dict[tuple[bool, str], int] = field(default_factory=dict)
 
     def _check(self) -> None:
         if self.down:
             raise StoreUnavailable("redis unavailable (in-memory fake set down)")
 
-    async def stage(self, key: FormKey, idem: str | None, fingerprint: str) -> Reserved | Replay:
+    async def stage(
+        self, key: FormKey, idem: str | None, fingerprint: str, floor: int | None = None
+    ) -> Reserved | Replay | Missing:
+        """As stage.lua, without its per-candidate save limits (tested on the real Redis)."""
         self._check()
         if idem is not None:
             prev = self.idempotency.get((key, idem))
             if prev is not None:
                 return Replay(prev)
-            self.idempotency[(key, idem)] = f"{_PENDING} {fingerprint}"
+        if floor is None and key not in self.forms and key not in self.reserved:
+            return Missing()
         now = _now_us()
         committed = self.forms[key].version if key in self.forms else 0
-        version = max(now, self.reserved.get(key, 0) + 1, committed + 1)
+        version = max(
+            now,
+            _bounded(self.reserved.get(key, 0)) + 1,
+            _bounded(committed) + 1,
+            _bounded(floor or 0) + 1,
+        )
+        if idem is not None:
+            self.idempotency[(key, idem)] = f"{_PENDING} {fingerprint}"
         self.reserved[key] = version
         return Reserved(version=version, now_us=now)
+
+    async def get_token_generation(self, staff: bool, subject: str) -> int | None:
+        self._check()
+        return self.token_generations.get((staff, subject))
+
+    async def put_token_generation(
+        self, staff: bool, subject: str, generation: int, ttl_s: int
+    ) -> None:
+        self._check()
+        self.token_generations[(staff, subject)] = generation
 
     async def commit(self, record: FormRecord, idem: str | None, idem_result: str) -> bool:
         self._check()
@@ -60,6 +89,8 @@ class InMemoryFormCache:
         return applied
 
     def _apply(self, record: FormRecord) -> bool:
+        if record.version >= VERSION_LIMIT:
+            return False
         held = self.forms.get(record.key)
         if held is not None and held.version >= record.version:
             return False
@@ -149,8 +180,25 @@ class InMemoryDatabase:
     async def upsert_candidates(self, rows: Sequence[tuple[str, str, str, str]]) -> None:
         self._check()
         for candidate_id, name, school_code, password_hash in rows:
+            held = self.candidates.get(candidate_id)
+            generation = held.token_generation if held else 0
+            if held and (held.password_hash, held.school_code) != (password_hash, school_code):
+                generation += 1  # as upsert_candidates: a new password or school revokes
             self.candidates[candidate_id] = Candidate(
-                candidate_id, name, school_code, password_hash
+                candidate_id, name, school_code, password_hash, generation
+            )
+
+    async def token_generation(self, candidate_id: str) -> int | None:
+        self._check()
+        held = self.candidates.get(candidate_id)
+        return None if held is None else held.token_generation
+
+    async def bump_token_generation(self, candidate_id: str) -> None:
+        self._check()
+        held = self.candidates.get(candidate_id)
+        if held is not None:
+            self.candidates[candidate_id] = dataclasses.replace(
+                held, token_generation=held.token_generation + 1
             )
 
     async def get_exam(self, candidate_id: str) -> dict[str, Any] | None:

@@ -12,13 +12,16 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from service.accounts.login import Accounts
+from service.accounts.revocation import Revocations
 from service.catalogue.catalogue import Catalogue
 from service.core.metrics import Metrics
 from service.core.names import Names
 from service.core.settings import Settings
+from service.core.token_keys import previous_secrets
 from service.core.tokens import TokenSigner
 from service.forms.save import Forms
 from service.http import keys
+from service.http.clients import trusted_networks
 from service.http.endpoints.candidates import add_routes
 from service.http.endpoints.catalogue import add_catalogue_routes
 from service.http.endpoints.docs import add_docs_routes
@@ -26,7 +29,7 @@ from service.http.endpoints.imports import add_admin_routes
 from service.http.endpoints.naive import NAIVE, NaiveForms, add_naive_routes
 from service.http.endpoints.schools import add_staff_routes
 from service.http.keys import CATALOGUE, IMPORT_JOBS, IMPORTER, SCHOOLS
-from service.http.middleware import make_middleware
+from service.http.middleware import make_middleware, revocation
 from service.http.probes import Probes, Readiness
 from service.imports.jobs import JobTable
 from service.imports.pipeline import Importer
@@ -44,6 +47,7 @@ class Services:
     importer: Importer
     import_jobs: JobTable
     probes: Probes
+    revocations: Revocations
     naive: NaiveForms | None = None  # only with ``bench_naive``
     # This process's own machinery readiness watches: a problem per name, None while fine.
     machinery: dict[str, Callable[[], str | None]] = field(default_factory=dict)
@@ -56,18 +60,31 @@ def build_app(settings: Settings, names: Names, services: OpenServices) -> web.A
     metrics = Metrics()
     # The body cap is enforced on the inflated body in read_json; this is aiohttp's own limit.
     app = web.Application(
-        middlewares=[make_middleware(metrics, settings.retry_after_s, settings.access_log_sample)],
+        middlewares=[
+            make_middleware(metrics, settings.retry_after_s, settings.access_log_sample),
+            revocation,
+        ],
         client_max_size=settings.max_body_bytes,
+        # read_json inflates gzip/deflate itself, bounded, and answers any other coding 415.
+        # aiohttp closes a connection idle for keepalive_timeout, also one whose request
+        # headers are still incomplete: the header read timeout.
+        handler_args={
+            "auto_decompress": False,
+            "keepalive_timeout": settings.http_header_timeout_s,
+        },
     )
+    app.on_response_prepare.append(_hide_server)
     app[keys.SETTINGS] = settings
     app[keys.NAMES] = names
-    app[keys.SIGNER] = TokenSigner(settings.token_secret)
+    app[keys.SIGNER] = TokenSigner(settings.token_secret, previous_secrets(settings))
     app[keys.METRICS] = metrics
+    app[keys.PROXIES] = trusted_networks(settings.trusted_proxies)
 
     async def dependencies(app: web.Application) -> AsyncIterator[None]:
         async with services(app) as s:
             app[keys.FORMS] = s.forms
             app[keys.ACCOUNTS] = s.accounts
+            app[keys.REVOCATIONS] = s.revocations
             gauge = metrics.dependency_up
             readiness = Readiness(
                 s.probes,
@@ -100,3 +117,8 @@ def build_app(settings: Settings, names: Names, services: OpenServices) -> web.A
     if settings.bench_naive:
         add_naive_routes(app)
     return app
+
+
+async def _hide_server(_request: web.Request, response: web.StreamResponse) -> None:
+    # aiohttp's default names its version (and Python's): a free hint at which CVEs apply.
+    response.headers["Server"] = "volreg"

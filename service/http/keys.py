@@ -6,12 +6,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from service.accounts.login import Accounts
+from service.accounts.revocation import Revocations
 from service.catalogue.catalogue import Catalogue
 from service.core.metrics import Metrics
 from service.core.names import Names
 from service.core.settings import Settings
 from service.core.tokens import TokenSigner
 from service.forms.save import Forms
+from service.http.clients import Network
 from service.http.probes import Readiness
 from service.imports.jobs import JobTable
 from service.imports.pipeline import Importer
@@ -28,3 +30,6 @@ CATALOGUE = web.AppKey("catalogue", Catalogue)
 SCHOOLS = web.AppKey("schools", Schools)
 IMPORTER = web.AppKey("importer", Importer)
 IMPORT_JOBS: web.AppKey[JobTable] = web.AppKey("import_jobs")
+# Networks of the proxies whose X-Forwarded-For is believed (VOLREG_TRUSTED_PROXIES).
+PROXIES = web.AppKey("proxies", list[Network])
+REVOCATIONS = web.AppKey("revocations", Revocations)

@@ -16,6 +16,8 @@ from schemas import urls
 from service.core import logs
 from service.core.errors import TooManyRequests, Unavailable, VolregError
 from service.core.metrics import Metrics
+from service.core.tokens import BadToken
+from service.http import keys
 from service.http.respond import json_response
 
 log = logging.getLogger("volreg.http")
@@ -110,3 +112,19 @@ def make_middleware(metrics: Metrics, retry_after_s: int, access_log_sample: flo
         return response
 
     return middleware
+
+
+@web.middleware
+async def revocation(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a validly signed token whose account logged out (or changed) since it was
+    issued. Invalid tokens pass on: the handler answers them 401 with the reason."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    revocations = request.app.get(keys.REVOCATIONS)
+    if scheme.lower() == "bearer" and token and revocations is not None:
+        try:
+            claims = request.app[keys.SIGNER].verify(token.strip(), time.time())
+        except BadToken:
+            pass
+        else:
+            await revocations.require_current(claims)
+    return await handler(request)

@@ -17,6 +17,10 @@ from schemas.http import BatchBody, CandidateLogin, FormBody, InstitutionBody, S
 from service.accounts.login import ROLE_ADMIN, ROLE_CANDIDATE, ROLE_TEACHER
 from service.core import ids
 from service.core.errors import TooManyRequests, Unavailable, VolregError
+
+# Every route's module defines the errors it raises; the app imports them all, so the
+# document lists the same error codes however this module was imported.
+from service.http import app as _app  # noqa: F401
 from service.http import patterns
 
 # The document is a contract: it lives with the others in schemas/.
@@ -32,6 +36,7 @@ ERROR_RESPONSES = {
     401: "Unauthorized",
     403: "Forbidden",
     404: "NotFound",
+    408: "RequestTimeout",
     409: "Conflict",
     413: "PayloadTooLarge",
     415: "UnsupportedEncoding",
@@ -295,7 +300,7 @@ def _paths() -> dict[str, Any]:
                 "login",
                 "Log in (candidate, teacher or admin) and get a bearer token",
                 {"200": _ok("Logged in.", json_content(ref("LoginResult")))},
-                [400, 401, 413, 415, 422, 429, 503],
+                [400, 401, 408, 413, 415, 422, 429, 503],
                 tag="auth",
                 body={
                     "required": True,
@@ -303,6 +308,24 @@ def _paths() -> dict[str, Any]:
                         {"oneOf": [ref("CandidateLogin"), ref("StaffLogin")]}, EXAMPLE_LOGIN
                     ),
                 },
+            )
+        },
+        urls.LOGOUT: {
+            "post": _operation(
+                "logout",
+                "Log out everywhere: every token of the account issued so far stops working",
+                {
+                    "200": _ok(
+                        "Logged out.",
+                        json_content(
+                            {"type": "object", "properties": {"status": {"type": "string"}}},
+                            {"status": "logged_out"},
+                        ),
+                    )
+                },
+                [401, 503],
+                tag="auth",
+                auth=True,
             )
         },
         urls.EXAM: {
@@ -330,7 +353,7 @@ def _paths() -> dict[str, Any]:
                 "putForm",
                 "Save the whole form (all choices) for a batch",
                 {"200": _ok("Saved: durable and visible to reads.", json_content(ref("Saved")))},
-                [400, 401, 403, 404, 409, 413, 415, 422, 503],
+                [400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503],
                 tag="forms",
                 auth=True,
                 parameters=[*form_params, _param("IdempotencyKey")],
@@ -380,14 +403,15 @@ def _paths() -> dict[str, Any]:
         urls.METRICS: {
             "get": _operation(
                 "metrics",
-                "Prometheus metrics",
+                "Prometheus metrics (admins)",
                 {
                     "200": _ok(
                         "Text exposition format.", {"text/plain": {"schema": {"type": "string"}}}
                     )
                 },
-                [],
+                [401, 403],
                 tag="health",
+                auth=True,
             )
         },
         **_docs_paths(),
@@ -520,7 +544,7 @@ def _staff_paths() -> dict[str, Any]:
                 "putInstitution",
                 "Publish an institution and its majors (replaces them; admins)",
                 {"200": _ok("Published: `{institution, redis_refreshed, broadcast}`.", obj)},
-                [400, 401, 403, 413, 415, 422, 503],
+                [400, 401, 403, 408, 413, 415, 422, 503],
                 tag="admin",
                 auth=True,
                 parameters=[code],
@@ -532,7 +556,7 @@ def _staff_paths() -> dict[str, Any]:
                 "putBatch",
                 "Publish a batch: filing window and control lines (admins)",
                 {"200": _ok("Published: `{batch, redis_refreshed, broadcast}`.", obj)},
-                [400, 401, 403, 413, 415, 422, 503],
+                [400, 401, 403, 408, 413, 415, 422, 503],
                 tag="admin",
                 auth=True,
                 parameters=[_param("BatchCode")],

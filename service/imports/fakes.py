@@ -6,6 +6,7 @@ accounts to ``service.accounts.fakes.InMemoryStaff``."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,7 @@ class InMemoryJobTable:
     down: bool = False
     jobs: dict[str, JobRow] = field(default_factory=dict)
     rejected: dict[str, dict[int, str]] = field(default_factory=dict)
+    leases: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     def _check(self) -> None:
         if self.down:
@@ -41,6 +43,25 @@ class InMemoryJobTable:
             job_id, kind, source[:255], fingerprint, "running", total,
             0, 0, 0, 0, 0, 0, 1, "", now, now, now, None, now,
         )  # fmt: skip
+
+    async def lease(self, job_id: str, token: str, ttl_s: float) -> bool:
+        self._check()
+        held, until = self.leases.get(job_id, ("", 0.0))
+        if job_id not in self.jobs or (held and held != token and until > time.monotonic()):
+            return False
+        self.leases[job_id] = (token, time.monotonic() + ttl_s)
+        return True
+
+    async def release(self, job_id: str, token: str) -> None:
+        self._check()
+        if self.leases.get(job_id, ("", 0.0))[0] == token:
+            del self.leases[job_id]
+
+    async def set_digest(self, job_id: str, digest: str) -> None:
+        self._check()
+        job = self.jobs.get(job_id)
+        if job is not None and not job.digest:
+            self._update(job_id, digest=digest)
 
     async def restart(self, job_id: str, total: int | None) -> None:
         self._check()

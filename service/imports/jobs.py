@@ -30,6 +30,7 @@ class JobRow:
     updated_at: datetime
     finished_at: datetime | None
     now: datetime  # the database's clock when read, for rates
+    digest: str = ""  # of the whole inflated stream, once a run read it to the end
 
     @property
     def phase(self) -> str:
@@ -98,6 +99,13 @@ class JobTable(Protocol):
     async def get(self, job_id: str) -> JobRow | None: ...
 
     async def unfinished(self, fingerprint: str, kind: str, total: int | None) -> str | None: ...
+
+    async def lease(self, job_id: str, token: str, ttl_s: float) -> bool:
+        """Take or renew the job's lease for ``token``; False while another run holds it."""
+
+    async def release(self, job_id: str, token: str) -> None: ...
+
+    async def set_digest(self, job_id: str, digest: str) -> None: ...
 
     async def checkpoint(self, job_id: str, at: Checkpoint) -> None: ...
 

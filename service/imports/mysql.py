@@ -32,6 +32,16 @@ class ImportJobs:
         row = await self._db.fetch_one("unfinished_import_job", fingerprint, kind, total)
         return None if row is None else str(row[0])
 
+    async def lease(self, job_id: str, token: str, ttl_s: float) -> bool:
+        rows = await self._db.execute("lease_import_job", token, ttl_s, job_id, token)
+        return rows == 1
+
+    async def release(self, job_id: str, token: str) -> None:
+        await self._db.execute("release_import_job", job_id, token)
+
+    async def set_digest(self, job_id: str, digest: str) -> None:
+        await self._db.execute("set_import_digest", digest, job_id)
+
     async def checkpoint(self, job_id: str, at: Checkpoint) -> None:
         await self._db.execute(
             "checkpoint_import_job",

@@ -12,6 +12,7 @@ same every time) and skips the rows already loaded: nothing is written or counte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from service.accounts.login import StaffAccount
-from service.core.errors import Conflict, Unavailable
+from service.core.errors import Conflict, RecordRejected, Unavailable
 from service.core.settings import Settings
 from service.imports.jobs import Checkpoint, JobRow, JobTable
 from service.imports.rows import KIND_CANDIDATES, Batch, Kind, Splitter, detect, split_line
@@ -41,6 +42,7 @@ from service.imports.sources import (
 log = logging.getLogger(__name__)
 
 _FINGERPRINT_BYTES = 64 * 1024
+_LEASE_POLL_S = 0.5
 # A batch that keeps failing on a dependency fails the job after about this long (it can be
 # resumed): waiting longer would only hide an outage from the operator.
 _RETRY_FOR_S = 60.0
@@ -61,7 +63,8 @@ class ExamCache(Protocol):
 
 
 class StaffSink(Protocol):
-    async def upsert_staff(self, accounts: Sequence[StaffAccount]) -> None: ...
+    async def import_teachers(self, accounts: Sequence[StaffAccount]) -> None:
+        """Write teachers; never create or change an admin account."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +197,39 @@ class Importer:
         except ValueError as exc:
             raise ImportRefused(f"header: {exc}") from None
         fingerprint = hashlib.sha256(kind.name.encode() + head).hexdigest()
-        job = await self._open_job(kind.name, fingerprint, options)
+        token = uuid.uuid4().hex
+        job = await self._open_job(kind.name, fingerprint, options, token)
+        keeper = asyncio.create_task(self._keep_lease(job.job_id, token), name="import-lease")
+        try:
+            return await self._run(job, kind, at, head, header_line, stream, counting, options)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            with contextlib.suppress(Unavailable):  # it expires by itself
+                await self._sinks.jobs.release(job.job_id, token)
+
+    async def _keep_lease(self, job_id: str, token: str) -> None:
+        while True:
+            await asyncio.sleep(self._settings.import_lease_s / 3)
+            try:
+                if not await self._sinks.jobs.lease(job_id, token, self._settings.import_lease_s):
+                    log.error("import %s: lease lost; another run may have taken the job", job_id)
+                    return
+            except Unavailable as exc:
+                log.warning("import %s: could not renew the lease: %s", job_id, exc)
+
+    async def _run(
+        self,
+        job: JobRow,
+        kind: Kind,
+        at: dict[str, int],
+        head: bytes,
+        header_line: bytes,
+        stream: Any,
+        counting: Counting,
+        options: Options,
+    ) -> JobRow:
         splitter = Splitter(kind, at, self._settings.import_batch_rows)
         splitter.start_offset(len(header_line))
         progress = _Progress(self._sinks.jobs, job, options)
@@ -209,8 +244,12 @@ class Importer:
             with ExitStack() as stack:
                 runs = SortedRuns(run_directory(stack), self._settings.import_run_rows)
                 blocks = line_blocks(stream, head[len(header_line) :])
-                await self._read(blocks, splitter, counting, runs, progress)
+                digest = hashlib.sha256(kind.name.encode() + header_line)
+                await self._read(_digesting(blocks, digest), splitter, counting, runs, progress)
+                await self._same_stream(job, digest.hexdigest())
                 await self._load(stack, runs, kind, job.imported, progress)
+        except ImportConflict:
+            raise  # nothing was loaded by this run; the job stays as it was, resumable
         except Exception as exc:
             reason = _reason(exc)
             await _retrying(lambda: self._sinks.jobs.finish(job.job_id, "failed", reason))
@@ -229,7 +268,18 @@ class Importer:
         assert finished is not None
         return finished
 
-    async def _open_job(self, kind: str, fingerprint: str, options: Options) -> JobRow:
+    async def _same_stream(self, job: JobRow, digest: str) -> None:
+        """A resume skips the rows an earlier run loaded: only right when this stream is,
+        to its last byte, the one that run read (the first 64 KiB only found the job)."""
+        if job.digest and job.digest != digest:
+            raise ImportConflict(
+                f"job {job.job_id} was started with a file that differs from this one after its "
+                "first 64 KiB; nothing was loaded: upload it with ?fresh=1 as a new job"
+            )
+        if not job.digest:
+            await _retrying(lambda: self._sinks.jobs.set_digest(job.job_id, digest))
+
+    async def _open_job(self, kind: str, fingerprint: str, options: Options, token: str) -> JobRow:
         jobs = self._sinks.jobs
         job_id = options.job_id
         if job_id is None and not options.fresh:
@@ -237,17 +287,36 @@ class Importer:
         existing = await jobs.get(job_id) if job_id else None
         if existing is None:
             opened = job_id or uuid.uuid4().hex
-            await jobs.create(opened, kind, options.source_name, fingerprint, options.total_bytes)
+            try:
+                await jobs.create(
+                    opened, kind, options.source_name, fingerprint, options.total_bytes
+                )
+            except RecordRejected:  # created meanwhile by a concurrent upload
+                raise ImportConflict(f"job {opened} is already running") from None
+            await self._lease(opened, token)
         elif existing.fingerprint != fingerprint:
             raise ImportConflict(f"job {job_id} imported other content; start a new job")
         elif existing.state == "done":
             raise ImportConflict(f"job {job_id} is already done")
         else:
             opened = existing.job_id
+            # The lease before the restart: a second upload must not reset a running job.
+            await self._lease(opened, token)
             await jobs.restart(opened, options.total_bytes)
         job = await jobs.get(opened)
         assert job is not None
         return job
+
+    async def _lease(self, job_id: str, token: str) -> None:
+        """One run at a time per job. A run killed a moment ago still holds the lease until it
+        expires: wait that long, then give up on a holder that keeps renewing it."""
+        ttl = self._settings.import_lease_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ttl + _LEASE_POLL_S
+        while not await self._sinks.jobs.lease(job_id, token, ttl):
+            if loop.time() > deadline:
+                raise ImportConflict(f"job {job_id} is running; wait for it or watch its status")
+            await asyncio.sleep(_LEASE_POLL_S)
 
     async def _read(
         self,
@@ -311,7 +380,7 @@ class Importer:
         calls: list[Callable[[], Awaitable[object]]] = []
         if isinstance(batch.records[0], StaffAccount):
             accounts = batch.records
-            calls.append(lambda: sinks.staff.upsert_staff(accounts))
+            calls.append(lambda: sinks.staff.import_teachers(accounts))
         else:
             # In key order already: concurrent writers take row locks in one order.
             people = [r[:4] for r in batch.records]
@@ -320,6 +389,12 @@ class Importer:
             calls.append(lambda: sinks.db.upsert_exams(exams))
             calls.append(lambda: sinks.cache.put_exams(exams))
         await asyncio.gather(*(_retrying(call) for call in calls))
+
+
+async def _digesting(blocks: AsyncIterator[bytes], digest: Any) -> AsyncIterator[bytes]:
+    async for block in blocks:
+        digest.update(block)
+        yield block
 
 
 def _reason(exc: BaseException) -> str:

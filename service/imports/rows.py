@@ -13,6 +13,7 @@ import orjson
 
 from service.accounts.login import StaffAccount
 from service.core.ids import id_problem
+from service.core.passwords import hash_problem
 from service.imports.columns import COLUMNS as CANDIDATE_COLUMNS
 from service.imports.columns import TEACHER_COLUMNS
 from service.imports.sources import ImportRefused
@@ -55,6 +56,9 @@ def _hash(fields: list[str], at: dict[str, int]) -> str:
     value = _text(fields, at, "password_hash", 160)
     if not value.startswith("$argon2id$"):
         raise RowError("password_hash: not an argon2id hash")
+    problem = hash_problem(value)
+    if problem:
+        raise RowError(f"password_hash: {problem}")
     return value
 
 
@@ -93,6 +97,7 @@ def parse_candidate(fields: list[str], at: dict[str, int]) -> tuple[int, Candida
         and len(password_hash) <= 160
         and password_hash.startswith("$argon2id$")
         and password_hash.isprintable()
+        and hash_problem(password_hash) is None
         and 0 <= total <= 1000
         and 1 <= rank <= 10_000_000
         and rank == int(rank)

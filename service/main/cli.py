@@ -217,6 +217,8 @@ def parser(tools: bool = False, settings: Settings | None = None) -> argparse.Ar
     return top
 
 
+# Commands that verify bearer tokens (the API; the reconciler's /status needs the admin role).
+_SIGNS_TOKENS = {"serve", "reconcile"}
 # Commands that work on existing data: they refuse a shard count other than the recorded one
 # (serve and consume check it themselves, also when MySQL comes up later).
 _SHARD_CHECKED = {"reconcile", "warmup", "import"}
@@ -242,6 +244,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = parser(tools=bool(argv) and argv[0] in TOOLS, settings=settings).parse_args(argv)
     configure(settings.log_level)
+    if args.command in _SIGNS_TOKENS:
+        from service.core.passwords import Passwords
+        from service.core.token_keys import check_token_secrets
+        from service.http.clients import trusted_networks
+
+        try:
+            check_token_secrets(settings)
+            trusted_networks(settings.trusted_proxies)
+            Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
+        except ValueError as exc:  # WeakSecret is one
+            print(f"volreg {args.command}: refusing to start: {exc}", file=sys.stderr)
+            return 2
     try:
         if args.command in _SHARD_CHECKED:
             _check_shards(settings)

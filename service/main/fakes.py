@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
-from service.accounts.fakes import InMemoryLoginFailures, InMemoryStaff
+from service.accounts.fakes import InMemoryLoginAttempts, InMemoryStaff
 from service.catalogue.fakes import (
     InMemoryBroadcast,
     InMemoryCatalogueCopies,
@@ -27,7 +27,7 @@ class InMemory:
     cache: InMemoryFormCache = field(default_factory=InMemoryFormCache)
     broker: InMemoryPublisher = field(default_factory=InMemoryPublisher)
     db: InMemoryDatabase = field(default_factory=InMemoryDatabase)
-    login_failures: InMemoryLoginFailures = field(default_factory=InMemoryLoginFailures)
+    login_attempts: InMemoryLoginAttempts = field(default_factory=InMemoryLoginAttempts)
     copies: InMemoryCatalogueCopies = field(default_factory=InMemoryCatalogueCopies)
     broadcast: InMemoryBroadcast = field(default_factory=InMemoryBroadcast)
     jobs: InMemoryJobTable = field(default_factory=InMemoryJobTable)
@@ -44,7 +44,8 @@ class InMemory:
             open_publisher=lambda _metrics: nullcontext(self.broker),
             database=self.db,
             open_naive_store=lambda: nullcontext(self.db),
-            login_failures=self.login_failures,
+            login_attempts=self.login_attempts,
+            token_generations=self.cache,
             staff=self.staff,
             catalogue_tables=self.catalogue,
             catalogue_copies=self.copies,

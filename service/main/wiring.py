@@ -20,9 +20,10 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from service.accounts.guard import LoginGuard
+from service.accounts.guard import HashQueue, LoginGuard, LoginLimits
 from service.accounts.login import Accounts, StaffStore
 from service.accounts.mysql import StaffTables
+from service.accounts.revocation import GenerationCache, GenerationTable, Revocations
 from service.accounts.staff import create_account
 from service.catalogue import mysql as catalogue_mysql
 from service.catalogue.broadcast import open_broadcast
@@ -38,7 +39,7 @@ from service.core.local_cache import LocalCache
 from service.core.metrics import Metrics
 from service.core.names import Names, names_of
 from service.core.passwords import Passwords
-from service.core.ports import Batch, Database, FormCache, LoginFailures, Publisher
+from service.core.ports import Batch, Database, FormCache, LoginAttempts, Publisher
 from service.core.settings import Settings
 from service.core.shard_guard import ShardGuard
 from service.forms.save import Forms
@@ -63,8 +64,8 @@ _BROADCAST_WAIT_S = 3.0
 _BROKER_WAIT_S = 5.0
 
 
-class StaffPorts(StaffStore, SchoolTables, StaffSink, Protocol):
-    """The staff table as logins, the teachers' views and the importer use it."""
+class StaffPorts(StaffStore, SchoolTables, StaffSink, GenerationTable, Protocol):
+    """The staff table as logins, the teachers' views, the importer and revocation use it."""
 
 
 class OpenBroadcast(Protocol):
@@ -99,7 +100,8 @@ class Adapters:
     open_publisher: OpenPublisher
     database: Database
     open_naive_store: OpenNaiveStore
-    login_failures: LoginFailures
+    login_attempts: LoginAttempts
+    token_generations: GenerationCache
     staff: StaffPorts
     catalogue_tables: CatalogueTables
     catalogue_copies: CatalogueCopies
@@ -145,7 +147,8 @@ async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapt
             open_publisher=lambda _metrics: nullcontext(forms_broker),
             database=db,
             open_naive_store=lambda: nullcontext(db if settings.bench_naive else None),
-            login_failures=cache,
+            login_attempts=cache,
+            token_generations=cache,
             staff=StaffTables(db),
             catalogue_tables=catalogue_mysql.CatalogueTables(db),
             catalogue_copies=cache,
@@ -174,8 +177,6 @@ def create_app(settings: Settings, adapters: Adapters | None = None) -> web.Appl
 
     @asynccontextmanager
     async def services(app: web.Application) -> AsyncIterator[Services]:
-        if settings.uses_dev_secret:
-            log.warning("VOLREG_TOKEN_SECRET is not set: tokens use the development secret")
         async with AsyncExitStack() as stack:
             machinery: dict[str, Callable[[], str | None]] = {}
             if adapters is None:
@@ -219,10 +220,12 @@ async def _services(
         local.invalidate_all()
         exams.invalidate_all()
 
+    hashing = HashQueue(settings.login_hash_workers, settings.login_hash_queue)
     async with (
         a.open_broadcast(on_keys, on_reset) as broadcast,
         a.open_publisher(app[keys.METRICS]) as publisher,
         a.open_naive_store() as naive_store,
+        hashing,
     ):
         catalogue = Catalogue(
             a.catalogue_tables, a.catalogue_copies, local, settings.catalogue_redis_ttl_s, broadcast
@@ -230,6 +233,11 @@ async def _services(
         # The catalogue's multi-level cache holds the batches: no second cache in front.
         batches = BatchWindows(catalogue, 0.0, on_miss=catalogue.reload_batches)
         passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
+        limits = LoginLimits(
+            settings.login_failures_limit,
+            settings.login_client_failures_limit,
+            settings.login_failures_window_s,
+        )
         sinks = Sinks(a.candidates, a.exams, a.staff, a.import_jobs, broadcast.publish)
         yield Services(
             forms=Forms(
@@ -243,11 +251,8 @@ async def _services(
                 settings.token_ttl_s,
                 staff=a.staff,
                 exams=exams,
-                guard=LoginGuard(
-                    a.login_failures,
-                    settings.login_failures_limit,
-                    settings.login_failures_window_s,
-                ),
+                guard=LoginGuard(a.login_attempts, limits),
+                hashing=hashing,
             ),
             catalogue=catalogue,
             schools=Schools(a.staff, a.database),
@@ -256,6 +261,13 @@ async def _services(
             probes=Probes(
                 dict(a.probes),
                 timeout_s=min(settings.redis_timeout_s, settings.mysql_timeout_s),
+            ),
+            revocations=Revocations(
+                a.database,
+                a.staff,
+                a.token_generations,
+                LocalCache(settings.exam_local_entries, settings.token_generation_local_ttl_s),
+                settings.token_generation_redis_ttl_s,
             ),
             naive=None if naive_store is None else NaiveForms(naive_store, batches, catalogue),
         )

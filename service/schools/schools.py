@@ -7,7 +7,7 @@ import binascii
 from typing import Any, Protocol
 
 from service.accounts.login import ROLE_ADMIN, ROLE_TEACHER
-from service.core.errors import Forbidden, NotFound, ValidationFailed
+from service.core.errors import Forbidden, ValidationFailed
 from service.core.ports import Candidate
 from service.forms.save import iso_us
 
@@ -55,12 +55,11 @@ class Schools:
         raise Forbidden("this token does not reach that school")
 
     async def require_reader(self, own_school: str, candidate_id: str) -> None:
-        """A teacher may read a candidate of their own school (404 for unknown IDs)."""
+        """A teacher may read a candidate of their own school. An unknown ID gets the same
+        answer as another school's candidate: else teachers could probe the province's IDs."""
         candidate = await self._candidates.get_candidate(candidate_id)
-        if candidate is None:
-            raise NotFound("no such candidate")
-        if candidate.school_code != own_school:
-            raise Forbidden("this candidate is not of your school")
+        if candidate is None or candidate.school_code != own_school:
+            raise Forbidden("no candidate of your school has this ID")
 
     async def page(
         self, school: str, filing: str, batch: str, cursor: str, limit: int

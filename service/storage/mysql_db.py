@@ -193,6 +193,13 @@ class MySQLDatabase:
         row = await self._fetchone("get_candidate", candidate_id)
         return None if row is None else Candidate(*row)
 
+    async def token_generation(self, candidate_id: str) -> int | None:
+        row = await self._fetchone("candidate_token_generation", candidate_id)
+        return None if row is None else int(row[0])
+
+    async def bump_token_generation(self, candidate_id: str) -> None:
+        await self.execute("bump_candidate_tokens", candidate_id)
+
     async def get_exam(self, candidate_id: str) -> dict[str, Any] | None:
         row = await self._fetchone("get_exam", candidate_id)
         if row is None:

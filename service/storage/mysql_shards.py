@@ -126,6 +126,12 @@ class ShardedDatabase:
     async def get_candidate(self, candidate_id: str) -> Candidate | None:
         return await self.part_of(candidate_id).get_candidate(candidate_id)
 
+    async def token_generation(self, candidate_id: str) -> int | None:
+        return await self.part_of(candidate_id).token_generation(candidate_id)
+
+    async def bump_token_generation(self, candidate_id: str) -> None:
+        await self.part_of(candidate_id).bump_token_generation(candidate_id)
+
     async def get_exam(self, candidate_id: str) -> dict[str, Any] | None:
         return await self.part_of(candidate_id).get_exam(candidate_id)
 

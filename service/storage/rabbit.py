@@ -218,7 +218,11 @@ class RabbitBroker:
         link = self._ready_link()
         try:
             async with asyncio.timeout(self._settings.broker_timeout_s):
-                channel = await link.connection.channel(publisher_confirms=False)
+                # A plain channel, not one of the robust connection's: those reopen by
+                # themselves and re-declare what was declared on them, so a declare the
+                # broker refused (a queue down) would be retried behind the caller's back,
+                # in the middle of the connection's own recovery.
+                channel = await aio_pika.Channel(link.connection, publisher_confirms=False)
                 try:
                     depths = {}
                     for name in self._names.all_queues if queues is None else queues:
@@ -226,7 +230,8 @@ class RabbitBroker:
                         depths[name] = int(queue.declaration_result.message_count or 0)
                     return depths
                 finally:
-                    await channel.close()
+                    if not channel.is_closed:
+                        await channel.close()
         except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
             raise BrokerUnavailable from exc
 

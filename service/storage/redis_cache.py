@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from importlib import resources
@@ -15,14 +17,15 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from schemas.records import FormKey, FormRecord
 from service.core import codec
-from service.core.errors import StoreUnavailable
+from service.core.errors import StoreUnavailable, TooManyRequests, VersionAhead
 from service.core.ids import shard_of
 from service.core.names import Names
-from service.core.ports import Replay, Reserved
+from service.core.ports import Missing, Replay, Reserved
 from service.core.settings import Settings
 from service.storage.redis_pipe import RedisPipe
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 _PENDING_TTL_S = 60
 # RedisClusterException (no node reachable, slot not served) is no RedisError.
 _DRIVER_ERRORS: tuple[type[BaseException], ...] = (
@@ -35,6 +38,11 @@ _DRIVER_ERRORS: tuple[type[BaseException], ...] = (
 # client can fail inside itself, e.g. writing on a connection another task just closed
 # (redis-py#3546, #3835): a dependency failure for us, not a bug of the request.
 _CLUSTER_ERRORS = (*_DRIVER_ERRORS, AttributeError, TypeError)
+
+
+def _seconds(ms: bytes | int) -> int:
+    """A Retry-After in whole seconds, at least one."""
+    return max(1, math.ceil(int(ms) / 1000))
 
 
 def _lua(name: str) -> str:
@@ -70,6 +78,8 @@ class RedisCache:
         self._stage = register(_lua("stage"))
         self._commit = register(_lua("commit"))
         self._read = register(_lua("read"))
+        self._login = client.register_script(_lua("login"))
+        self._login_refund = client.register_script(_lua("login_refund"))
 
     async def _call(self, aw: Awaitable[T]) -> T:
         try:
@@ -81,12 +91,49 @@ class RedisCache:
             if inspect.iscoroutine(aw):
                 aw.close()  # not started when the wait for a slot timed out
 
-    async def stage(self, key: FormKey, idem: str | None, fingerprint: str) -> Reserved | Replay:
-        keys = [self._names.form_key(key), self._idem_key(key, idem)]
-        args = ["1" if idem else "0", fingerprint, _PENDING_TTL_S]
+    async def stage(
+        self, key: FormKey, idem: str | None, fingerprint: str, floor: int | None = None
+    ) -> Reserved | Replay | Missing:
+        names, s = self._names, self._settings
+        keys = [
+            names.form_key(key),
+            self._idem_key(key, idem),
+            names.save_counter_key(key.candidate_id),
+            names.live_idempotency_key(key.candidate_id),
+        ]
+        floor_arg = "" if floor is None else str(floor)
+        args = [
+            "1" if idem else "0",
+            fingerprint,
+            _PENDING_TTL_S,
+            floor_arg,
+            s.version_max_ahead_s * 1_000_000,
+            s.save_rate_limit,
+            s.save_rate_window_s,
+            s.idempotency_keys_max,
+            s.idempotency_ttl_s,
+        ]
         reply = await self._call(self._stage(keys=keys, args=args))
         if reply[0] == b"idem":
             return Replay(reply[1].decode())
+        if reply[0] == b"miss":
+            return Missing()
+        if reply[0] == b"ahead":
+            log.error("refusing to save %s: next version %s is ahead of the clock", key, reply[1])
+            raise VersionAhead
+        if reply[0] == b"slow":
+            wait_s = _seconds(reply[1])
+            raise TooManyRequests(
+                f"too many saves for this candidate; try again in {wait_s} s",
+                retry_after_s=wait_s,
+            )
+        if reply[0] == b"keys":
+            wait_s = _seconds(reply[1])
+            raise TooManyRequests(
+                f"{s.idempotency_keys_max} Idempotency-Keys of this candidate are still live; "
+                "reuse one or save without a new key",
+                retry_after_s=wait_s,
+            )
         return Reserved(version=int(reply[1]), now_us=int(reply[2]))
 
     async def commit(self, record: FormRecord, idem: str | None, idem_result: str) -> bool:
@@ -115,7 +162,12 @@ class RedisCache:
         return keys, args
 
     async def release_idempotency(self, key: FormKey, idem: str) -> None:
-        await self._call(self._r.delete(self._names.idempotency_key(key, idem)))
+        idem_key = self._names.idempotency_key(key, idem)
+        live = self._names.live_idempotency_key(key.candidate_id)
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.delete(idem_key)
+            pipe.zrem(live, idem_key)
+            await self._call(pipe.execute())
 
     async def idempotency_record(self, key: FormKey, idem: str) -> str | None:
         # The client returns bytes: it is created without decode_responses.
@@ -167,17 +219,26 @@ class RedisCache:
     async def put_catalogue(self, key: str, blob: bytes, ttl_s: int) -> None:
         await self._call(self._r.set(self._names.catalogue_key(key), blob, ex=ttl_s))
 
-    async def login_failures(self, account: str) -> int:
-        value = await self._call(self._r.get(self._names.login_failures_key(account)))
-        return int(value or 0)
+    async def get_token_generation(self, staff: bool, subject: str) -> int | None:
+        key = self._names.token_generation_key(staff, subject)
+        value = await self._call(self._r.get(key))
+        return None if value is None else int(value)
 
-    async def add_login_failure(self, account: str, window_s: int) -> None:
-        """Count a failure; the window starts at the first failure (EXPIRE NX)."""
-        key = self._names.login_failures_key(account)
-        async with self._r.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, window_s, nx=True)
-            await self._call(pipe.execute())
+    async def put_token_generation(
+        self, staff: bool, subject: str, generation: int, ttl_s: int
+    ) -> None:
+        key = self._names.token_generation_key(staff, subject)
+        await self._call(self._r.set(key, generation, ex=ttl_s))
+
+    async def reserve_login(
+        self, client: str, account: str, per_account: int, per_client: int, window_s: int
+    ) -> int:
+        keys = self._names.login_keys(client, account)
+        reply = await self._call(self._login(keys=keys, args=[per_account, per_client, window_s]))
+        return 0 if int(reply[0]) else _seconds(reply[1])
+
+    async def refund_login(self, client: str, account: str) -> None:
+        await self._call(self._login_refund(keys=self._names.login_keys(client, account)))
 
     async def ping(self) -> None:
         await self._call(self._r.ping())

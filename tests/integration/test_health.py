@@ -11,11 +11,19 @@ from aiohttp.test_utils import TestClient
 from schemas import urls
 from schemas.records import FormKey
 from service.core.settings import Settings
-from service.http import openapi
+from service.http import keys, openapi
 from service.storage.mysql_db import MySQLDatabase
 from tests.conftest import ClientFactory
 from tests.proxy import Proxy
-from tests.support import DEMO_ID, OPEN_BATCH, choices, form_url, login, wait_for_mysql
+from tests.support import (
+    DEMO_ID,
+    OPEN_BATCH,
+    admin_headers,
+    choices,
+    form_url,
+    login,
+    wait_for_mysql,
+)
 
 Client = TestClient[Any, Any]
 
@@ -26,7 +34,8 @@ async def _status(client: Client, path: str) -> tuple[int, dict[str, Any]]:
 
 
 async def _metric(client: Client, line_start: str) -> float:
-    text = await (await client.get(urls.METRICS)).text()
+    headers = admin_headers(client.app[keys.SETTINGS])
+    text = await (await client.get(urls.METRICS, headers=headers)).text()
     for line in text.splitlines():
         if line.startswith(line_start):
             return float(line.rsplit(" ", 1)[1])

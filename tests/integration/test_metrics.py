@@ -20,11 +20,20 @@ from schemas.http import parse_form
 from schemas.records import FormKey
 from service.core.ids import make_id
 from service.core.settings import Settings
+from service.http import keys
 from service.storage.mysql_db import MySQLDatabase
 from service.storage.redis_cache import RedisCache
 from tests.conftest import ClientFactory
 from tests.harness import isolated
-from tests.support import OPEN_BATCH, choices, form_url, login, settings_env, wait_for_mysql
+from tests.support import (
+    OPEN_BATCH,
+    admin_headers,
+    choices,
+    form_url,
+    login,
+    settings_env,
+    wait_for_mysql,
+)
 
 _LIVE = 'volreg_http_requests_total{method="GET",route="/health/live",status="200"}'
 
@@ -42,13 +51,13 @@ def _value(text: str, sample: str) -> float | None:
     return None
 
 
-async def _get(url: str) -> tuple[int, str]:
+async def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
     # A new connection per request, so that SO_REUSEPORT spreads them over the workers.
     connector = aiohttp.TCPConnector(force_close=True)
     timeout = aiohttp.ClientTimeout(total=10)
     async with (
         aiohttp.ClientSession(connector=connector, timeout=timeout) as http,
-        http.get(url) as resp,
+        http.get(url, headers=headers) as resp,
     ):
         return resp.status, await resp.text()
 
@@ -95,7 +104,7 @@ async def test_a_scrape_of_serve_with_workers_sums_every_worker(settings: Settin
             assert (await _get(base + urls.LIVE))[0] == 200
         # Whichever worker answers the scrape, it reports all of them.
         for _ in range(6):
-            status, text = await _get(base + urls.METRICS)
+            status, text = await _get(base + urls.METRICS, admin_headers(settings))
             assert status == 200
             assert _value(text, _LIVE) == requests, text
             assert "volreg_consumed_messages" not in text  # the consumer's, not the API's
@@ -111,7 +120,8 @@ async def test_the_api_times_each_step_of_a_save(
     for salt in range(3):
         resp = await client.put(form_url(), json={"choices": choices(2, salt)}, headers=headers)
         assert resp.status == 200, await resp.text()
-    text = await (await client.get(urls.METRICS)).text()
+    metrics = await client.get(urls.METRICS, headers=admin_headers(client.app[keys.SETTINGS]))
+    text = await metrics.text()
     for step in ("stage", "publish", "commit"):
         count = _value(text, f'volreg_save_stage_seconds_count{{stage="{step}"}}')
         assert count is not None and count >= 3, step

@@ -33,11 +33,13 @@ from reconciler.redis_index import FormIndex, open_index
 from reconciler.run import LockBusy, Reconciler
 from schemas.http import parse_form
 from schemas.records import STATUS_SAVED, FormKey, FormRecord
+from service.accounts.login import ROLE_ADMIN
 from service.core import codec
 from service.core.ids import make_id, shard_of
 from service.core.names import names_of
 from service.core.ports import Batch, Reserved
 from service.core.settings import Settings
+from service.core.tokens import Claims, TokenSigner
 from service.storage.mysql_db import MySQLDatabase
 from service.storage.mysql_migrate import drop_database, migrate
 from service.storage.mysql_parts import open_database
@@ -126,7 +128,7 @@ async def _save(h: Harness, key: FormKey, salt: int) -> int:
 
 async def _stage(index: FormIndex, key: FormKey, salt: int) -> FormRecord:
     payload = codec.pack(choices(3, salt))
-    staged = await index.stage(key, None, hashlib.sha256(payload).hexdigest()[:32])
+    staged = await index.stage(key, None, hashlib.sha256(payload).hexdigest()[:32], floor=0)
     assert isinstance(staged, Reserved)
     return FormRecord(
         key.candidate_id, key.batch, staged.version, staged.now_us, STATUS_SAVED, payload
@@ -336,8 +338,12 @@ async def test_scheduled_reconciler_serves_status_and_metrics_and_stops_on_sigte
     port = free_port()
     env = settings_env(dataclasses.replace(rs, reconcile_http_port=port, reconcile_interval_s=1.0))
     proc = start_volreg("reconcile", env)
+    admin = TokenSigner(rs.token_secret).issue(Claims("ops", ROLE_ADMIN, int(time.time()) + 600))
+    timeout = aiohttp.ClientTimeout(total=5)
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+        async with aiohttp.ClientSession(
+            timeout=timeout, headers={"Authorization": f"Bearer {admin}"}
+        ) as http:
             deadline = time.monotonic() + 30
             runs = 0
             while runs < 2:
@@ -352,6 +358,12 @@ async def test_scheduled_reconciler_serves_status_and_metrics_and_stops_on_sigte
             assert status["last"]["outcome"] == OUTCOME_OK
             async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
                 assert "volreg_reconcile_runs_total" in await resp.text()
+        # Drift reports name candidates: nothing without an admin token.
+        async with aiohttp.ClientSession(timeout=timeout) as anonymous:
+            for path in ("/status", "/metrics"):
+                async with anonymous.get(f"http://127.0.0.1:{port}{path}") as resp:
+                    assert resp.status == 401
+                    assert (await resp.json())["error"]["code"] == "unauthorized"
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)

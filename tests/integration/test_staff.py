@@ -78,8 +78,17 @@ async def test_teacher_reads_own_school_only_and_never_writes(
     other = await staff_login(api, OTHER_TEACHER)
     assert (await api.get(form_url(), headers=other)).status == 403
     assert (await api.get(urls.EXAM.format(candidate_id=DEMO_ID), headers=other)).status == 403
+    # An unknown ID answers exactly like another school's candidate: no existence oracle.
     unknown = make_id(110105, "20000101", 998)
-    assert (await api.get(form_url(unknown), headers=teacher)).status == 404
+    answers = [
+        await api.get(form_url(unknown), headers=teacher),
+        await api.get(form_url(), headers=other),
+        await api.get(urls.EXAM.format(candidate_id=unknown), headers=teacher),
+        await api.get(urls.EXAM.format(candidate_id=DEMO_ID), headers=other),
+    ]
+    assert {(r.status, (await r.json())["error"]["message"]) for r in answers} == {
+        (403, "no candidate of your school has this ID")
+    }
     admin = await staff_login(api, ADMIN)
     assert (await api.get(form_url(), headers=admin)).status == 403
 

@@ -151,3 +151,17 @@ def test_monitoring_renders_with_kustomize() -> None:
     assert done.returncode == 0, done.stderr
     kinds = {d["kind"] for d in yaml.safe_load_all(done.stdout)}
     assert kinds == {"ConfigMap", "PodMonitor", "PrometheusRule"}
+
+
+def test_scrapes_of_token_protected_endpoints_send_a_token() -> None:
+    """The API's and the reconciler's /metrics want an admin token (the consumer's does not)."""
+    monitors = list(yaml.safe_load_all((MONITORING / "podmonitor.yaml").read_text()))
+    ports = set()
+    for monitor in monitors:
+        assert monitor["kind"] == "PodMonitor"
+        for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+            ports.add(endpoint["port"])
+            if endpoint["port"] == "http":
+                assert endpoint["authorization"]["type"] == "Bearer"
+                assert endpoint["authorization"]["credentials"]["name"]
+    assert ports == {"http", "metrics"}

@@ -21,7 +21,9 @@ import aiohttp
 import pytest
 
 from schemas import urls
+from service.accounts.login import ROLE_ADMIN
 from service.core.settings import Settings
+from service.core.tokens import Claims, TokenSigner
 from tests.support import DEMO_ID, settings_env
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "nginx"
@@ -147,9 +149,10 @@ async def _wait_ready(session: aiohttp.ClientSession, url: str) -> None:
         await asyncio.sleep(0.2)
 
 
-async def _exam_requests_served(session: aiohttp.ClientSession, port: int) -> float:
-    """How many exam requests this instance answered, from its own /metrics."""
-    async with session.get(f"http://127.0.0.1:{port}{urls.METRICS}") as resp:
+async def _exam_requests_served(session: aiohttp.ClientSession, port: int, admin: str) -> float:
+    """How many exam requests this instance answered, from its own /metrics (admins only)."""
+    headers = {"Authorization": f"Bearer {admin}"}
+    async with session.get(f"http://127.0.0.1:{port}{urls.METRICS}", headers=headers) as resp:
         text = await resp.text()
     total = 0.0
     for line in text.splitlines():
@@ -159,8 +162,11 @@ async def _exam_requests_served(session: aiohttp.ClientSession, port: int) -> fl
 
 
 async def test_nginx_spreads_requests_and_enforces_body_and_rate_limits(
-    instances: list[int], nginx: int
+    instances: list[int], nginx: int, settings: Settings
 ) -> None:
+    admin = TokenSigner(settings.token_secret).issue(
+        Claims("ops", ROLE_ADMIN, int(time.time()) + 600)
+    )
     base = f"http://127.0.0.1:{nginx}"
     exam = base + urls.EXAM.format(candidate_id=DEMO_ID)
     async with _session() as session:
@@ -173,7 +179,7 @@ async def test_nginx_spreads_requests_and_enforces_body_and_rate_limits(
             async with session.get(exam) as resp:
                 assert resp.status == 401  # no token: answered by an instance
                 assert resp.headers["Content-Type"].startswith("application/json")
-        served = [await _exam_requests_served(session, p) for p in instances]
+        served = [await _exam_requests_served(session, p, admin) for p in instances]
         assert sum(served) == 20 and all(n > 0 for n in served), served
 
         # Body size: refused by nginx before any instance sees it, in the API's format.
@@ -181,7 +187,7 @@ async def test_nginx_spreads_requests_and_enforces_body_and_rate_limits(
         async with session.put(form, data=b"x" * (100 * 1024)) as resp:
             assert resp.status == 413
             assert (await resp.json())["error"]["code"] == "payload_too_large"
-        assert [await _exam_requests_served(session, p) for p in instances] == served
+        assert [await _exam_requests_served(session, p, admin) for p in instances] == served
 
         # Rate: a burst far beyond the limit (50 r/s, burst 100) gets 429 with Retry-After.
         await asyncio.sleep(2.5)  # the bucket refills after the requests above

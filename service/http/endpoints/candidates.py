@@ -10,14 +10,15 @@ from aiohttp import web
 from schemas import urls
 from schemas.http import CandidateLogin, FormBody, Problem, parse_form, parse_login
 from schemas.records import FormKey
-from service.accounts.login import ROLE_CANDIDATE, ROLE_TEACHER
+from service.accounts.login import ROLE_ADMIN, ROLE_CANDIDATE, ROLE_TEACHER
 from service.core.errors import Forbidden, Unauthorized, ValidationFailed, VolregError
 from service.core.ids import id_problem
 from service.core.metrics import exposition
 from service.core.tokens import BadToken, Claims
 from service.forms.save import Saved, choices_of, iso_us
 from service.http import keys
-from service.http.body import read_json
+from service.http.body import body_limits, read_json
+from service.http.clients import Network, client_address
 from service.http.patterns import BATCH, IDEMPOTENCY_KEY
 from service.http.respond import json_response
 
@@ -73,19 +74,21 @@ def _validated(exc: Problem) -> ValidationFailed:
 
 
 async def login(request: web.Request) -> web.Response:
-    data = await read_json(request, request.app[keys.SETTINGS].max_body_bytes)
+    data = await read_json(request, *body_limits(request))
     try:
         body = parse_login(data)
     except Problem as exc:
         raise _validated(exc) from None
     accounts = request.app[keys.ACCOUNTS]
+    proxies: list[Network] = request.app[keys.PROXIES]
+    client = client_address(request, proxies)
     if isinstance(body, CandidateLogin):
         problem = id_problem(body.candidate_id)
         if problem:
             raise _invalid("candidate_id", problem)
-        token, claims = await accounts.login_candidate(body.candidate_id, body.password)
+        token, claims = await accounts.login_candidate(body.candidate_id, body.password, client)
     else:
-        token, claims = await accounts.login_staff(body.username, body.password)
+        token, claims = await accounts.login_staff(body.username, body.password, client)
     return json_response(
         {
             "token": token,
@@ -93,6 +96,14 @@ async def login(request: web.Request) -> web.Response:
             "role": claims.role,
         }
     )
+
+
+async def logout(request: web.Request) -> web.Response:
+    """Every token of the caller's account stops working (all devices): the account's token
+    generation goes up."""
+    claims = _claims(request)
+    await request.app[keys.REVOCATIONS].revoke(claims)
+    return json_response({"status": "logged_out"})
 
 
 async def get_exam(request: web.Request) -> web.Response:
@@ -119,7 +130,7 @@ async def parse_save(request: web.Request) -> tuple[FormKey, FormBody, str | Non
     idem = request.headers.get("Idempotency-Key")
     if idem is not None and not IDEMPOTENCY_KEY.fullmatch(idem):
         raise _invalid("header.Idempotency-Key", "must be 1-128 visible ASCII characters")
-    data = await read_json(request, request.app[keys.SETTINGS].max_body_bytes)
+    data = await read_json(request, *body_limits(request))
     try:
         form = parse_form(data)
     except Problem as exc:
@@ -161,12 +172,16 @@ async def deps(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    # Route names, error rates and timings are reconnaissance: admins (and scrapers holding
+    # an admin token) only.
+    require_role(request, ROLE_ADMIN)
     body, content_type = exposition(request.app[keys.METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post(urls.LOGIN, login)
+    app.router.add_post(urls.LOGOUT, logout)
     app.router.add_get(urls.EXAM, get_exam)
     app.router.add_get(urls.FORM, get_form)
     app.router.add_put(urls.FORM, put_form)

@@ -12,8 +12,7 @@ from schemas import urls
 from schemas.http import Problem, parse_batch, parse_institution
 from service.accounts.login import ROLE_ADMIN
 from service.core.errors import NotFound, ValidationFailed
-from service.http import keys
-from service.http.body import read_json
+from service.http.body import body_limits, read_json
 from service.http.endpoints.candidates import require_role
 from service.http.keys import CATALOGUE
 from service.http.params import path_param
@@ -44,7 +43,7 @@ async def list_batches(request: web.Request) -> web.Response:
 
 
 async def _body(request: web.Request, parse: Callable[[Any], T]) -> T:
-    data = await read_json(request, request.app[keys.SETTINGS].max_body_bytes)
+    data = await read_json(request, *body_limits(request))
     try:
         return parse(data)
     except Problem as exc:

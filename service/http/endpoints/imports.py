@@ -8,7 +8,7 @@ from aiohttp import web
 
 from schemas import urls
 from service.accounts.login import ROLE_ADMIN
-from service.core.errors import NotFound
+from service.core.errors import NotFound, UnsupportedEncoding
 from service.http import keys
 from service.http.endpoints.candidates import require_role
 from service.http.keys import IMPORT_JOBS, IMPORTER
@@ -22,6 +22,7 @@ _NAME = re.compile(r"^$|^[\w.-]{1,128}$")
 _FLAG = re.compile(r"^$|^[01]$")
 _AFTER = re.compile(r"^$|^[0-9]{1,12}$")
 _REJECTIONS_PAGE = 100
+_UPLOAD_CODINGS = {"", "identity", "gzip", "x-gzip"}
 
 
 async def _status(request: web.Request, job_id: str, after: int) -> dict[str, object]:
@@ -43,6 +44,10 @@ async def post_import(request: web.Request) -> web.Response:
     interrupted one); an upload of the same content resumes its unfinished job anyway unless
     ``?fresh=1``. Answers when the whole body is imported."""
     require_role(request, ROLE_ADMIN)
+    # The bytes arrive as sent (create_app turns aiohttp's decompression off); gzip is told
+    # by its magic bytes, so that is the one coding an upload may name.
+    if request.headers.get("Content-Encoding", "").strip().lower() not in _UPLOAD_CODINGS:
+        raise UnsupportedEncoding("an import upload is plain CSV or gzip")
     job_id = query_param(request, "job", _OPTIONAL_JOB, "1-64 letters, digits, '_' or '-'")
     name = query_param(request, "name", _NAME, "a file name")
     fresh = query_param(request, "fresh", _FLAG, "0 or 1") == "1"

@@ -6,16 +6,22 @@
 -- ARGV[1] idempotency result ('' for none), ARGV[2] idempotency TTL (s), then per record:
 -- version, updated_us, status, part count n, parts 1..n
 -- Returns {records applied, version the first form held before}.
+-- Versions from 2^53 on are refused (Lua doubles lose the +1); a held one is corrupt and
+-- replaced.
+local limit = 9007199254740992
 local applied = 0
 local first_held = nil
 local a = 3
 for k = 3, #KEYS do
   local key = KEYS[k]
-  local version = tonumber(ARGV[a])
+  local version = tonumber(ARGV[a]) or 0
   local n = tonumber(ARGV[a + 3])
-  local held = tonumber(redis.call('HGET', key, 'v') or '0')
+  local held = tonumber(redis.call('HGET', key, 'v') or '0') or 0
   first_held = first_held or held
-  if version > held then
+  if held >= limit then
+    held = 0
+  end
+  if version > held and version < limit then
     local old_n = tonumber(redis.call('HGET', key, 'n') or '0')
     redis.call('HSET', key, 'v', ARGV[a], 't', ARGV[a + 1], 's', ARGV[a + 2], 'n', n,
       'c', ARGV[a + 4])
