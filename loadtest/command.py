@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import shlex
 import sys
 from contextlib import AsyncExitStack
@@ -36,6 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no HTTP: time the save path's steps in this process, redis-py's pool against "
         "the multiplexed connection (CPU per operation)",
+    )
+    p.add_argument(
+        "--broker",
+        choices=["rabbitmq", "rocketmq"],
+        help="with --spawn: the form broker of the processes it starts (default: VOLREG_BROKER)",
     )
     p.add_argument("--rounds", type=int, default=3, help="--in-process: alternating rounds")
     p.add_argument("--ops", type=int, default=4000, help="--in-process: operations per step")
@@ -131,7 +137,11 @@ async def _measure(settings: Settings, args: argparse.Namespace, out: Path) -> t
     async with AsyncExitStack() as stack:
         url, deployment = args.url, None
         if args.spawn:
-            deployment = await stack.enter_async_context(spawned(args.spawn, out, args.save_limit))
+            if args.broker:
+                settings = dataclasses.replace(settings, broker=args.broker)
+            deployment = await stack.enter_async_context(
+                spawned(args.spawn, out, args.save_limit, args.broker)
+            )
             url = deployment.url
         options = _options(args, url, deployment, out)
         return options, await run(options, settings)
@@ -159,6 +169,8 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
             raise ValueError("--open-loop-duration must be within (0, 600] seconds")
         if args.profile and not args.spawn:
             raise ValueError("--profile needs --spawn (it records the API this run starts)")
+        if args.broker and not args.spawn:
+            raise ValueError("--broker needs --spawn (the broker of the processes it starts)")
         if args.in_process:
             return _in_process(settings, args)
         out = args.out or Path("reports") / f"loadtest-{datetime.now():%Y%m%d-%H%M%S}"

@@ -97,6 +97,11 @@ async def _observers(settings: Settings, wanted: bool) -> AsyncIterator[Observer
             return
         if versions is None:
             log.warning("this MySQL layout cannot list form versions: catch-up not measured")
+        if settings.broker != "rabbitmq":
+            # Saves go to another broker; the RabbitMQ queues would stay empty.
+            log.warning("queue depth: RabbitMQ only (VOLREG_BROKER=%s)", settings.broker)
+            yield Observers(None, versions)
+            return
         try:
             await broker.wait_connected(_BROKER_WAIT_S)
         except TimeoutError:

@@ -85,9 +85,12 @@ class SpawnError(RuntimeError):
 
 
 @asynccontextmanager
-async def spawned(workers: int, log_dir: Path, save_limit: int = 0) -> AsyncIterator[Deployment]:
+async def spawned(
+    workers: int, log_dir: Path, save_limit: int = 0, broker: str | None = None
+) -> AsyncIterator[Deployment]:
     """The processes log to ``api.log`` and ``consumer.log`` in ``log_dir`` (which exists).
-    ``save_limit`` is the API's saves per candidate per minute, set explicitly (0: none)."""
+    ``save_limit`` is the API's saves per candidate per minute, set explicitly (0: none);
+    ``broker`` overrides their ``VOLREG_BROKER``."""
     port, consumer_port = free_port(), free_port()
     env = dict(
         os.environ,
@@ -97,6 +100,8 @@ async def spawned(workers: int, log_dir: Path, save_limit: int = 0) -> AsyncIter
         VOLREG_SAVE_RATE_WINDOW_S="60",
         VOLREG_CONSUMER_HTTP_PORT=str(consumer_port),
     )
+    if broker is not None:
+        env["VOLREG_BROKER"] = broker
     api_log, consumer_log = log_dir / "api.log", log_dir / "consumer.log"
     api = await _start("serve", "--workers", str(workers), "--naive", env=env, log=api_log)
     consumer = await _start("consume", env=env, log=consumer_log)

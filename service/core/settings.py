@@ -29,6 +29,14 @@ class Settings:
     amqp_url: str = "amqp://127.0.0.1:5672/"
     # Replicas of each new quorum queue (x-quorum-initial-group-size); 0 = broker default.
     quorum_initial_group_size: int = 0
+    # The form broker: "rabbitmq" (quorum queues) or "rocketmq" (SYNC_FLUSH, scripts/rocketmq.sh).
+    broker: str = "rabbitmq"
+    # RocketMQ: the proxy's gRPC endpoint(s) "host:port;host:port" the clients talk to, and the
+    # broker's remoting address where the service creates the topics it needs.
+    rocketmq_endpoints: str = "127.0.0.1:28081"
+    rocketmq_broker_addr: str = "127.0.0.1:20911"
+    # A received message not acked within this many seconds is delivered again.
+    rocketmq_invisible_s: int = 30
     mysql_dsn: str = "mysql://volreg@127.0.0.1:3306/volreg"
     # Shard map "0-127=mysql://...,128-255=mysql://..."; when set, mysql_dsn is not used.
     mysql_shards: str = ""

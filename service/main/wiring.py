@@ -13,6 +13,7 @@ from contextlib import (
     AbstractAsyncContextManager,
     AsyncExitStack,
     asynccontextmanager,
+    nullcontext,
 )
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -52,6 +53,7 @@ from service.imports.jobs import JobTable
 from service.imports.mysql import ImportJobs
 from service.imports.pipeline import CandidateSink, ExamCache, Importer, Sinks, StaffSink
 from service.schools.schools import Schools, SchoolTables
+from service.storage.brokers import FormBroker, open_form_broker
 from service.storage.mysql_db import MySQLDatabase, connect_one
 from service.storage.mysql_migrate import check_shard_count
 from service.storage.mysql_parts import AnyDatabase, open_database
@@ -146,8 +148,12 @@ async def _open_servers(
 
 @asynccontextmanager
 async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapters]:
-    """The API's adapters on Redis, MySQL (one database or shards) and the broker."""
-    async with _open_servers(settings, names) as (cache, db, broker):
+    """The API's adapters on Redis, MySQL (one database or shards) and the broker. Saves go
+    to the form broker ``VOLREG_BROKER`` names; the broadcast stays on RabbitMQ."""
+    async with (
+        _open_servers(settings, names) as (cache, db, broker),
+        open_form_broker(settings, names, broker) as forms_broker,
+    ):
 
         def broadcast(
             on_keys: Callable[[list[str]], None] | None,
@@ -157,7 +163,12 @@ async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapt
 
         yield Adapters(
             form_cache=cache,
-            open_publisher=lambda metrics: open_save_publisher(settings, broker, names, metrics),
+            # Group commit batches RabbitMQ messages; the RocketMQ adapter sends each save alone.
+            open_publisher=lambda metrics: (
+                nullcontext(forms_broker)
+                if settings.broker == "rocketmq"
+                else open_save_publisher(settings, broker, names, metrics)
+            ),
             database=db,
             open_naive_store=lambda: open_naive_store(settings),
             login_attempts=cache,
@@ -169,7 +180,7 @@ async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapt
             candidates=db,
             exams=cache,
             import_jobs=ImportJobs(db),
-            probes={"redis": cache.ping, "broker": broker.ping, "mysql": db.ping},
+            probes={"redis": cache.ping, "broker": forms_broker.ping, "mysql": db.ping},
             machinery={"broker_link": broker.connector_problem},
         )
 
@@ -177,9 +188,9 @@ async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapt
 @asynccontextmanager
 async def open_durable(
     settings: Settings, names: Names
-) -> AsyncIterator[tuple[AnyDatabase, RabbitBroker]]:
-    """The consumer's adapters: MySQL and the broker (it never touches Redis)."""
-    async with open_database(settings) as db, open_broker(settings, names) as broker:
+) -> AsyncIterator[tuple[AnyDatabase, FormBroker]]:
+    """The consumer's adapters: MySQL and the form broker (it never touches Redis)."""
+    async with open_database(settings) as db, open_form_broker(settings, names) as broker:
         yield db, broker
 
 

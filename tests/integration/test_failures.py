@@ -29,6 +29,7 @@ from service.forms.group_commit import GroupPolicy, GroupPublisher
 from service.storage.mysql_db import MySQLDatabase
 from service.storage.rabbit import RabbitBroker
 from service.storage.redis_cache import RedisCache
+from tests.brokers import through
 from tests.conftest import ClientFactory
 from tests.harness import isolated
 from tests.proxy import Proxy
@@ -69,7 +70,7 @@ async def _wait_ready(client: Client, timeout: float = 20) -> None:
 async def test_broker_down_gives_fast_503_nothing_visible_then_recovers(
     make_client: ClientFactory, consumer: None, settings: Settings, broker_proxy: Proxy
 ) -> None:
-    client = await make_client(amqp_url=broker_proxy.url(settings.amqp_url))
+    client = await make_client(**through(settings, broker_proxy))
     headers = await login(client)
     before = await _save_ok(client, headers, 10)
 
