@@ -104,7 +104,7 @@ BOUNDS: dict[str, Bound] = {
     "redis_pool_size": AT_LEAST_1,
     "mysql_pool_size": AT_LEAST_1,
     "group_max_records": AT_LEAST_1,
-    "group_max_bytes": Bound(1024),
+    "group_max_bytes": AT_LEAST_1,
     "group_window_ms": AT_LEAST_0,
     "group_max_in_flight": AT_LEAST_0,
     "bench_naive_pool_size": AT_LEAST_1,
