@@ -6,7 +6,7 @@ SHELL := /bin/bash
 
 PYTEST_ARGS ?=
 
-.PHONY: help up down test test-unit test-cluster lint deps venv clean
+.PHONY: help up down test test-unit test-cluster test-rocketmq lint deps venv clean
 
 help:
 	@echo "Targets:"
@@ -19,6 +19,8 @@ help:
 	@echo "               coverage floor"
 	@echo "  make test-cluster  the Redis Cluster and sharded-MySQL suites, and the save, read,"
 	@echo "               consume and reconcile suites again on a 6-node Redis Cluster + 2 MySQL shards"
+	@echo "  make test-rocketmq  the save, protocol, failure and reconciler suites on RocketMQ 5"
+	@echo "               (installs Java and Maven if needed, starts and stops our RocketMQ)"
 	@echo "  make lint    ruff check, ruff format --check, mypy, import-linter (the layers)"
 	@echo "  make deps    install/start Redis, MariaDB, RabbitMQ with credentials of our own (var/volreg.env)"
 	@echo "  make venv    create .venv and install the project with dev dependencies"
@@ -55,6 +57,9 @@ CLUSTER_SUITES = tests/system/cluster $(wildcard tests/integration/test_save_pat
 
 test-cluster: deps venv
 	.venv/bin/python -m pytest -p tests.system.cluster.topology $(CLUSTER_SUITES) $(PYTEST_ARGS)
+
+test-rocketmq:
+	@PYTEST_ARGS="$(PYTEST_ARGS)" bash scripts/test-rocketmq.sh
 
 lint: venv
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy \

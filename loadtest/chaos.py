@@ -262,6 +262,8 @@ def _settings(cluster: LocalCluster) -> Settings:
         mysql_timeout_s=3.0,
         retry_after_s=1,
         consume_wait_ms=10,
+        # The verdict judges the save path as deployed: saves grouped into batch messages.
+        group_commit=True,
         catalogue_ttl_s=2.0,
         argon2_time_cost=1,
         argon2_memory_kib=1024,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import shlex
 import sys
 from contextlib import AsyncExitStack
@@ -17,7 +18,7 @@ from loadtest import inproc, plots, report
 from loadtest.client import PrepError
 from loadtest.run import Options, run
 from loadtest.scenarios import parse_names
-from loadtest.spawn import SpawnError, spawned
+from loadtest.spawn import Deployment, SpawnError, spawned
 from loadtest.wrk import WrkError
 from service.core.settings import Settings
 
@@ -36,6 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no HTTP: time the save path's steps in this process, redis-py's pool against "
         "the multiplexed connection (CPU per operation)",
+    )
+    p.add_argument(
+        "--broker",
+        choices=["rabbitmq", "rocketmq"],
+        help="with --spawn: the form broker of the processes it starts (default: VOLREG_BROKER)",
     )
     p.add_argument("--rounds", type=int, default=3, help="--in-process: alternating rounds")
     p.add_argument("--ops", type=int, default=4000, help="--in-process: operations per step")
@@ -70,13 +76,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "setting, for the report",
     )
     p.add_argument(
+        "--api-pid", type=int, help="with --url: the API's PID, to report its CPU per request"
+    )
+    p.add_argument("--consumer-pid", type=int, help="with --url: the consumer's PID, likewise")
+    p.add_argument(
+        "--open-loop",
+        default="",
+        metavar="RATES",
+        help="after the scenarios, saves at these fixed arrival rates (e.g. 500,1000,2000), "
+        "latency from each request's intended send time",
+    )
+    p.add_argument(
+        "--open-loop-duration", type=float, default=10.0, help="seconds per open-loop rate"
+    )
+    p.add_argument(
         "--profile",
         metavar="SCENARIO",
         help="with --spawn: record this scenario's API with py-spy (flame graph SVG)",
     )
 
 
-def _options(args: argparse.Namespace, url: str, pid: int | None, out: Path) -> Options:
+def _options(
+    args: argparse.Namespace, url: str, deployment: Deployment | None, out: Path
+) -> Options:
     return Options(
         url=url.rstrip("/"),
         scenarios=parse_names(args.scenarios),
@@ -92,18 +114,36 @@ def _options(args: argparse.Namespace, url: str, pid: int | None, out: Path) -> 
         catch_up_timeout_s=args.catch_up_timeout,
         request_timeout_s=args.request_timeout,
         profile=args.profile,
-        api_pid=pid,
+        api_pid=deployment.api_pid if deployment else args.api_pid,
+        consumer_pid=deployment.consumer_pid if deployment else args.consumer_pid,
+        consumer_metrics_url=deployment.consumer_metrics_url if deployment else None,
+        open_loop_rates=_rates(args.open_loop),
+        open_loop_duration_s=args.open_loop_duration,
         save_limit=args.save_limit,
     )
 
 
+def _rates(text: str) -> tuple[float, ...]:
+    try:
+        rates = tuple(float(r) for r in text.split(",") if r.strip())
+    except ValueError:
+        raise ValueError(f"--open-loop: expected rates like 500,1000,2000, got {text!r}") from None
+    if any(r <= 0 for r in rates):
+        raise ValueError("--open-loop: rates must be positive")
+    return rates
+
+
 async def _measure(settings: Settings, args: argparse.Namespace, out: Path) -> tuple[Options, Any]:
     async with AsyncExitStack() as stack:
-        url, pid = args.url, None
+        url, deployment = args.url, None
         if args.spawn:
-            deployment = await stack.enter_async_context(spawned(args.spawn, out, args.save_limit))
-            url, pid = deployment.url, deployment.api_pid
-        options = _options(args, url, pid, out)
+            if args.broker:
+                settings = dataclasses.replace(settings, broker=args.broker)
+            deployment = await stack.enter_async_context(
+                spawned(args.spawn, out, args.save_limit, args.broker)
+            )
+            url = deployment.url
+        options = _options(args, url, deployment, out)
         return options, await run(options, settings)
 
 
@@ -124,8 +164,13 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
             return 2
     try:
         parse_names(args.scenarios)
+        _rates(args.open_loop)
+        if not 0 < args.open_loop_duration <= 600:
+            raise ValueError("--open-loop-duration must be within (0, 600] seconds")
         if args.profile and not args.spawn:
             raise ValueError("--profile needs --spawn (it records the API this run starts)")
+        if args.broker and not args.spawn:
+            raise ValueError("--broker needs --spawn (the broker of the processes it starts)")
         if args.in_process:
             return _in_process(settings, args)
         out = args.out or Path("reports") / f"loadtest-{datetime.now():%Y%m%d-%H%M%S}"
@@ -148,6 +193,9 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     md = options.out_dir / "report.md"
     md.write_text(report.markdown(full, command, images))
     print("\n".join(report.scenario_table(full)))
+    print("\n".join(["", *report.cpu_table(full)]))
+    if full.get("open_loop"):
+        print("\n".join(["", *report.open_loop_table(full)]))
     print(f"\nratios: {report.ratio_line(full)}")
     missed = [t["name"] for t in full["targets"] if t["met"] is False]
     print(f"targets missed: {', '.join(missed)}" if missed else "targets: none missed")

@@ -36,7 +36,7 @@ def _cpu_ticks() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def _children_cpu_s() -> float:
+def children_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
@@ -54,12 +54,12 @@ class CpuWindow:
 
     def start(self) -> None:
         self._busy, self._total = _cpu_ticks()
-        self._children = _children_cpu_s()
+        self._children = children_cpu_s()
 
     def stop(self) -> None:
         busy, total = _cpu_ticks()
         self.machine_busy = (busy - self._busy) / max(1, total - self._total)
-        self.generator_cpu_s = _children_cpu_s() - self._children
+        self.generator_cpu_s = children_cpu_s() - self._children
 
 
 def tree_cpu_s(pid: int) -> float | None:

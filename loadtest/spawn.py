@@ -26,6 +26,8 @@ _STOP_WAIT_S = 20.0
 class Deployment:
     url: str
     api_pid: int
+    consumer_pid: int | None = None
+    consumer_metrics_url: str | None = None
 
 
 def free_port() -> int:
@@ -83,24 +85,32 @@ class SpawnError(RuntimeError):
 
 
 @asynccontextmanager
-async def spawned(workers: int, log_dir: Path, save_limit: int = 0) -> AsyncIterator[Deployment]:
+async def spawned(
+    workers: int, log_dir: Path, save_limit: int = 0, broker: str | None = None
+) -> AsyncIterator[Deployment]:
     """The processes log to ``api.log`` and ``consumer.log`` in ``log_dir`` (which exists).
-    ``save_limit`` is the API's saves per candidate per minute, set explicitly (0: none)."""
-    port = free_port()
+    ``save_limit`` is the API's saves per candidate per minute, set explicitly (0: none);
+    ``broker`` overrides their ``VOLREG_BROKER``."""
+    port, consumer_port = free_port(), free_port()
     env = dict(
         os.environ,
         VOLREG_HTTP_HOST="127.0.0.1",
         VOLREG_HTTP_PORT=str(port),
         VOLREG_SAVE_RATE_LIMIT=str(save_limit),
         VOLREG_SAVE_RATE_WINDOW_S="60",
+        VOLREG_CONSUMER_HTTP_PORT=str(consumer_port),
     )
+    if broker is not None:
+        env["VOLREG_BROKER"] = broker
     api_log, consumer_log = log_dir / "api.log", log_dir / "consumer.log"
     api = await _start("serve", "--workers", str(workers), "--naive", env=env, log=api_log)
     consumer = await _start("consume", env=env, log=consumer_log)
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_ready(url, [api, consumer], f"; see {api_log} and {consumer_log}")
-        yield Deployment(url, api.pid)
+        yield Deployment(
+            url, api.pid, consumer.pid, f"http://127.0.0.1:{consumer_port}{urls.METRICS}"
+        )
     finally:
         await stop(api)  # the API first, so the consumer drains what it accepted
         await stop(consumer)

@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from reconciler.metrics import ReconcileMetrics
 from reconciler.run import Reconciler
 from schemas import urls
+from service.core.token_keys import is_metrics_token
 from service.core.tokens import BadToken, TokenSigner
 
 # The admin role's name in tokens (service.accounts.login.ROLE_ADMIN; the reconciler uses no
@@ -20,6 +21,7 @@ from service.core.tokens import BadToken, TokenSigner
 ROLE_ADMIN = "admin"
 STATUS = "/status"
 _SIGNER = web.AppKey("signer", TokenSigner)
+_SCRAPE = web.AppKey("metrics_token", str)
 _RECONCILER = web.AppKey("reconciler", Reconciler)
 _METRICS = web.AppKey("metrics", ReconcileMetrics)
 
@@ -42,7 +44,8 @@ async def _status(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    if refused := _refused(request):
+    scrape = is_metrics_token(request.headers.get("Authorization", ""), request.app[_SCRAPE])
+    if not scrape and (refused := _refused(request)):
         return refused
     body = generate_latest(request.app[_METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -71,10 +74,12 @@ def _error(status: int, code: str, message: str) -> web.Response:
 
 
 def create_status_app(
-    reconciler: Reconciler, metrics: ReconcileMetrics, signer: TokenSigner
+    reconciler: Reconciler, metrics: ReconcileMetrics, signer: TokenSigner, metrics_token: str = ""
 ) -> web.Application:
+    """``metrics_token`` (VOLREG_METRICS_TOKEN) also opens /metrics, never /status."""
     app = web.Application()
     app[_SIGNER] = signer
+    app[_SCRAPE] = metrics_token
     app[_RECONCILER] = reconciler
     app[_METRICS] = metrics
     app.router.add_get(STATUS, _status)

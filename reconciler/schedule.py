@@ -65,7 +65,8 @@ async def serve_forever(settings: Settings) -> None:
         reconciler = Reconciler(redis, mysql, settings, metrics)
         schedule = Schedule(reconciler)
         runner = web.AppRunner(
-            create_status_app(reconciler, metrics, _signer(settings)), access_log=None
+            create_status_app(reconciler, metrics, _signer(settings), settings.metrics_token),
+            access_log=None,
         )
         await runner.setup()
         site = web.TCPSite(runner, settings.http_host, settings.reconcile_http_port)

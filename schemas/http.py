@@ -113,7 +113,22 @@ def choices_json(form: FormBody) -> bytes:
 
 def parse_form(data: Any) -> FormBody:
     """Validate a save body, including rules across choices."""
-    form = _parse(FormBody, data)
+    return _across_choices(_parse(FormBody, data))
+
+
+def parse_form_json(raw: bytes) -> FormBody | None:
+    """A save body validated straight from its bytes by pydantic's own JSON parser (no
+    Python objects in between). None when the bytes are not a valid
+    form at all: the caller then parses them with :func:`parse_form` for the exact error
+    (malformed JSON, or field paths). Rules across choices raise :class:`Problem`."""
+    try:
+        form = FormBody.model_validate_json(raw)
+    except PydanticValidationError:
+        return None
+    return _across_choices(form)
+
+
+def _across_choices(form: FormBody) -> FormBody:
     problems: list[dict[str, str]] = []
     seen: set[str] = set()
     for i, choice in enumerate(form.choices):

@@ -63,7 +63,7 @@ stop_server() {
 
 # The API first, so the consumer can still drain what it accepted.
 names=(serve consume)
-servers=(rabbitmq redis mariadb)
+servers=(rabbitmq redis mariadb rocketmq-proxy rocketmq-namesrv)
 shopt -s nullglob
 for f in var/run/*.pid; do
 	n=$(basename "$f" .pid)
@@ -72,6 +72,8 @@ done
 for n in "${names[@]}"; do
 	stop "$n"
 done
+# Our RocketMQ (VOLREG_BROKER=rocketmq), by its pid files, when it runs.
+bash scripts/rocketmq.sh down
 stop_server rabbitmq "-home $(pwd -P)/var/rabbitmq/home"
 stop_server redis redis-server
 stop_server mariadb mariadbd

@@ -14,6 +14,11 @@ VOLREG=.venv/bin/volreg
 # Servers first (they write var/volreg.env with the credentials), then the virtualenv.
 bash scripts/ensure-deps.sh
 bash scripts/venv.sh
+# `make up VOLREG_BROKER=rocketmq`: saves go through our RocketMQ (the API and the consumer
+# below inherit VOLREG_BROKER); the catalogue broadcast stays on RabbitMQ.
+if [ "${VOLREG_BROKER:-rabbitmq}" = rocketmq ]; then
+	bash scripts/rocketmq.sh up
+fi
 
 mkdir -p var/log var/run var/demo
 
@@ -116,7 +121,7 @@ log "demo: catalogue published (institutions 10001-10020)"
 
 cat <<EOF
 
-volreg is up at $BASE  (logs: var/log/serve.log, var/log/consume.log)
+volreg is up at $BASE on ${VOLREG_BROKER:-rabbitmq}  (logs: var/log/serve.log, var/log/consume.log)
 
 Try it:
 

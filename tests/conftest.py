@@ -25,11 +25,12 @@ from service.filing.mysql import FilingTables
 from service.forms.consumer import FormWriter
 from service.hot.aggregate import Aggregator, Delivery
 from service.main.wiring import create_app, open_hot_aggregator
+from service.storage.brokers import open_form_broker
 from service.storage.mysql_db import MySQLDatabase
 from service.storage.mysql_migrate import drop_database, migrate
 from service.storage.mysql_parts import AnyDatabase, open_database
-from service.storage.rabbit import open_broker
 from service.storage.redis_cache import RedisCache, open_cache
+from tests.brokers import FrozenBroker, on_rocketmq
 from tests.proxy import Proxy
 from tests.staff_support import seed_catalogue, seed_staff
 from tests.support import CLOSED_BATCH, DEMO_ID, OPEN_BATCH, OTHER_ID, PASSWORD, make_settings
@@ -90,6 +91,10 @@ async def _cleanup(s: Settings) -> None:
                 await channel.queue_delete(queue)
             for exchange in (names.exchange, names.dead_letter_exchange, names.hot_exchange):
                 await channel.exchange_delete(exchange)
+    if on_rocketmq(s):
+        from service.storage import rocket
+
+        await rocket.delete_topology(s, names_of(s))
 
 
 @pytest.fixture(scope="session")
@@ -107,8 +112,8 @@ async def cache(settings: Settings) -> AsyncIterator[RedisCache]:
 @pytest.fixture(scope="session")
 async def consumer(settings: Settings, db: MySQLDatabase) -> AsyncIterator[None]:
     """An in-process consumer on the run's queues for the whole session."""
-    async with open_broker(settings, names_of(settings)) as broker:
-        await broker.wait_connected(10)
+    async with open_form_broker(settings, names_of(settings)) as broker:
+        await broker.wait_connected(30)
         inbox: asyncio.Queue[Inbound] = asyncio.Queue()
         await broker.consume(inbox.put)
         stop = asyncio.Event()
@@ -181,7 +186,15 @@ async def _proxy(url: str) -> AsyncIterator[Proxy]:
 
 @pytest.fixture
 async def broker_proxy(settings: Settings) -> AsyncIterator[Proxy]:
-    """A cuttable path to the broker; ``proxy.url(settings.amqp_url)`` goes through it."""
+    """A cuttable path to the form broker; ``tests.brokers.through(settings, proxy)`` are the
+    settings that go through it."""
+    if on_rocketmq(settings):
+        frozen = FrozenBroker()
+        try:
+            yield frozen  # type: ignore[misc]
+        finally:
+            await frozen.restore()
+        return
     async with _proxy(settings.amqp_url) as proxy:
         yield proxy
 

@@ -7,6 +7,7 @@ import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from service.core.metrics import ConsumerMetrics
 from service.core.names import names_of
@@ -15,15 +16,16 @@ from service.core.settings import Settings
 from service.forms.consumer import FormWriter
 from service.forms.save import Forms
 from service.forms.windows import BatchWindows
+from service.storage.brokers import open_form_broker
 from service.storage.mysql_parts import AnyDatabase
-from service.storage.rabbit import RabbitBroker, open_broker
 from service.storage.redis_cache import RedisCache
+from tests.brokers import delete_topology
 
 
 @dataclasses.dataclass
 class Harness:
     settings: Settings
-    broker: RabbitBroker
+    broker: Any  # the form broker of the run (tests/brokers.py)
     forms: Forms
     writer: FormWriter
     inbox: asyncio.Queue[Inbound]
@@ -43,14 +45,14 @@ async def isolated(
     base: Settings,
     db: AnyDatabase,
     cache: RedisCache,
-    wrap: Callable[[Publisher], Publisher] = lambda p: p,
+    wrap: Callable[[Any], Publisher] = lambda p: p,
     consume: bool = True,
 ) -> AsyncIterator[Harness]:
     """Forms on the shared Redis/MySQL but with queues of their own, consumed only by the test
     (unless ``consume`` is false); ``wrap`` may put a gate in front of the real publisher."""
     settings = dataclasses.replace(base, queue_prefix=f"{base.queue_prefix}-{uuid.uuid4().hex[:6]}")
     names = names_of(settings)
-    async with open_broker(settings, names) as broker:
+    async with open_form_broker(settings, names) as broker:
         await broker.wait_connected(10)
         inbox: asyncio.Queue[Inbound] = asyncio.Queue()
         if consume:
@@ -61,14 +63,4 @@ async def isolated(
                 settings, broker, forms, FormWriter(db, settings, ConsumerMetrics()), inbox
             )
         finally:
-            await _delete_queues(broker, settings)
-
-
-async def _delete_queues(broker: RabbitBroker, settings: Settings) -> None:
-    names = names_of(settings)
-    channel = await broker.connection().channel()
-    for queue in [*names.all_queues, names.dead_letter_queue]:
-        await channel.queue_delete(queue)
-    for exchange in (names.exchange, names.dead_letter_exchange):
-        await channel.exchange_delete(exchange)
-    await channel.close()
+            await delete_topology(broker, settings)

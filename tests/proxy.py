@@ -13,6 +13,8 @@ class Proxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._answers = asyncio.Event()  # cleared: the server's replies are held back
+        self._answers.set()
         self.port = 0
 
     def url(self, url: str) -> str:
@@ -39,6 +41,14 @@ class Proxy:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    def stall(self) -> None:
+        """Keep the connections open but hold back everything the server sends (a server that
+        accepted a request and never answers it: a confirm that does not come)."""
+        self._answers.clear()
+
+    def unstall(self) -> None:
+        self._answers.set()
+
     async def restore(self) -> None:
         await self.start()
 
@@ -49,14 +59,18 @@ class Proxy:
             writer.transport.abort()
             return
         self._writers |= {writer, up_writer}
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(src, dst), name="proxy-pipe")
+        for src, dst, gate in ((reader, up_writer, None), (up_reader, writer, self._answers)):
+            task = asyncio.create_task(self._pipe(src, dst, gate), name="proxy-pipe")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, gate: asyncio.Event | None
+    ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await src.read(65536):
+                if gate is not None:
+                    await gate.wait()
                 dst.write(data)
                 await dst.drain()
         dst.transport.abort()

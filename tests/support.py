@@ -71,6 +71,9 @@ def make_settings(**overrides: Any) -> Settings:
         argon2_time_cost=1,
         argon2_memory_kib=1024,
         consume_wait_ms=10,
+        # `make test-rocketmq`: the same suites on RocketMQ (scripts/rocketmq.sh started it).
+        broker=os.environ.get("VOLREG_TEST_BROKER", "rabbitmq"),
+        rocketmq_invisible_s=10,
         consumer_http_port=0,  # consumers started by tests run side by side
         # The suites save far faster than a person; tests/integration/test_save_limits.py
         # turns both limits on.

@@ -73,6 +73,13 @@ class Catalogue:
         self._broadcast = broadcast
         self.mysql_loads = 0
         self._batches_reloaded_at = -_RELOAD_MIN_S
+        # What saves check, derived once from the cached entries: each institution's majors
+        # as a set, None for a code the catalogue does not have (so unknown codes cost no
+        # lookup each). Valid until the local cache is invalidated or its TTL passes.
+        self._offered: dict[str, frozenset[str] | None] = {}
+        self._offered_epoch = -1
+        self._offered_until = 0.0
+        self._batches_of: tuple[object, list[Batch]] | None = None
 
     # --- Reads
     async def institutions(self) -> list[dict[str, Any]]:
@@ -88,18 +95,22 @@ class Catalogue:
         return value
 
     async def list_batches(self) -> list[Batch]:
-        """The batches' filing windows (what saves check)."""
-        return [
-            Batch(
-                b["code"],
-                b["name"],
-                datetime.fromisoformat(b["opens_at"]),
-                datetime.fromisoformat(b["closes_at"]),
-                # Copies written before the field existed: the default.
-                bool(b.get("changes_after_submit", True)),
-            )
-            for b in await self.batches()
-        ]
+        """The batches' filing windows (what saves check), parsed once per cached value."""
+        cached = await self.batches()
+        if self._batches_of is None or self._batches_of[0] is not cached:
+            parsed = [
+                Batch(
+                    b["code"],
+                    b["name"],
+                    datetime.fromisoformat(b["opens_at"]),
+                    datetime.fromisoformat(b["closes_at"]),
+                    # Copies written before the field existed: the default.
+                    bool(b.get("changes_after_submit", True)),
+                )
+                for b in cached
+            ]
+            self._batches_of = (cached, parsed)
+        return self._batches_of[1]
 
     async def require_batch(self, code: str) -> Batch:
         """The batch of that code (404 when the catalogue has none, also after a re-read)."""
@@ -138,34 +149,47 @@ class Catalogue:
 
     async def check_choices(self, form: FormBody) -> None:
         """Every chosen institution and major exists: 422 naming each bad one otherwise."""
-        codes = list(dict.fromkeys(c.institution for c in form.choices))
-        # One after another, not gathered: nearly every lookup is a per-process cache hit that
-        # returns without suspending, and a task per choice cost more than the whole check.
-        found = {code: await self.institution(code) for code in codes}
+        offered = self._offered_snapshot()
         problems: list[dict[str, str]] = []
         for i, choice in enumerate(form.choices):
-            institution = found[choice.institution]
-            if institution is None:
+            code = choice.institution
+            if code not in offered:
+                offered[code] = await self._majors_of(code)
+            majors = offered[code]
+            if majors is None:
                 problems.append(
                     {
                         "path": f"choices[{i}].institution",
-                        "message": f"no institution {choice.institution} in the catalogue",
+                        "message": f"no institution {code} in the catalogue",
                     }
                 )
                 continue
-            offered = {m["code"] for m in institution["majors"]}
             problems += [
                 {
                     "path": f"choices[{i}].majors[{j}]",
-                    "message": f"institution {choice.institution} has no major {major}",
+                    "message": f"institution {code} has no major {major}",
                 }
                 for j, major in enumerate(choice.majors)
-                if major not in offered
+                if major not in majors
             ]
         if problems:
             raise ValidationFailed(
                 "; ".join(f"{p['path']}: {p['message']}" for p in problems[:5]), details=problems
             )
+
+    def _offered_snapshot(self) -> dict[str, frozenset[str] | None]:
+        now = time.monotonic()
+        if self._offered_epoch != self._local.epoch or now >= self._offered_until:
+            self._offered = {}
+            self._offered_epoch = self._local.epoch
+            self._offered_until = now + self._local.ttl_s
+        return self._offered
+
+    async def _majors_of(self, code: str) -> frozenset[str] | None:
+        institution = await self.institution(code)
+        if institution is None:
+            return None
+        return frozenset(m["code"] for m in institution["majors"])
 
     # --- Publishing
     async def put_institution(self, code: str, body: InstitutionBody) -> dict[str, bool]:

@@ -29,6 +29,21 @@ def pack_small(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
+def inflate_json(blob: bytes) -> bytes:
+    """The JSON text a :func:`pack`/:func:`compress` value holds, not parsed (bounded as
+    :func:`unpack` is)."""
+    if blob.startswith(b"{"):
+        return blob
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        raw = inflater.decompress(blob, _MAX_INFLATED)
+    except zlib.error as exc:
+        raise ValueError(f"not a valid gzip value: {exc}") from exc
+    if inflater.unconsumed_tail:
+        raise ValueError("compressed value inflates beyond the limit")
+    return raw
+
+
 def unpack(blob: bytes) -> Any:
     """Inverse of :func:`pack` (and :func:`pack_small`); refuses to inflate beyond a sane
     bound."""

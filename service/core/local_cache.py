@@ -53,6 +53,15 @@ class LocalCache(Generic[V]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def epoch(self) -> int:
+        """Changes with every invalidation: what a value derived from entries is checked by."""
+        return self._epoch
+
+    @property
+    def ttl_s(self) -> float:
+        return self._ttl_s
+
     async def get(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
         entry = self._entries.get(key)
         if entry is not None and entry.expires > self._clock():

@@ -109,6 +109,13 @@ class Publisher(Protocol):
     async def ping(self) -> None: ...
 
 
+class BatchPublisher(Publisher, Protocol):
+    """A broker that also carries several records (same queue) in one confirmed message."""
+
+    async def publish_batch(self, records: Sequence[FormRecord]) -> None:
+        """Returns once the one message holding ``records`` is confirmed (fsynced)."""
+
+
 class Database(Protocol):
     """MySQL: the durable copy, written by consumers, read on cache misses."""
 
@@ -143,6 +150,10 @@ class Inbound(Protocol):
 
     async def dead_letter(self, reason: str) -> None:
         """Park it in the dead-letter queue with ``reason``, then ack it."""
+
+    async def dead_letter_part(self, headers: Mapping[str, Any], body: bytes, reason: str) -> None:
+        """Park one record of a batch message (given as a message of its own) in the
+        dead-letter queue with ``reason``; the delivery itself stays unacked."""
 
     async def requeue(self) -> None:
         """Hand it back to the broker for redelivery (counted against the delivery limit)."""

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+BROKERS = ("rabbitmq", "rocketmq")
 # The trailing five digits of a resident ID pick the shard (domain.ids.shard_of).
 MAX_SHARDS = 100_000
 _PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -102,11 +103,18 @@ BOUNDS: dict[str, Bound] = {
     "probe_interval_s": POSITIVE,
     "redis_pool_size": AT_LEAST_1,
     "mysql_pool_size": AT_LEAST_1,
+    "group_max_records": AT_LEAST_1,
+    "group_max_bytes": AT_LEAST_1,
+    "group_window_ms": AT_LEAST_0,
+    "group_max_in_flight": AT_LEAST_0,
+    "bench_naive_pool_size": AT_LEAST_1,
     "consume_batch": AT_LEAST_1,
     "consume_wait_ms": AT_LEAST_0,
     "consume_prefetch": AT_LEAST_1,
     "consumer_stats_interval_s": POSITIVE,
     "delivery_limit": AT_LEAST_1,
+    # The broker refuses acks of receipt handles shorter than about 10 s (README: Brokers).
+    "rocketmq_invisible_s": Bound(10),
     "catalogue_ttl_s": AT_LEAST_0,
     "catalogue_local_entries": AT_LEAST_1,
     "catalogue_redis_ttl_s": AT_LEAST_1,
@@ -171,6 +179,13 @@ def problems_of(values: Mapping[str, Any]) -> list[str]:
             if not _HOST_PORT.match(node.strip()):
                 bad("redis_cluster_nodes", f"expected host:port[,host:port...], got {node!r}")
                 break
+    if values["broker"] not in BROKERS:
+        bad("broker", f"must be one of {', '.join(BROKERS)}")
+    if values["broker"] == "rocketmq":
+        for field in ("rocketmq_endpoints", "rocketmq_broker_addr"):
+            addresses = [a.strip() for a in values[field].split(";") if a.strip()]
+            if not addresses or not all(_HOST_PORT.match(a) for a in addresses):
+                bad(field, "expected host:port[;host:port...]")
     urls = [u.strip() for u in values["amqp_url"].split(",") if u.strip()]
     if not urls:
         bad("amqp_url", "no broker URL given")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 
 from service.core.settings import Settings
@@ -34,6 +35,12 @@ def secret_problem(name: str, value: str) -> str | None:
     return None
 
 
+def is_metrics_token(header: str, token: str) -> bool:
+    """``Authorization: Bearer <VOLREG_METRICS_TOKEN>`` (compared in constant time)."""
+    scheme, _, value = header.partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), token)
+
+
 def previous_secrets(settings: Settings) -> list[str]:
     """The older secrets still accepted for verification while a secret is rotated."""
     return [s.strip() for s in settings.token_previous_secrets.split(",") if s.strip()]
@@ -45,6 +52,8 @@ def check_token_secrets(settings: Settings) -> None:
     previous = previous_secrets(settings)
     problems = [secret_problem("VOLREG_TOKEN_SECRET", settings.token_secret)]
     problems += [secret_problem("VOLREG_TOKEN_PREVIOUS_SECRETS", s) for s in previous]
+    if settings.metrics_token:
+        problems.append(secret_problem("VOLREG_METRICS_TOKEN", settings.metrics_token))
     found = [p for p in problems if p]
     if found and not settings.dev_mode:
         raise WeakSecret(

@@ -41,12 +41,19 @@ def key_id(key: bytes) -> str:
     return _b64(hashlib.sha256(b"volreg-token-kid:" + key).digest()[:6])
 
 
+# Tokens verified recently, so a candidate's next requests skip the HMAC and the decode (the
+# expiry is still checked every time; revocation is checked by the caller). Cleared when
+# full: a bound, not an LRU.
+_VERIFIED_MAX = 16_384
+
+
 class TokenSigner:
     def __init__(self, secret: str, previous: Sequence[str] = ()) -> None:
         self._key = hashlib.sha256(secret.encode()).digest()
         self._kid = key_id(self._key)
         keys = [hashlib.sha256(s.encode()).digest() for s in previous]
         self._keys = {key_id(k): k for k in keys} | {self._kid: self._key}
+        self._verified: dict[str, Claims] = {}
 
     def _sign(self, body: str) -> str:
         return f"{self._kid}.{self._mac(self._key, body)}"
@@ -67,6 +74,18 @@ class TokenSigner:
         return f"{body}.{self._sign(body)}"
 
     def verify(self, token: str, now: float) -> Claims:
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._check(token)
+            if len(self._verified) >= _VERIFIED_MAX:
+                self._verified.clear()
+            self._verified[token] = claims
+        if claims.expires_at <= now:
+            raise BadToken("token expired")
+        return claims
+
+    def _check(self, token: str) -> Claims:
+        """Signature and contents (not the expiry)."""
         if not token.isascii():
             raise BadToken("invalid token")
         body, _, signed = token.partition(".")
@@ -85,6 +104,4 @@ class TokenSigner:
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise BadToken("invalid token") from exc
-        if claims.expires_at <= now:
-            raise BadToken("token expired")
         return claims

@@ -7,7 +7,8 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from schemas import messages
 from schemas.records import FormKey, FormRecord
@@ -66,54 +67,81 @@ class FormWriter:
                     await asyncio.sleep(_FAILED_BATCH_PAUSE_S)
 
     async def _collect(self, inbox: asyncio.Queue[Inbound]) -> list[Inbound]:
-        """Up to ``consume_batch`` deliveries, waiting at most ``consume_wait_ms`` after the
-        first one (and at most a second for the first, to notice a stop)."""
+        """Deliveries holding up to ``consume_batch`` records, waiting at most
+        ``consume_wait_ms`` after the first one (and at most a second for the first, to
+        notice a stop). When the consumer is behind, what already waits is taken at once:
+        the upserts grow instead of the lag."""
         try:
             first = await asyncio.wait_for(inbox.get(), timeout=1.0)
         except TimeoutError:
             return []
         batch = [first]
+        records = _records_in(first)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.consume_wait_ms / 1000
-        while len(batch) < self._settings.consume_batch:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(inbox.get(), timeout=remaining))
-            except TimeoutError:
-                break
+        while records < self._settings.consume_batch:
+            if inbox.empty():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    delivery = await asyncio.wait_for(inbox.get(), timeout=remaining)
+                except TimeoutError:
+                    break
+            else:
+                delivery = inbox.get_nowait()  # no timer per message when behind
+            batch.append(delivery)
+            records += _records_in(delivery)
         return batch
 
     async def apply(self, batch: Sequence[Inbound]) -> None:
-        decoded: list[tuple[Inbound, FormRecord]] = []
+        held: list[_Held] = []
         now_us = int(time.time() * 1_000_000)
         ahead_us = self._settings.version_max_ahead_s * 1_000_000
         for delivery in batch:
             try:
-                record = messages.decode(delivery.headers, delivery.body)
-                codec.unpack(record.payload)  # the choices must inflate and parse
+                parts = messages.decode_parts(delivery.headers, delivery.body)
             except ValueError as exc:
                 await self._dead_letter(delivery, f"undecodable message: {exc}")
                 continue
-            # A version out of range in MySQL would make the version guard drop every later
-            # save of the form: such a message is refused, never written.
-            problem = version_problem(record.version, now_us, ahead_us)
-            if problem:
-                await self._dead_letter(delivery, f"refused: {problem}")
-                continue
-            decoded.append((delivery, record))
+            entry = _Held(delivery, messages.is_batch(delivery.headers))
+            for part in parts:
+                problem = part.problem
+                if part.record is not None and problem is None:
+                    try:
+                        codec.unpack(part.record.payload)  # the choices must inflate and parse
+                    except ValueError as exc:
+                        problem = str(exc)
+                if part.record is not None and problem is None:
+                    # A version out of range in MySQL would make the version guard drop every
+                    # later save of the form: such a record is refused, never written.
+                    refused = version_problem(part.record.version, now_us, ahead_us)
+                    if refused:
+                        entry.bad.append((part.alone, f"refused: {refused}"))
+                        continue
+                    entry.good.append((part.record, part.alone))
+                else:
+                    entry.bad.append((part.alone, f"undecodable message: {problem}"))
+            held.append(entry)
+        good = [record for h in held for record, _ in h.good]
         if self._journal is not None:
-            await self._journaled([r for _, r in decoded])
-        rejected = await self._write([r for _, r in decoded])
-        for delivery, record in decoded:
+            await self._journaled(good)
+        rejected = await self._write(good)
+        for entry in held:
+            await self._settle(entry, rejected)
+
+    async def _settle(self, entry: _Held, rejected: dict[FormKey, str]) -> None:
+        """Ack a delivery once each of its records is applied or parked alone with its reason;
+        a record MySQL refused or that cannot be read never holds back its neighbours."""
+        parked = list(entry.bad)
+        applied = 0
+        for record, alone in entry.good:
             if record.key in rejected:
-                await self._dead_letter(delivery, rejected[record.key])
+                parked.append((alone, rejected[record.key]))
             else:
-                await self._ack(delivery)
-                self._metrics.consumed.labels("applied").inc()
+                applied += 1
                 if log.isEnabledFor(logging.DEBUG):
-                    with _as_request(delivery):
+                    with _as_request(entry.delivery):
                         log.debug(
                             "applied",
                             extra={
@@ -124,6 +152,24 @@ class FormWriter:
                                 }
                             },
                         )
+        if not entry.batch:
+            if parked:
+                await self._dead_letter(entry.delivery, parked[0][1])
+                return
+        else:
+            for alone, reason in parked:
+                if alone is None:  # only version 1 messages lack it
+                    continue
+                log.error("dead-lettering a record of a batch message: %s", reason)
+                try:
+                    await entry.delivery.dead_letter_part(*alone, reason)
+                except BrokerUnavailable:
+                    # Unacked: the whole message is redelivered (harmless, version-guarded).
+                    log.warning("broker gone while dead-lettering; it will be redelivered")
+                    return
+                self._metrics.dead_lettered.inc()
+        await self._ack(entry.delivery)
+        self._metrics.consumed.labels("applied").inc(applied)
 
     async def _write(self, records: Sequence[FormRecord]) -> dict[FormKey, str]:
         """Upsert the newest record per form; retry while MySQL is down (the messages wait,
@@ -141,6 +187,7 @@ class FormWriter:
             started = time.monotonic()
             await self._upsert_retrying(rows)
             self._observe_commit(rows, time.monotonic() - started)
+            self._metrics.mysql_commits.labels("consumer").inc()
             return {}
         except RecordRejected as exc:
             if len(rows) == 1:
@@ -225,6 +272,25 @@ def _as_request(delivery: Inbound) -> Iterator[None]:
         yield
     finally:
         logs.request_id.reset(token)
+
+
+def _records_in(delivery: Inbound) -> int:
+    """Records a delivery carries, by its headers (a batch message says how many)."""
+    count = delivery.headers.get("x-records", 1) if messages.is_batch(delivery.headers) else 1
+    return count if isinstance(count, int) and count > 0 else 1
+
+
+_Alone = tuple[dict[str, Any], bytes] | None  # a batch record as a message of its own
+
+
+@dataclass(slots=True)
+class _Held:
+    """A delivery being applied: its readable records and the ones to park, with reasons."""
+
+    delivery: Inbound
+    batch: bool
+    good: list[tuple[FormRecord, _Alone]] = field(default_factory=list)
+    bad: list[tuple[_Alone, str]] = field(default_factory=list)
 
 
 class _Abandoned(Exception):

@@ -28,20 +28,26 @@ class BatchWindows:
         self._ttl_s = ttl_s
         self._on_miss = on_miss
         self._batches: dict[str, Batch] | None = None
+        self._listed: list[Batch] | None = None
         self._loaded_at = 0.0
 
     async def get(self, code: str) -> Batch:
         if self._batches is None or time.monotonic() - self._loaded_at > self._ttl_s:
             try:
-                self._batches = {b.code: b for b in await self._db.list_batches()}
+                listed = await self._db.list_batches()
+                if listed is not self._listed:  # a cached source hands back the same list
+                    self._batches = {b.code: b for b in listed}
+                    self._listed = listed
                 self._loaded_at = time.monotonic()
             except DatabaseUnavailable:
                 if self._batches is None:
                     raise
                 # MySQL is down: the last good catalogue keeps saves going.
-        batch = self._batches.get(code)
+        batches = self._batches or {}
+        batch = batches.get(code)
         if batch is None and self._on_miss is not None:
             self._batches = {b.code: b for b in await self._on_miss()}
+            self._listed = None
             batch = self._batches.get(code)
         if batch is None:
             raise NotFound(f"no admission batch {code!r}")

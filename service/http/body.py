@@ -28,6 +28,11 @@ def body_limits(request: web.Request) -> tuple[int, float]:
 async def read_json(request: web.Request, limit: int, timeout_s: float) -> Any:
     """The parsed JSON body. The cap counts the bytes after inflating a gzip/deflate body, so
     a small compressed bomb is refused too; the whole body must arrive within ``timeout_s``."""
+    return decode_json(await read_body(request, limit, timeout_s))
+
+
+async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:
+    """The raw (inflated) body under the same caps as :func:`read_json` (400 when empty)."""
     coding = request.headers.get("Content-Encoding", "").strip().lower()
     if coding not in _IDENTITY and coding not in _WBITS:
         raise UnsupportedEncoding
@@ -40,6 +45,10 @@ async def read_json(request: web.Request, limit: int, timeout_s: float) -> Any:
         raise RequestTimeout(f"the body did not arrive within {timeout_s:g} s") from None
     if not raw.strip():
         raise BadRequest("request body is empty; expected JSON")
+    return raw
+
+
+def decode_json(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -29,6 +29,7 @@ from service.hot.aggregate import Delivery
 from service.http.consumer_app import create_consumer_app, sampling, serving
 from service.main.wiring import create_app, open_durable, open_hot_aggregator
 from service.storage.mysql_migrate import check_shard_count
+from service.storage.rabbit import RabbitBroker
 
 log = logging.getLogger(__name__)
 # Longer than a save can take (three network steps under their timeouts).
@@ -129,6 +130,7 @@ async def _consume(settings: Settings) -> None:
         consuming = asyncio.Event()
 
         async def sample_queues() -> None:
+            assert isinstance(broker, RabbitBroker)
             depths = await broker.queue_depths([*names.all_queues, names.dead_letter_queue])
             metrics.dead_letter_messages.set(depths.pop(names.dead_letter_queue))
             for queue, depth in depths.items():
@@ -138,9 +140,10 @@ async def _consume(settings: Settings) -> None:
         await stack.enter_async_context(
             serving(app, settings.http_host, settings.consumer_http_port)
         )
-        await stack.enter_async_context(
-            sampling(settings.consumer_stats_interval_s, sample_queues, "queue-depths")
-        )
+        if isinstance(broker, RabbitBroker):  # RocketMQ's backlog is not sampled (yet)
+            await stack.enter_async_context(
+                sampling(settings.consumer_stats_interval_s, sample_queues, "queue-depths")
+            )
         while not stop.is_set():
             try:
                 await broker.wait_connected(timeout=1.0)
@@ -150,7 +153,7 @@ async def _consume(settings: Settings) -> None:
         if not stop.is_set():
             await broker.consume(inbox.put)
             consuming.set()
-            log.info("consuming %s", ", ".join(names.all_queues))
+            log.info("consuming from %s (shard groups: %d)", settings.broker, names.queues)
         # On stop the batch in hand is written and acked; whatever else was prefetched is
         # unacked, so the broker redelivers it (harmless: upserts are version-guarded).
         await writer.run(inbox, stop)

@@ -50,6 +50,7 @@ from service.core.shard_guard import ShardGuard
 from service.filing.history import History, HistoryTables
 from service.filing.mysql import FilingTables
 from service.filing.progress import Progress, ProgressTables
+from service.forms.group_commit import open_save_publisher
 from service.forms.save import Forms
 from service.forms.submit import Submissions
 from service.forms.windows import BatchWindows
@@ -67,6 +68,8 @@ from service.imports.jobs import JobTable
 from service.imports.mysql import ImportJobs
 from service.imports.pipeline import CandidateSink, ExamCache, Importer, Sinks, StaffSink
 from service.schools.schools import Schools, SchoolTables
+from service.storage.brokers import FormBroker, open_form_broker
+from service.storage.mysql_db import MySQLDatabase, connect_one
 from service.storage.mysql_migrate import check_shard_count
 from service.storage.mysql_parts import AnyDatabase, open_database
 from service.storage.rabbit import RabbitBroker, open_broker
@@ -104,6 +107,23 @@ class OpenNaiveStore(Protocol):
     """Enter to get the naive benchmark route's store, None unless ``bench_naive``."""
 
     def __call__(self) -> AbstractAsyncContextManager[NaiveStore | None]: ...
+
+
+@asynccontextmanager
+async def open_naive_store(settings: Settings) -> AsyncIterator[MySQLDatabase | None]:
+    """The naive route's own MySQL pool, sized to the load's concurrency (a naive design
+    would size it so: sharing the API's small pool would understate it), with its table
+    created before any load arrives. None unless ``bench_naive`` is set."""
+    if not settings.bench_naive:
+        yield None
+        return
+    sized = dataclasses.replace(settings, mysql_pool_size=settings.bench_naive_pool_size)
+    async with connect_one(sized) as db:
+        try:
+            await db.create_naive_table()
+        except Unavailable as exc:  # created on first save instead
+            log.warning("naive benchmark table not created yet: %s", exc)
+        yield db
 
 
 class OpenHotKeys(Protocol):
@@ -164,8 +184,12 @@ async def _open_servers(
 
 @asynccontextmanager
 async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapters]:
-    """The API's adapters on Redis, MySQL (one database or shards) and the broker."""
-    async with _open_servers(settings, names) as (cache, db, broker):
+    """The API's adapters on Redis, MySQL (one database or shards) and the broker. Saves go
+    to the form broker ``VOLREG_BROKER`` names; the broadcast stays on RabbitMQ."""
+    async with (
+        _open_servers(settings, names) as (cache, db, broker),
+        open_form_broker(settings, names, broker) as forms_broker,
+    ):
 
         def broadcast(
             on_keys: Callable[[list[str]], None] | None,
@@ -180,9 +204,14 @@ async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapt
 
         yield Adapters(
             form_cache=cache,
-            open_publisher=lambda _metrics: nullcontext(broker),
+            # Group commit batches RabbitMQ messages; the RocketMQ adapter sends each save alone.
+            open_publisher=lambda metrics: (
+                nullcontext(forms_broker)
+                if settings.broker == "rocketmq"
+                else open_save_publisher(settings, broker, names, metrics)
+            ),
             database=db,
-            open_naive_store=lambda: nullcontext(db if settings.bench_naive else None),
+            open_naive_store=lambda: open_naive_store(settings),
             login_attempts=cache,
             token_generations=cache,
             staff=StaffTables(db),
@@ -192,7 +221,7 @@ async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapt
             candidates=db,
             exams=cache,
             import_jobs=ImportJobs(db),
-            probes={"redis": cache.ping, "broker": broker.ping, "mysql": db.ping},
+            probes={"redis": cache.ping, "broker": forms_broker.ping, "mysql": db.ping},
             machinery={"broker_link": broker.connector_problem},
             hot_sink=HotBroker(broker, names, settings),
             hot_store=HotBuckets(cache.client, names, settings),
@@ -211,9 +240,9 @@ async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapt
 @asynccontextmanager
 async def open_durable(
     settings: Settings, names: Names
-) -> AsyncIterator[tuple[AnyDatabase, RabbitBroker]]:
-    """The consumer's adapters: MySQL and the broker (it never touches Redis)."""
-    async with open_database(settings) as db, open_broker(settings, names) as broker:
+) -> AsyncIterator[tuple[AnyDatabase, FormBroker]]:
+    """The consumer's adapters: MySQL and the form broker (it never touches Redis)."""
+    async with open_database(settings) as db, open_form_broker(settings, names) as broker:
         yield db, broker
 
 

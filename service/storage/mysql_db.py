@@ -225,6 +225,17 @@ class MySQLDatabase:
     async def list_batches(self) -> list[Batch]:
         return [_batch(row) for row in await self._fetchall("list_batches")]
 
+    async def server_figures(self, names: Sequence[str]) -> dict[str, str]:
+        """Server variables and global status counters by name (for benchmark reports: the
+        durability settings, commits and fsyncs). Names are matched, never interpolated."""
+        wanted = set(names)
+        figures: dict[str, str] = {}
+        async with self._cursor() as cur:
+            for statement in ("SHOW GLOBAL VARIABLES", "SHOW GLOBAL STATUS"):
+                await cur.execute(statement)
+                figures |= {str(k): str(v) for k, v in await cur.fetchall() if k in wanted}
+        return figures
+
     async def ping(self) -> None:
         async with self._cursor() as cur:
             await cur.execute("SELECT 1")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -176,22 +176,73 @@ class RabbitBroker:
             # persisted it (a consumer may still apply it).
             raise PublishUncertain from exc.__cause__
 
+    async def publish_batch(self, records: Sequence[FormRecord]) -> None:
+        """One message (batch format) for ``records``, all of one queue; returns once the
+        broker confirmed it, raises BrokerUnavailable when nothing was sent and
+        PublishUncertain when it was sent without a confirm."""
+        link = self._ready_link()
+        headers, body = messages.encode_batch(records)
+        message = aio_pika.Message(
+            body,
+            headers=headers,
+            content_type=messages.BATCH_CONTENT_TYPE,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=messages.batch_message_id(records),
+        )
+        routing_key = str(self._names.queue_index(records[0].candidate_id))
+        try:
+            await self._confirmed(link.exchange.publish(message, routing_key=routing_key))
+        except BrokerUnavailable as exc:
+            # As for one record: without the confirm, every save in it may yet apply.
+            raise PublishUncertain from exc.__cause__
+
     async def dead_letter(self, incoming: AbstractIncomingMessage, reason: str) -> None:
         """Park a message that can never be applied, with the reason, then ack the original."""
-        link = self._ready_link()
-        headers = dict(incoming.headers or {})
-        headers[REASON_HEADER] = reason[:1000]
-        headers["x-volreg-queue"] = incoming.routing_key or ""
-        message = aio_pika.Message(
+        await self._park(
+            incoming,
+            incoming.headers or {},
             incoming.body,
-            headers=headers,
+            reason,
             content_type=incoming.content_type,
             content_encoding=incoming.content_encoding,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=incoming.message_id,
         )
-        await self._confirmed(link.dead_letters.publish(message, routing_key=_DEAD_ROUTING_KEY))
         await _Delivery(self, incoming).ack()
+
+    async def dead_letter_part(
+        self,
+        incoming: AbstractIncomingMessage,
+        headers: Mapping[str, Any],
+        body: bytes,
+        reason: str,
+    ) -> None:
+        """Park one record of a batch message, as a message of its own, with the reason."""
+        await self._park(incoming, headers, body, reason, content_type=messages.BATCH_CONTENT_TYPE)
+
+    async def _park(
+        self,
+        incoming: AbstractIncomingMessage,
+        headers: Mapping[str, Any],
+        body: bytes,
+        reason: str,
+        *,
+        content_type: str | None,
+        content_encoding: str | None = None,
+        message_id: str | None = None,
+    ) -> None:
+        link = self._ready_link()
+        parked = dict(headers)
+        parked[REASON_HEADER] = reason[:1000]
+        parked["x-volreg-queue"] = incoming.routing_key or ""
+        message = aio_pika.Message(
+            body,
+            headers=parked,
+            content_type=content_type,
+            content_encoding=content_encoding,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message_id,
+        )
+        await self._confirmed(link.dead_letters.publish(message, routing_key=_DEAD_ROUTING_KEY))
 
     async def _confirmed(self, publish: Awaitable[Any]) -> None:
         try:
@@ -289,6 +340,9 @@ class _Delivery:
 
     async def dead_letter(self, reason: str) -> None:
         await self.broker.dead_letter(self.incoming, reason)
+
+    async def dead_letter_part(self, headers: Mapping[str, Any], body: bytes, reason: str) -> None:
+        await self.broker.dead_letter_part(self.incoming, headers, body, reason)
 
     async def requeue(self) -> None:
         if self.incoming.processed:  # acked or dead-lettered before the batch failed

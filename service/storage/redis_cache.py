@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from importlib import resources
 from typing import Any, TypeVar, cast
@@ -64,6 +64,7 @@ class RedisCache:
         pipe: RedisPipe | None = None,
     ) -> None:
         self._r = client
+        self._pipe = pipe
         self._names = names
         self._settings = settings
         cluster = isinstance(client, redis.RedisCluster)
@@ -96,6 +97,16 @@ class RedisCache:
         finally:
             if inspect.iscoroutine(aw):
                 aw.close()  # not started when the wait for a slot timed out
+
+    async def _piped(self, aw: Awaitable[T]) -> T:
+        """A call on the multiplexed connection, which times its replies out itself."""
+        try:
+            return await aw
+        except self._errors as exc:
+            raise StoreUnavailable from exc
+
+    def _caller(self) -> Callable[[Awaitable[T]], Awaitable[T]]:
+        return self._piped if self._pipe is not None else self._call
 
     async def stage(
         self,
@@ -130,7 +141,7 @@ class RedisCache:
             "1" if locked else "0",
             "" if expect is None else str(expect),
         ]
-        reply = await self._call(self._stage(keys=keys, args=args))
+        reply = await self._caller()(self._stage(keys=keys, args=args))
         if reply[0] == b"idem":
             return Replay(reply[1].decode())
         if reply[0] == b"miss":
@@ -165,7 +176,7 @@ class RedisCache:
 
     async def _apply(self, record: FormRecord, idem: str | None, idem_result: str) -> bool:
         keys, args = self._commit_args([record], idem, idem_result)
-        reply = await self._call(self._commit(keys=keys, args=args))
+        reply = await self._caller()(self._commit(keys=keys, args=args))
         return bool(reply[0])
 
     def _commit_args(
@@ -181,6 +192,12 @@ class RedisCache:
             keys.append(self._names.form_key(record.key))
             args += [record.version, record.updated_us, record.status, len(parts), *parts]
         return keys, args
+
+    async def _get(self, key: str) -> bytes | None:
+        """GET on the multiplexed connection when there is one (the pool otherwise)."""
+        if self._pipe is not None:
+            return cast(bytes | None, await self._piped(self._pipe.execute("GET", key)))
+        return cast(bytes | None, await self._call(self._r.get(key)))
 
     async def release_idempotency(self, key: FormKey, idem: str) -> None:
         idem_key = self._names.idempotency_key(key, idem)
@@ -198,7 +215,7 @@ class RedisCache:
         return None if raw is None else raw.decode()
 
     async def read(self, key: FormKey) -> FormRecord | None:
-        reply = await self._call(self._read(keys=[self._names.form_key(key)]))
+        reply = await self._caller()(self._read(keys=[self._names.form_key(key)]))
         if not reply:
             return None
         return FormRecord(
@@ -212,7 +229,7 @@ class RedisCache:
 
     async def get_exam(self, candidate_id: str) -> dict[str, Any] | None:
         # The client returns bytes: it is created without decode_responses.
-        blob = cast(bytes | None, await self._call(self._r.get(self._names.exam_key(candidate_id))))
+        blob = await self._get(self._names.exam_key(candidate_id))
         return None if blob is None else dict(codec.unpack(blob))
 
     async def put_exam(self, candidate_id: str, exam: dict[str, Any]) -> None:
@@ -235,7 +252,7 @@ class RedisCache:
 
     # --- Catalogue copies (the middle level of the catalogue cache).
     async def get_catalogue(self, key: str) -> bytes | None:
-        return cast(bytes | None, await self._call(self._r.get(self._names.catalogue_key(key))))
+        return await self._get(self._names.catalogue_key(key))
 
     async def put_catalogue(self, key: str, blob: bytes, ttl_s: int) -> None:
         await self._call(self._r.set(self._names.catalogue_key(key), blob, ex=ttl_s))

@@ -67,6 +67,11 @@ class _Protocol(asyncio.Protocol):
         self._on_lost(self)
 
 
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():  # its reply, when it comes, is dropped (the future is done)
+        future.set_exception(TimeoutError("Redis did not answer in time"))
+
+
 class RedisPipe:
     """Connects lazily, reconnects after a loss; a command that times out closes the
     connection (every reply behind it would be late too) so the next one starts afresh."""
@@ -125,16 +130,20 @@ class RedisPipe:
             self._conn = None
 
     async def _send(self, conn: _Protocol, args: Sequence[Arg]) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         packed = hiredis.pack_command(tuple(args))  # type: ignore[arg-type]  # stub too narrow
         conn.send(packed, future)
+        # A timer on the reply itself: a fraction of the cost of a timeout scope per command.
+        timer = loop.call_later(self._timeout_s, _expire, future)
         try:
-            async with asyncio.timeout(self._timeout_s):
-                return await future
+            return await future
         except TimeoutError:
             if conn.transport is not None:
                 conn.transport.abort()
             raise
+        finally:
+            timer.cancel()
 
     async def execute(self, *args: Arg) -> Any:
         return await self._send(await self._connection(), args)

@@ -18,10 +18,10 @@ from aiohttp.test_utils import TestClient
 
 from loadtest.spawn import free_port
 from schemas import urls
-from schemas.http import InstitutionBody, MajorBody
+from schemas.http import InstitutionBody, MajorBody, parse_form
 from service.catalogue.catalogue import Catalogue
 from service.catalogue.mysql import CatalogueTables
-from service.core.errors import DatabaseUnavailable, StoreUnavailable
+from service.core.errors import DatabaseUnavailable, StoreUnavailable, ValidationFailed
 from service.core.local_cache import LocalCache
 from service.core.settings import Settings
 from service.storage.mysql_db import MySQLDatabase
@@ -362,3 +362,53 @@ async def test_publish_in_one_process_is_served_by_the_other(two_apis: list[str]
                         break
                 assert time.monotonic() - published < BROADCAST_GIVE_UP_S, f"{name} not seen"
                 await asyncio.sleep(0.02)
+
+
+class CountingCopies:
+    """The real Redis copies, counting reads."""
+
+    def __init__(self, inner: RedisCache) -> None:
+        self._inner = inner
+        self.reads = 0
+
+    async def get_catalogue(self, key: str) -> bytes | None:
+        self.reads += 1
+        return await self._inner.get_catalogue(key)
+
+    async def put_catalogue(self, key: str, blob: bytes, ttl_s: int) -> None:
+        await self._inner.put_catalogue(key, blob, ttl_s)
+
+
+async def test_unknown_institution_codes_cost_one_lookup_until_the_catalogue_changes(
+    settings: Settings, db: MySQLDatabase, cache: RedisCache
+) -> None:
+    """The save check reads one snapshot: an unknown code is looked up once (negative
+    caching), not on every save; a publish (invalidation) makes the next check look again."""
+    known, unknown = fresh_code(), fresh_code()
+    await CatalogueTables(db).put_institution(
+        known, InstitutionBody(name="Known", majors=[MajorBody(code="080901", name="CS")])
+    )
+    tables, copies = CountingTables(db), CountingCopies(cache)
+    catalogue = Catalogue(tables, copies, LocalCache(100, 60), settings.catalogue_redis_ttl_s)
+    form = parse_form(
+        {
+            "choices": [
+                {"institution": known, "majors": ["080901"]},
+                {"institution": unknown, "majors": ["080901"]},
+            ]
+        }
+    )
+    for _ in range(50):
+        with pytest.raises(ValidationFailed) as raised:
+            await catalogue.check_choices(form)
+        assert [p["path"] for p in raised.value.details] == ["choices[1].institution"]
+    assert (tables.loads, copies.reads) == (2, 2)  # one each for the two codes, ever
+
+    await CatalogueTables(db).put_institution(
+        unknown, InstitutionBody(name="New", majors=[MajorBody(code="080901", name="CS")])
+    )
+    catalogue.invalidate([f"institution:{unknown}"])  # what the publish broadcast does
+    await catalogue.check_choices(form)  # now valid
+    # The snapshot was rebuilt; only the invalidated code is read again (the other is still
+    # fresh in the per-process cache).
+    assert copies.reads == 3

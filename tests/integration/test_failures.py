@@ -14,14 +14,22 @@ import time
 from datetime import datetime
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from schemas.http import parse_form
 from schemas.records import FormKey
+from service.core import names as names_mod
 from service.core.ids import make_id
+from service.core.metrics import Metrics
+from service.core.names import names_of
+from service.core.ports import Publisher
 from service.core.settings import Settings
+from service.forms.group_commit import GroupPolicy, GroupPublisher
 from service.storage.mysql_db import MySQLDatabase
+from service.storage.rabbit import RabbitBroker
 from service.storage.redis_cache import RedisCache
+from tests.brokers import through
 from tests.conftest import ClientFactory
 from tests.harness import isolated
 from tests.proxy import Proxy
@@ -62,7 +70,7 @@ async def _wait_ready(client: Client, timeout: float = 20) -> None:
 async def test_broker_down_gives_fast_503_nothing_visible_then_recovers(
     make_client: ClientFactory, consumer: None, settings: Settings, broker_proxy: Proxy
 ) -> None:
-    client = await make_client(amqp_url=broker_proxy.url(settings.amqp_url))
+    client = await make_client(**through(settings, broker_proxy))
     headers = await login(client)
     before = await _save_ok(client, headers, 10)
 
@@ -137,10 +145,21 @@ async def _flush_run_keys(cache: RedisCache, settings: Settings) -> None:
         await client.delete(*keys)
 
 
+@pytest.mark.parametrize("grouped", [False, True], ids=["one-per-message", "batch-messages"])
 async def test_consumer_killed_mid_batch_loses_nothing_acknowledged(
-    settings: Settings, db: MySQLDatabase, cache: RedisCache
+    settings: Settings, db: MySQLDatabase, cache: RedisCache, grouped: bool
 ) -> None:
-    async with isolated(settings, db, cache, consume=False) as harness:
+    """SIGKILL while the consumer holds unacked messages; with ``grouped`` the saves travel
+    in batch messages (group commit), so a killed consumer holds whole batches."""
+    metrics = Metrics()
+    names = names_of(settings)
+
+    def publisher(broker: RabbitBroker) -> Publisher:
+        if not grouped:
+            return broker
+        return GroupPublisher(broker, names.queue_index, GroupPolicy(window_ms=2.0), metrics)
+
+    async with isolated(settings, db, cache, publisher, consume=False) as harness:
         env = settings_env(dataclasses.replace(harness.settings, consume_batch=50))
         first = _start_consumer(env)
         keys = [FormKey(make_id(440106, "20070704", i), OPEN_BATCH) for i in range(60)]
@@ -172,6 +191,12 @@ async def test_consumer_killed_mid_batch_loses_nothing_acknowledged(
         finally:
             second.send_signal(signal.SIGTERM)
             assert second.wait(timeout=20) == 0
+        if grouped:
+            messages, records = (
+                metrics.registry.get_sample_value(f"{names_mod.METRIC_GROUP_RECORDS}_{k}") or 0.0
+                for k in ("count", "sum")
+            )
+            assert records > messages, "no save shared a message: the test proved nothing"
 
 
 def _start_consumer(env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -62,6 +62,18 @@ async def test_metrics_need_the_admin_role(api: Client, settings: Settings) -> N
     assert resp.status == 200 and "volreg_http_requests_total" in await resp.text()
 
 
+async def test_a_scraper_token_opens_metrics_only(make_client: ClientFactory) -> None:
+    scrape = "3c9d1f7b2a6e4c8d0f1b3a5c7e9d2f4a6b8c0e1d"
+    client = await make_client(metrics_token=scrape)
+    resp = await client.get(urls.METRICS, headers={"Authorization": f"Bearer {scrape}"})
+    assert resp.status == 200 and "volreg_http_requests_total" in await resp.text()
+    wrong = await client.get(urls.METRICS, headers={"Authorization": f"Bearer {scrape}x"})
+    assert wrong.status == 401
+    # It is no login: nothing else opens with it.
+    exam = urls.EXAM.format(candidate_id=DEMO_ID)
+    assert (await client.get(exam, headers={"Authorization": f"Bearer {scrape}"})).status == 401
+
+
 async def test_incomplete_headers_are_cut_off(make_client: ClientFactory) -> None:
     client = await make_client(http_header_timeout_s=1.0, wait_broker=False)
     started = time.monotonic()

@@ -336,6 +336,7 @@ async def test_scheduled_reconciler_serves_status_and_metrics_and_stops_on_sigte
     rs: Settings,
 ) -> None:
     port = free_port()
+    rs = dataclasses.replace(rs, metrics_token="5e7a9c1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c")
     env = settings_env(dataclasses.replace(rs, reconcile_http_port=port, reconcile_interval_s=1.0))
     proc = start_volreg("reconcile", env)
     admin = TokenSigner(rs.token_secret).issue(Claims("ops", ROLE_ADMIN, int(time.time()) + 600))
@@ -358,6 +359,12 @@ async def test_scheduled_reconciler_serves_status_and_metrics_and_stops_on_sigte
             assert status["last"]["outcome"] == OUTCOME_OK
             async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
                 assert "volreg_reconcile_runs_total" in await resp.text()
+            # Prometheus' scrape token opens /metrics, never /status (candidate IDs).
+            scrape = {"Authorization": f"Bearer {rs.metrics_token}"}
+            async with http.get(f"http://127.0.0.1:{port}/metrics", headers=scrape) as resp:
+                assert resp.status == 200
+            async with http.get(f"http://127.0.0.1:{port}/status", headers=scrape) as resp:
+                assert resp.status == 401
         # Drift reports name candidates: nothing without an admin token.
         async with aiohttp.ClientSession(timeout=timeout) as anonymous:
             for path in ("/status", "/metrics"):

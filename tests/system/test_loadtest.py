@@ -313,3 +313,45 @@ def test_script_escapes_and_bodies_are_valid() -> None:
     assert parse_names("all")[0].name == "ceiling"
     with pytest.raises(ValueError, match="bogus"):
         parse_names("save,bogus")
+
+
+async def test_open_loop_sends_at_the_rate_and_times_from_the_intended_send(
+    settings: Settings, api_process: str, candidates_csv: Path, tmp_path: Path
+) -> None:
+    json_path = tmp_path / "open.json"
+    code, out = await _volreg(
+        settings,
+        "loadtest",
+        "--url",
+        api_process,
+        "--scenarios",
+        "ceiling",
+        "--duration",
+        "1",
+        "--open-loop",
+        "40",
+        "--open-loop-duration",
+        "1",
+        "--request-timeout",
+        "20",
+        "--candidates",
+        str(len(LOAD_CANDIDATES)),
+        "--candidates-csv",
+        str(candidates_csv),
+        "--batch",
+        OPEN_BATCH,
+        "--out",
+        str(tmp_path / "report"),
+        "--json",
+        str(json_path),
+    )
+    assert code == 0, out
+    [run] = orjson.loads(json_path.read_bytes())["open_loop"]
+    assert (run["offered_rps"], run["sent"], run["ok"]) == (40, 40, 40), run
+    assert run["errors"]["total"] == 0, run
+    lat = run["latency_ms_from_intended"]
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"], lat
+    assert run["mysql_caught_up_s"] is not None, run
+    # The servers' processes were found and measured.
+    assert {"redis", "broker", "mysql", "generator", "chain"} <= set(run["cpu_ms_per_request"])
+    assert "Open loop" in (tmp_path / "report" / "report.md").read_text()

@@ -35,6 +35,15 @@ from tests.support import ROOT
         ({"VOLREG_KEY_PREFIX": "a{b}"}, "VOLREG_KEY_PREFIX"),
         ({"VOLREG_SHARDS": "many"}, "VOLREG_SHARDS='many': expected an integer"),
         ({"VOLREG_ACCESS_LOG_SAMPLE": "2"}, "must be between 0 and 1"),
+        ({"VOLREG_BROKER": "kafka"}, "VOLREG_BROKER='kafka': must be one of rabbitmq, rocketmq"),
+        (
+            {"VOLREG_ROCKETMQ_INVISIBLE_S": "5"},
+            "VOLREG_ROCKETMQ_INVISIBLE_S=5: must be at least 10",
+        ),
+        (
+            {"VOLREG_BROKER": "rocketmq", "VOLREG_ROCKETMQ_ENDPOINTS": "proxy"},
+            "VOLREG_ROCKETMQ_ENDPOINTS='proxy': expected host:port",
+        ),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable_and_the_range(
