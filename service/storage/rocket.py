@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 logging.getLogger("rocketmq-python-client").setLevel(logging.WARNING)
 
 REASON_PROPERTY = "x-volreg-reason"
-_INT_PROPERTIES = ("x-schema", "version", "updated_us", "shard")
+_INT_PROPERTIES = ("x-schema", "x-records", "version", "updated_us", "shard")
 _MONITOR_S = 0.5
 _RECEIVE_BATCH = 32
 _RECEIVE_WAIT_S = 2
@@ -265,6 +265,23 @@ class RocketBroker:
         message = self._message(record)
         try:
             future = producer.send_async(message)
+        except Exception as exc:  # no route, client stopped, refused message type
+            raise BrokerUnavailable from exc
+        await self._bridge(future, self._settings.broker_timeout_s)
+
+    async def publish_batch(self, records: Sequence[FormRecord]) -> None:
+        """One message (batch format) for ``records``, all of one topic; returns once the
+        broker answered with a SendReceipt (SYNC_FLUSH: on disk)."""
+        index = self._names.queue_index(records[0].candidate_id)
+        headers, body = messages.encode_batch(records)
+        message = Message()
+        message.topic = topic(self._names, index)
+        message.body = body
+        message.keys = messages.batch_message_id(records)
+        for name, value in properties_of(headers).items():
+            message.add_property(name, value)
+        try:
+            future = self._producer().send_async(message)
         except Exception as exc:  # no route, client stopped, refused message type
             raise BrokerUnavailable from exc
         await self._bridge(future, self._settings.broker_timeout_s)
