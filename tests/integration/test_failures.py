@@ -80,7 +80,10 @@ async def test_broker_down_gives_fast_503_nothing_visible_then_recovers(
     elapsed = time.monotonic() - started
     assert resp.status == 503
     assert resp.headers["Retry-After"] == str(settings.retry_after_s)
-    assert (await resp.json())["error"]["code"] == "broker_unavailable"
+    # Usually the client already knows the link is gone (broker_unavailable). When it learns
+    # it only from the publish itself, it cannot know what reached the broker and says so
+    # (broker_unconfirmed: retry with the same key). Either way nothing became visible.
+    assert (await resp.json())["error"]["code"] in {"broker_unavailable", "broker_unconfirmed"}
     # How fast the 503 came is a figure for the log, not an assertion (shared machine).
     log.info("503 with the broker cut came in %.2f s", elapsed)
     current = await _read(client, headers)
