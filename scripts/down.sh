@@ -11,10 +11,14 @@ STOP_WAIT_S=${STOP_WAIT_S:-30}
 
 gone() { ! pid_alive "$1"; }
 
+# stop NAME LOOKUP...: stop the process LOOKUP prints (our recorded PID, checked to be ours),
+# SIGTERM first (a clean shutdown for the API, the consumer and all three servers: RabbitMQ
+# then syncs its quorum-queue registry), SIGKILL after STOP_WAIT_S.
 stop() {
 	local name=$1 pidfile="var/run/$1.pid" pid
+	shift
 	[ -f "$pidfile" ] || return 0
-	if ! pid=$(our_pid "$name"); then
+	if ! pid=$("$@"); then
 		log "$name: not running"
 		rm -f "$pidfile"
 		return 0
@@ -41,26 +45,6 @@ server_pid() {
 	case $cmdline in *"$2"*) printf '%s\n' "$pid" ;; *) return 1 ;; esac
 }
 
-stop_server() {
-	local name=$1 pattern=$2 pid
-	[ -f "var/run/$name.pid" ] || return 0
-	if ! pid=$(server_pid "$name" "$pattern"); then
-		log "$name: not running"
-		rm -f "var/run/$name.pid"
-		return 0
-	fi
-	log "$name: stopping our server (pid $pid)"
-	# SIGTERM is a clean shutdown for all three (RabbitMQ then syncs its quorum-queue registry).
-	kill -TERM "$pid" 2>/dev/null || true
-	if ! wait_until "$STOP_WAIT_S" gone "$pid"; then
-		warn "$name: still running after ${STOP_WAIT_S}s, killing it"
-		kill -KILL "$pid" 2>/dev/null || true
-		wait_until 5 gone "$pid" || warn "$name: pid $pid did not exit"
-	fi
-	rm -f "var/run/$name.pid"
-	log "$name: stopped"
-}
-
 # The API first, so the consumer can still drain what it accepted.
 names=(serve consume)
 servers=(rabbitmq redis mariadb rocketmq-proxy rocketmq-namesrv)
@@ -70,11 +54,11 @@ for f in var/run/*.pid; do
 	case " ${names[*]} ${servers[*]} " in *" $n "*) ;; *) names+=("$n") ;; esac
 done
 for n in "${names[@]}"; do
-	stop "$n"
+	stop "$n" our_pid "$n"
 done
 # Our RocketMQ (VOLREG_BROKER=rocketmq), by its pid files, when it runs.
 bash scripts/rocketmq.sh down
-stop_server rabbitmq "-home $(pwd -P)/var/rabbitmq/home"
-stop_server redis redis-server
-stop_server mariadb mariadbd
+stop rabbitmq server_pid rabbitmq "-home $(pwd -P)/var/rabbitmq/home"
+stop redis server_pid redis redis-server
+stop mariadb server_pid mariadb mariadbd
 log "down: done"
