@@ -265,6 +265,10 @@ SELECT minute, batch_code, kind, item, hits FROM hot_minutes
 WHERE (minute, batch_code, kind, item) > (%s, %s, %s, %s)
 ORDER BY minute, batch_code, kind, item LIMIT %s
 
+-- name: hot_message_ids
+-- Rebuilding the Redis buckets: the messages whose rows the rebuild replays.
+SELECT message_id FROM hot_messages
+
 -- name: hot_prune_messages
 DELETE FROM hot_messages WHERE applied_at < NOW(6) - INTERVAL 2 DAY LIMIT 10000
 

@@ -1,7 +1,7 @@
 """The aggregator (``volreg hot``): folds event messages into Redis buckets and MySQL minute
 totals, answers the admins' top lists, and pushes keys read above a threshold to every API
 process. A message is acknowledged only once both stores hold it; each store counts a message
-once, so redeliveries are harmless."""
+once, so redeliveries are harmless and several aggregators may compete on one queue."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import heapq
 import logging
 import re
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from schemas import hot
 from service.core.errors import Unavailable, ValidationFailed
-from service.hot.redis_buckets import Bucket
+from service.hot.redis_buckets import Bucket, NotRestored, RestoreLost
 
 log = logging.getLogger(__name__)
 # Read keys persisted per message: reads of a million candidates must not become a million
@@ -32,7 +33,8 @@ _PRUNE_S = 600.0
 
 
 class HotStore(Protocol):
-    async def apply(self, message_id: str, rows: Sequence[hot.HotRow]) -> int: ...
+    async def apply(self, message_id: str, rows: Sequence[hot.HotRow]) -> int:
+        """NotRestored (an Unavailable) while the buckets wait for a restore."""
 
     async def top(
         self, buckets: Sequence[Bucket], batch: str, kind: str, limit: int
@@ -40,15 +42,25 @@ class HotStore(Protocol):
 
     async def reads_over(self, minute: int, threshold: int, limit: int) -> list[str]: ...
 
+    async def claim_pushes(self, keys: Sequence[str], ttl_s: float) -> list[str]: ...
+
     async def is_restored(self) -> bool: ...
 
-    async def mark_restored(self) -> None: ...
+    async def begin_restore(self, token: str) -> bool: ...
+
+    async def wipe(self, token: str) -> int: ...
+
+    async def cover(self, token: str, message_ids: Sequence[str]) -> None: ...
+
+    async def replay(self, token: str, rows: Sequence[hot.HotRow]) -> None: ...
+
+    async def finish_restore(self, token: str) -> None: ...
 
 
 class HotTotals(Protocol):
     async def add(self, message_id: str, rows: Sequence[hot.HotRow]) -> bool: ...
 
-    async def page(self, after: tuple[int, str, str, str], limit: int) -> list[hot.HotRow]: ...
+    async def snapshot(self, page: int) -> tuple[list[str], list[hot.HotRow]]: ...
 
     async def prune(self) -> None: ...
 
@@ -125,7 +137,6 @@ class Aggregator:
         self._threshold = threshold
         self._key_ttl_s = key_ttl_s
         self._clock = clock
-        self._pushed: dict[str, float] = {}
         self.applied = 0
         self.rejected = 0
 
@@ -139,38 +150,41 @@ class Aggregator:
 
     async def restore(self) -> int:
         """Rebuild the Redis buckets from MySQL when Redis has lost them (no marker); returns
-        the rows replayed. Run before consuming, by one aggregator."""
+        the rows replayed. Any number of aggregators may call it: one holds the lock and
+        restores, the others' live messages wait (refused by Redis) until it is done."""
         if await self._store.is_restored():
             return 0
-        replayed = 0
-        after: tuple[int, str, str, str] = (0, "", "", "")
-        run = f"restore.{int(self._clock() * 1000)}"
-        while True:
-            rows = await self._totals.page(after, _PAGE)
-            if not rows:
-                break
-            await self._store.apply(f"{run}.{replayed}", rows)
-            replayed += len(rows)
-            last = rows[-1]
-            after = (last.minute, last.batch, last.kind, last.item)
-        await self._store.mark_restored()
-        if replayed:
-            log.info("hot items: rebuilt the Redis buckets from %d MySQL rows", replayed)
-        return replayed
+        token = uuid.uuid4().hex
+        if not await self._store.begin_restore(token):
+            return 0
+        try:
+            wiped = await self._store.wipe(token)
+            ids, rows = await self._totals.snapshot(_PAGE)
+            await self._store.cover(token, ids)
+            await self._store.replay(token, rows)
+            await self._store.finish_restore(token)
+        except RestoreLost as exc:
+            log.warning("hot items: restore abandoned: %s", exc)
+            return 0
+        log.info(
+            "hot items: rebuilt the Redis buckets from %d MySQL rows (%d messages covered, "
+            "%d stale keys wiped)",
+            len(rows),
+            len(ids),
+            wiped,
+        )
+        return len(rows)
 
     async def push_hot_keys(self) -> list[str]:
-        """Keys read at least ``threshold`` times this minute, not pushed within half their
-        TTL, go to every API process."""
+        """Keys read at least ``threshold`` times this minute, not pushed (by any aggregator)
+        within half their TTL, go to every API process."""
         if self._push is None:
             return []
         now = self._clock()
         keys = await self._store.reads_over(int(now // 60), self._threshold, 100)
-        due = [k for k in keys if self._pushed.get(k, 0.0) < now - self._key_ttl_s / 2]
+        due = await self._store.claim_pushes(keys, self._key_ttl_s / 2) if keys else []
         if due:
             await self._push.publish(due)
-            for key in due:
-                self._pushed[key] = now
-        self._pushed = {k: t for k, t in self._pushed.items() if t >= now - self._key_ttl_s}
         return due
 
     async def top(self, batch: str, window: str, limit: int = TOP_DEFAULT) -> dict[str, Any]:
@@ -231,6 +245,16 @@ class Aggregator:
                 self.rejected += 1
                 await _settle(delivery.reject())
                 return
+            except NotRestored:
+                if stop.is_set():
+                    return
+                try:
+                    await self.restore()  # or another aggregator does; then it is retried
+                except Unavailable as exc:
+                    log.warning("hot items: restore failed: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX_S)
+                continue
             except Unavailable as exc:
                 if stop.is_set():
                     return  # unacked: the broker redelivers it

@@ -10,6 +10,8 @@ from service.core.errors import RecordRejected
 from service.storage.mysql_parts import AnyDatabase, home_of
 
 _DUPLICATE_KEY = 1062
+# Reading every minute total for a rebuild may take longer than one query's timeout.
+_SNAPSHOT_TIMEOUT_S = 300.0
 
 
 class HotTables:
@@ -31,9 +33,21 @@ class HotTables:
             raise
         return True
 
-    async def page(self, after: tuple[int, str, str, str], limit: int) -> list[hot.HotRow]:
-        rows = await self._db.fetch_all("hot_minutes_page", *after, limit)
-        return [hot.HotRow(int(r[0]), r[1], r[2], r[3], int(r[4])) for r in rows]
+    async def snapshot(self, page: int) -> tuple[list[str], list[hot.HotRow]]:
+        """The applied message ids and every minute total, read from one consistent snapshot
+        (a message's rows and its id are added in one transaction: each message is in both
+        or in neither), paged by ``page`` rows."""
+        async with self._db.snapshot(_SNAPSHOT_TIMEOUT_S) as fetch:
+            ids = [str(r[0]) for r in await fetch("hot_message_ids")]
+            rows: list[hot.HotRow] = []
+            after: tuple[int, str, str, str] = (0, "", "", "")
+            while True:
+                found = await fetch("hot_minutes_page", *after, page)
+                rows += [hot.HotRow(int(r[0]), r[1], r[2], r[3], int(r[4])) for r in found]
+                if len(found) < page:
+                    return ids, rows
+                last = rows[-1]
+                after = (last.minute, last.batch, last.kind, last.item)
 
     async def prune(self) -> None:
         await self._db.execute("hot_prune_messages")

@@ -24,6 +24,8 @@ MINUTE_TTL_S = 4 * 3600
 HOUR_TTL_S = 4 * 86400
 SEEN_TTL_S = 2 * 86400
 READS_KEEP = 2000
+# A restore's lock lives this long unless one of its steps renews it.
+RESTORE_LOCK_MS = 30_000
 # Rows per script call: a call blocks Redis while it runs, so long messages go in chunks.
 CHUNK_ROWS = 1000
 
@@ -35,13 +37,24 @@ def _lua(name: str) -> str:
 Bucket = tuple[str, int | str]  # ("m", minute) | ("h", hour) | ("b", "")
 
 
+class NotRestored(StoreUnavailable):
+    """Redis lost the buckets: a live message waits until a restore from MySQL has run."""
+
+
+class RestoreLost(StoreUnavailable):
+    """Another restore took the lock over (this one stalled past its TTL, or Redis lost it)."""
+
+
 class HotBuckets:
     def __init__(self, client: redis.Redis | redis.RedisCluster, names: Names, settings: Settings):
         self._r = client
         self._names = names
         self._timeout_s = settings.redis_timeout_s
         self._apply = client.register_script(_lua("hot_apply"))
+        self._restore = client.register_script(_lua("hot_restore"))
         self._top = client.register_script(_lua("hot_top"))
+        self._restored = names.hot_key("restored")
+        self._lock = names.hot_key("restoring")
 
     async def _call(self, aw: Awaitable[T]) -> T:
         try:
@@ -57,18 +70,28 @@ class HotBuckets:
         return self._names.hot_key(scope, when, batch, kind)
 
     async def apply(self, message_id: str, rows: Sequence[hot.HotRow]) -> int:
-        """Fold rows into their minute, hour and batch buckets; returns the chunks applied
-        now (chunks seen before are skipped, so a redelivered message counts once)."""
+        """Fold a live message's rows into their minute, hour and batch buckets; returns the
+        chunks folded now (chunks seen before, or a message a restore covered, are skipped,
+        so a redelivered message counts once whichever aggregator gets it). NotRestored
+        while the buckets wait for a restore."""
+        covered = self._names.hot_key("seen", message_id)
         applied = 0
         for start in range(0, len(rows), CHUNK_ROWS):
-            keys, args = self._chunk_args(rows[start : start + CHUNK_ROWS])
-            seen = self._names.hot_key("seen", f"{message_id}.{start // CHUNK_ROWS}")
-            args = [SEEN_TTL_S, READS_KEEP, *args]
-            applied += int(await self._call(self._apply(keys=[seen, *keys], args=args)))
+            chunk = self._names.hot_key("seen", f"{message_id}.{start // CHUNK_ROWS}")
+            done = await self._fold(rows[start : start + CHUNK_ROWS], covered, chunk, "")
+            if done == -1:
+                raise NotRestored("hot-item buckets not restored from MySQL yet")
+            applied += done
         return applied
 
+    async def _fold(self, rows: Sequence[hot.HotRow], covered: str, chunk: str, token: str) -> int:
+        keys, args = self._chunk_args(rows)
+        keys = [self._restored, covered, chunk, self._lock, *keys]
+        args = [SEEN_TTL_S, READS_KEEP, args[0], token, RESTORE_LOCK_MS, *args[1:]]
+        return int(await self._call(self._apply(keys=keys, args=args)))
+
     def _chunk_args(self, chunk: Sequence[hot.HotRow]) -> tuple[list[str], list[Any]]:
-        """hot_apply.lua's bucket keys, and its ARGV from the bucket count on."""
+        """hot_apply.lua's bucket keys, and the bucket count, their specs and the rows."""
         keys: dict[str, int] = {}
         specs: list[Any] = []
         row_args: list[Any] = []
@@ -103,8 +126,54 @@ class HotBuckets:
         )
         return [k.decode() for k in reply]
 
-    async def is_restored(self) -> bool:
-        return bool(await self._call(self._r.exists(self._names.hot_key("restored"))))
+    async def claim_pushes(self, keys: Sequence[str], ttl_s: float) -> list[str]:
+        """The keys no aggregator pushed within ``ttl_s`` (claimed now for that long)."""
+        pipe = self._r.pipeline(transaction=False)
+        for key in keys:
+            pipe.set(self._names.hot_key("pushed", key), "1", nx=True, px=max(1, int(ttl_s * 1000)))
+        replies = await self._call(pipe.execute()) if keys else []
+        return [key for key, fresh in zip(keys, replies, strict=True) if fresh]
 
-    async def mark_restored(self) -> None:
-        await self._call(self._r.set(self._names.hot_key("restored"), "1"))
+    async def is_restored(self) -> bool:
+        return bool(await self._call(self._r.exists(self._restored)))
+
+    # --- A restore: one at a time (a lock with a token), every step fenced by that token.
+    async def begin_restore(self, token: str) -> bool:
+        """Take the restore lock; False while another aggregator holds it."""
+        return bool(await self._call(self._r.set(self._lock, token, nx=True, px=RESTORE_LOCK_MS)))
+
+    async def wipe(self, token: str) -> int:
+        """Delete every hot-item key but the lock: what an abandoned restore left behind (live
+        messages are refused until the restore is done, so nothing else is there)."""
+        found: list[str] = []
+        try:
+            async with asyncio.timeout(self._timeout_s * 10):
+                async for key in self._r.scan_iter(match=self._names.hot_key("*"), count=1000):
+                    found.append(key.decode() if isinstance(key, bytes) else str(key))
+        except _ERRORS as exc:
+            raise StoreUnavailable from exc
+        doomed = [k for k in found if k != self._lock]
+        for start in range(0, len(doomed), CHUNK_ROWS):
+            await self._step(token, "wipe", doomed[start : start + CHUNK_ROWS])
+        return len(doomed)
+
+    async def cover(self, token: str, message_ids: Sequence[str]) -> None:
+        """Mark messages whose rows this restore replays: a redelivery of one is skipped."""
+        for start in range(0, len(message_ids), CHUNK_ROWS):
+            chunk = message_ids[start : start + CHUNK_ROWS]
+            await self._step(token, "mark", [self._names.hot_key("seen", m) for m in chunk])
+
+    async def replay(self, token: str, rows: Sequence[hot.HotRow]) -> None:
+        for start in range(0, len(rows), CHUNK_ROWS):
+            chunk = rows[start : start + CHUNK_ROWS]
+            # The marker keys are not read in a restore's fold; any key of the slot will do.
+            if await self._fold(chunk, self._restored, self._restored, token) == -2:
+                raise RestoreLost("another aggregator took the restore over")
+
+    async def finish_restore(self, token: str) -> None:
+        await self._step(token, "done", [self._restored])
+
+    async def _step(self, token: str, step: str, keys: list[str]) -> None:
+        args: list[str | int] = [step, token, RESTORE_LOCK_MS, SEEN_TTL_S]
+        if int(await self._call(self._restore(keys=[self._lock, *keys], args=args))) == -2:
+            raise RestoreLost("another aggregator took the restore over")

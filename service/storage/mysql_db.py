@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -65,15 +65,15 @@ class MySQLDatabase:
         self._settings = settings
 
     @asynccontextmanager
-    async def _cursor(self) -> AsyncIterator[Any]:
-        """A cursor on a pooled connection, under the query timeout.
+    async def _cursor(self, timeout_s: float | None = None) -> AsyncIterator[Any]:
+        """A cursor on a pooled connection, under the query timeout (or ``timeout_s``).
 
         A connection that saw an error or a timeout is closed, not reused: its protocol state
         is unknown.
         """
         conn = None
         try:
-            async with asyncio.timeout(self._settings.mysql_timeout_s):
+            async with asyncio.timeout(timeout_s or self._settings.mysql_timeout_s):
                 conn = await self._pool.acquire()
                 try:
                     async with conn.cursor() as cur:
@@ -194,6 +194,20 @@ class MySQLDatabase:
             await cur.execute("BEGIN")
             for statement, args in steps:
                 await cur.execute(statement, list(args))
+            await cur.execute("COMMIT")
+
+    @asynccontextmanager
+    async def snapshot(self, timeout_s: float) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+        """``fetch(name, *args)`` for named queries that all read one consistent snapshot
+        (one read-only transaction), under ``timeout_s`` for the whole of it."""
+        async with self._cursor(timeout_s) as cur:
+            await cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+
+            async def fetch(name: str, *args: Any) -> Any:
+                await cur.execute(query(name), args)
+                return await cur.fetchall()
+
+            yield fetch
             await cur.execute("COMMIT")
 
     async def get_candidate(self, candidate_id: str) -> Candidate | None:
