@@ -53,7 +53,9 @@ test-unit: venv
 # MySQL split over two databases; `python -m` puts the checkout on sys.path for that plugin.
 CLUSTER_SUITES = tests/system/cluster $(wildcard tests/integration/test_save_path.py \
 	tests/integration/test_protocol.py tests/integration/test_failures.py \
-	tests/integration/test_reconcile*.py)
+	tests/integration/test_reconcile*.py tests/integration/test_hot*.py \
+	tests/integration/test_submit.py tests/integration/test_progress.py \
+	tests/integration/test_history.py)
 
 test-cluster: deps venv
 	.venv/bin/python -m pytest -p tests.system.cluster.topology $(CLUSTER_SUITES) $(PYTEST_ARGS)

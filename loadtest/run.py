@@ -306,6 +306,9 @@ def _chain_figures(
     commits = scrape.delta(
         before.consumer, after.consumer, f'{names.METRIC_MYSQL_COMMITS}{{writer="consumer"}}'
     ) + scrape.delta(*api, f'{names.METRIC_MYSQL_COMMITS}{{writer="naive"}}')
+    consumer = (before.consumer, after.consumer)
+    upsert_s = scrape.delta(*consumer, f"{names.METRIC_CONSUME_UPSERT}_sum")
+    history_s = scrape.delta(*consumer, f"{names.METRIC_CONSUME_HISTORY}_sum")
     mysql = {
         name: _per(after.mysql[name] - before.mysql[name], requests)
         for name in MYSQL_COUNTERS
@@ -323,6 +326,10 @@ def _chain_figures(
             "flushes": {k: int(v) for k, v in flushes.items() if v},
         },
         "mysql_commits_per_request": _per(commits, requests),
+        # The consumer's wall time in the forms' upsert (progress triggers included) and in
+        # the save-history insert, per request.
+        "consumer_upsert_ms_per_request": _per(upsert_s * 1000, requests),
+        "consumer_history_ms_per_request": _per(history_s * 1000, requests),
         "mysql_server_wide_per_request": mysql,
     }
 

@@ -141,6 +141,12 @@ class ConsumerMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.history = Histogram(
+            names.METRIC_CONSUME_HISTORY,
+            "One batch's save-history insert, retries included",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.delay = Histogram(
             names.METRIC_CONSUME_DELAY,
             "From a save (its version's time) to its row committed in MySQL",

@@ -149,6 +149,7 @@ METRIC_DEAD_LETTER_MESSAGES = "volreg_dead_letter_messages"
 METRIC_CONSUMER_LAG = "volreg_consumer_lag_seconds"
 METRIC_CONSUME_DELAY = "volreg_consume_delay_seconds"
 METRIC_CONSUME_UPSERT = "volreg_consume_upsert_seconds"
+METRIC_CONSUME_HISTORY = "volreg_consume_history_seconds"
 
 
 def names_of(settings: Settings) -> Names:

@@ -165,6 +165,9 @@ class Settings:
     bench_naive: bool = False
     # The naive route's own MySQL pool: one connection per load connection (wrk's 64).
     bench_naive_pool_size: int = 64
+    # Benchmark only: the consumer writes no save history (what the history rows cost, measured
+    # by `python -m loadtest.variants`). Never in production: disputes are answered from them.
+    bench_no_history: bool = False
     # Hot items: saves and reads count their items per process and publish the counts this
     # often (0 turns the events off); a buffer of at most this many distinct items (more are
     # dropped and counted); the broker keeps at most hot_queue_max such messages.

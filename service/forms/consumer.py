@@ -225,9 +225,11 @@ class FormWriter:
         per version. Waits while MySQL is down, as the upsert does."""
         journal = self._journal
         delay = 0.1
+        started = time.monotonic()
         while records and journal is not None:
             try:
                 await journal.record_saves(records)
+                self._metrics.history.observe(time.monotonic() - started)
                 return
             except RecordRejected as exc:  # the form still goes on to MySQL
                 log.error("save history refused %d records: %s", len(records), exc)

@@ -126,7 +126,8 @@ async def _consume(settings: Settings) -> None:
     async with AsyncExitStack() as stack:
         db, broker = await stack.enter_async_context(open_durable(settings, names))
         metrics = ConsumerMetrics()
-        writer = FormWriter(db, settings, metrics, journal=FilingTables(db))
+        journal = None if settings.bench_no_history else FilingTables(db)
+        writer = FormWriter(db, settings, metrics, journal=journal)
         consuming = asyncio.Event()
 
         async def sample_queues() -> None:

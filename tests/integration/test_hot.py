@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-import redis.asyncio as redis
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
 
@@ -26,7 +25,9 @@ from service.hot.broker import HotBroker
 from service.hot.events import HotEvents
 from service.main.wiring import open_hot_aggregator
 from service.storage.mysql_db import MySQLDatabase
+from service.storage.mysql_parts import AnyDatabase, home_of
 from service.storage.rabbit import open_broker
+from service.storage.redis_cache import open_cache
 from tests.conftest import FAST_HOT as FAST
 from tests.conftest import ClientFactory
 from tests.staff_support import ADMIN, TEACHER, staff_login
@@ -61,8 +62,8 @@ def _choices(*institutions: str) -> list[dict[str, Any]]:
     ]
 
 
-async def _mysql_totals(db: MySQLDatabase, batch: str) -> dict[tuple[str, str], int]:
-    rows = await db.fetch_all("hot_minutes_page", 0, "", "", "", 100_000)
+async def _mysql_totals(db: AnyDatabase, batch: str) -> dict[tuple[str, str], int]:
+    rows = await home_of(db).fetch_all("hot_minutes_page", 0, "", "", "", 100_000)
     totals: dict[tuple[str, str], int] = {}
     for _minute, batch_code, kind, item, hits in rows:
         if batch_code == batch:
@@ -137,12 +138,9 @@ async def test_a_redelivered_message_counts_once_and_redis_is_rebuilt_from_mysql
         )
         assert (await _mysql_totals(db, batch))[(hot.INSTITUTION, "10021")] == 5
         # Redis loses the buckets (and the restore marker): they come back from MySQL.
-        client = redis.Redis.from_url(settings.redis_url)
-        try:
-            async for key in client.scan_iter(match=names.hot_key("*"), count=1000):
-                await client.delete(key)
-        finally:
-            await client.aclose()
+        async with open_cache(settings, names) as cache:  # a Redis Cluster too
+            async for key in cache.client.scan_iter(match=names.hot_key("*"), count=1000):
+                await cache.client.delete(key)
         assert await aggregator.restore() > 0
         assert await aggregator.restore() == 0  # marked: a second start replays nothing
         after = await aggregator.top(batch, "batch")

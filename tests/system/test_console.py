@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.async_api import Page, async_playwright
 
 from schemas import urls
@@ -49,6 +50,7 @@ async def test_console_in_a_headless_browser(
     aggregator: Aggregator,
     db: MySQLDatabase,
     tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     batch = f"console-{uuid.uuid4().hex[:6]}"
     now = datetime.now()
@@ -135,4 +137,8 @@ async def test_console_in_a_headless_browser(
             await page.screenshot(path=str(REPORTS / "console-phone.png"), full_page=True)
         finally:
             await browser.close()
-    assert (REPORTS / "console.png").stat().st_size > 10_000
+    shots = [REPORTS / "console.png", REPORTS / "console-phone.png"]
+    for shot in shots:
+        assert shot.stat().st_size > 10_000, shot
+    with capsys.disabled():  # the artifacts' paths, whatever pytest's capture setting
+        print(f"\nconsole screenshots: {', '.join(str(p.relative_to(ROOT)) for p in shots)}")
