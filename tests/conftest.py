@@ -130,10 +130,10 @@ async def consumer(settings: Settings, db: MySQLDatabase) -> AsyncIterator[None]
 FAST_HOT: dict[str, Any] = {"hot_flush_s": 0.1, "hot_key_threshold": 3, "hot_push_interval_s": 0.2}
 
 
-@pytest.fixture
-async def aggregator(settings: Settings) -> AsyncIterator[Aggregator]:
-    """``volreg hot`` in this process, on the run's event queue."""
-    s = dataclasses.replace(settings, **FAST_HOT)
+@contextlib.asynccontextmanager
+async def running_aggregator(s: Settings) -> AsyncIterator[Aggregator]:
+    """One ``volreg hot`` in this process on the settings' event queue, as the command runs
+    it (restore, then consume)."""
     async with open_hot_aggregator(s, names_of(s)) as (aggregator, hot_broker, broker):
         await broker.wait_connected(10)
         await aggregator.restore()
@@ -141,9 +141,18 @@ async def aggregator(settings: Settings) -> AsyncIterator[Aggregator]:
         await hot_broker.consume_hot(inbox.put, 50)
         stop = asyncio.Event()
         task = asyncio.create_task(aggregator.run(inbox, stop, 0.2), name="test-hot")
+        try:
+            yield aggregator
+        finally:
+            stop.set()
+            await task
+
+
+@pytest.fixture
+async def aggregator(settings: Settings) -> AsyncIterator[Aggregator]:
+    """``volreg hot`` in this process, on the run's event queue."""
+    async with running_aggregator(dataclasses.replace(settings, **FAST_HOT)) as aggregator:
         yield aggregator
-        stop.set()
-        await task
 
 
 @pytest.fixture

@@ -314,3 +314,7 @@ FROM reconcile_runs ORDER BY id DESC LIMIT 3
 SELECT job_id, kind, source, rows_done, imported, rejected, input_bytes, total_bytes,
   run_started_at
 FROM import_jobs WHERE state = 'running' ORDER BY started_at
+
+-- name: bench_candidate_ids
+-- Benchmark only (python -m loadtest.variants --writes): the candidates to write forms for.
+SELECT candidate_id FROM candidates ORDER BY candidate_id LIMIT 5000

@@ -34,7 +34,7 @@ _PRUNE_S = 600.0
 
 class HotStore(Protocol):
     async def apply(self, message_id: str, rows: Sequence[hot.HotRow]) -> int:
-        """NotRestored (an Unavailable) while the buckets wait for a restore."""
+        """NotRestored while the buckets wait for a restore."""
 
     async def top(
         self, buckets: Sequence[Bucket], batch: str, kind: str, limit: int

@@ -37,11 +37,11 @@ def _lua(name: str) -> str:
 Bucket = tuple[str, int | str]  # ("m", minute) | ("h", hour) | ("b", "")
 
 
-class NotRestored(StoreUnavailable):
+class NotRestored(Exception):
     """Redis lost the buckets: a live message waits until a restore from MySQL has run."""
 
 
-class RestoreLost(StoreUnavailable):
+class RestoreLost(Exception):
     """Another restore took the lock over (this one stalled past its TTL, or Redis lost it)."""
 
 

@@ -5,25 +5,24 @@ losing the buckets while both run. The totals in MySQL and in the Redis top list
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import aio_pika
 
 from schemas import hot
 from service.core.names import Names, names_of
 from service.core.settings import Settings
-from service.hot.aggregate import Aggregator, Delivery, durable_rows
+from service.hot.aggregate import Aggregator, durable_rows
 from service.hot.broker import HotBroker
 from service.hot.mysql import HotTables
-from service.main.wiring import open_hot_aggregator
 from service.storage.mysql_parts import AnyDatabase, home_of
 from service.storage.rabbit import open_broker
 from service.storage.redis_cache import open_cache
+from tests.conftest import running_aggregator
 
 _INSTITUTIONS = ("10041", "10042", "10043", "10044", "10045")
 _WAIT_S = 30.0
@@ -52,23 +51,6 @@ async def _eventually(check: Callable[[], Awaitable[bool]]) -> None:
     while not await check():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.2)
-
-
-@contextlib.asynccontextmanager
-async def _aggregator(s: Settings, names: Names) -> AsyncIterator[Aggregator]:
-    """One `volreg hot` in this process, as the command runs it."""
-    async with open_hot_aggregator(s, names) as (aggregator, hot_broker, broker):
-        await broker.wait_connected(10)
-        await aggregator.restore()
-        inbox: asyncio.Queue[Delivery] = asyncio.Queue()
-        await hot_broker.consume_hot(inbox.put, 20)
-        stop = asyncio.Event()
-        task = asyncio.create_task(aggregator.run(inbox, stop, 0.5), name="test-hot-n")
-        try:
-            yield aggregator
-        finally:
-            stop.set()
-            await task
 
 
 async def _totals_agree(
@@ -137,7 +119,7 @@ async def test_two_aggregators_and_a_redelivery_count_every_message_once(
                 assert await tables.add(message.message_id, durable_rows(message.rows))
             await queue.cancel(tag)
 
-            async with _aggregator(s, names) as one, _aggregator(s, names) as two:
+            async with running_aggregator(s) as one, running_aggregator(s) as two:
                 for message in rest:
                     await publisher.publish_hot(hot.encode(message))
                 for message in rest[:10]:  # published twice (same message id)
