@@ -51,6 +51,10 @@ class Names:
         tag = f"{{{self.key_prefix}:login:{client}}}"
         return [f"{tag}:account:{account}", f"{tag}:all"]
 
+    def login_global_key(self) -> str:
+        """Login attempts of the whole service in the current window (login_global.lua)."""
+        return f"{{{self.key_prefix}:login-global}}"
+
     def exam_key(self, candidate_id: str) -> str:
         return f"{self.tag(candidate_id)}:exam:{candidate_id}"
 

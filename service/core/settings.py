@@ -62,6 +62,11 @@ class Settings:
     login_failures_limit: int = 10
     login_failures_window_s: int = 300
     login_client_failures_limit: int = 300
+    # Login attempts of the whole service (every process, every client; counted in Redis)
+    # per window before further ones get 503 login_busy + Retry-After, checked before hashing:
+    # size it to what the pods can hash (pods x login_hash_workers x ~20/s). 0 turns it off.
+    login_global_limit: int = 500
+    login_global_window_s: int = 1
     # Addresses (or CIDR blocks, comma-separated) of proxies whose X-Forwarded-For names the
     # client; from anyone else the header is ignored.
     trusted_proxies: str = ""

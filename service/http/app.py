@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from service.accounts.login import Accounts
-from service.accounts.revocation import Revocations
 from service.catalogue.catalogue import Catalogue
 from service.console.status import Pipeline
 from service.core.metrics import Metrics
 from service.core.names import Names
+from service.core.revocation import Revocations
 from service.core.settings import Settings
 from service.core.token_keys import previous_secrets
 from service.core.tokens import TokenSigner

@@ -24,7 +24,6 @@ from prometheus_client import CollectorRegistry
 from service.accounts.guard import HashQueue, LoginGuard, LoginLimits
 from service.accounts.login import Accounts, StaffStore
 from service.accounts.mysql import StaffTables
-from service.accounts.revocation import GenerationCache, GenerationTable, Revocations
 from service.accounts.staff import create_account
 from service.catalogue import mysql as catalogue_mysql
 from service.catalogue.broadcast import open_broadcast
@@ -45,6 +44,7 @@ from service.core.metrics import Metrics
 from service.core.names import Names, names_of
 from service.core.passwords import Passwords
 from service.core.ports import Batch, Database, FormCache, LoginAttempts, Publisher
+from service.core.revocation import GenerationCache, GenerationTable, Revocations
 from service.core.settings import Settings
 from service.core.shard_guard import ShardGuard
 from service.filing.history import History, HistoryTables
@@ -313,6 +313,8 @@ async def _services(
             settings.login_failures_limit,
             settings.login_client_failures_limit,
             settings.login_failures_window_s,
+            settings.login_global_limit,
+            settings.login_global_window_s,
         )
         sinks = Sinks(a.candidates, a.exams, a.staff, a.import_jobs, broadcast.publish)
         accounts = Accounts(
