@@ -58,6 +58,7 @@ def make_settings(**overrides: Any) -> Settings:
     base = Settings(
         mysql_dsn=database,
         redis_cluster_nodes=os.environ.get("VOLREG_TEST_REDIS_CLUSTER_NODES", ""),
+        redis_cluster_password=os.environ.get("VOLREG_TEST_REDIS_CLUSTER_PASSWORD", ""),
         redis_url=TEST_REDIS,
         amqp_url=TEST_AMQP,
         key_prefix=f"t{RUN}",

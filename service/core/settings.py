@@ -25,6 +25,10 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Redis Cluster seed nodes "host:port,host:port"; when set, redis_url is not used.
     redis_cluster_nodes: str = ""
+    # The cluster's credentials (AUTH on every node connection, as a single Redis takes them
+    # from redis_url): requirepass, or an ACL user and its password.
+    redis_cluster_username: str = ""
+    redis_cluster_password: str = ""
     # One URL, or a comma-separated list of cluster nodes tried in order on (re)connect.
     amqp_url: str = "amqp://127.0.0.1:5672/"
     # Replicas of each new quorum queue (x-quorum-initial-group-size); 0 = broker default.

@@ -347,6 +347,9 @@ async def _open_cluster(settings: Settings, names: Names) -> AsyncIterator[Redis
     failover (a connection error or MOVED reply makes it re-read the map)."""
     client = redis.RedisCluster(
         startup_nodes=cluster_seeds(settings.redis_cluster_nodes),
+        # None: no AUTH (a cluster without a password); the same credentials on every node.
+        username=settings.redis_cluster_username or None,
+        password=settings.redis_cluster_password or None,
         max_connections=settings.redis_pool_size,
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
