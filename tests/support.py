@@ -50,6 +50,12 @@ def _server_of(dsn: str) -> str:
 TEST_MYSQL = os.environ.get("VOLREG_TEST_MYSQL", _server_of(SERVERS.mysql_dsn))
 TEST_REDIS = os.environ.get("VOLREG_TEST_REDIS", SERVERS.redis_url)
 TEST_AMQP = os.environ.get("VOLREG_TEST_AMQP", SERVERS.amqp_url)
+# The schema owner the suites create, migrate and drop their databases as (scripts/
+# ensure-deps.sh sets one up on its own MariaDB); empty: the application's user.
+TEST_MIGRATE_USER = os.environ.get("VOLREG_TEST_MYSQL_MIGRATE_USER", SERVERS.mysql_migrate_user)
+TEST_MIGRATE_PASSWORD = os.environ.get(
+    "VOLREG_TEST_MYSQL_MIGRATE_PASSWORD", SERVERS.mysql_migrate_password
+)
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -57,6 +63,8 @@ def make_settings(**overrides: Any) -> Settings:
     database = f"{TEST_MYSQL}/volreg_test_{RUN}"
     base = Settings(
         mysql_dsn=database,
+        mysql_migrate_user=TEST_MIGRATE_USER,
+        mysql_migrate_password=TEST_MIGRATE_PASSWORD,
         redis_cluster_nodes=os.environ.get("VOLREG_TEST_REDIS_CLUSTER_NODES", ""),
         redis_cluster_password=os.environ.get("VOLREG_TEST_REDIS_CLUSTER_PASSWORD", ""),
         redis_url=TEST_REDIS,

@@ -44,6 +44,11 @@ class Settings:
     mysql_dsn: str = "mysql://volreg@127.0.0.1:3306/volreg"
     # Shard map "0-127=mysql://...,128-255=mysql://..."; when set, mysql_dsn is not used.
     mysql_shards: str = ""
+    # `volreg migrate` (and the tests' throw-away databases) connect as this user, the schema's
+    # owner, to every database of mysql_dsn/mysql_shards; the application's own user may then
+    # only read and write rows. Empty: as the application's user.
+    mysql_migrate_user: str = ""
+    mysql_migrate_password: str = ""
     token_secret: str = _DEV_SECRET
     # Older secrets still accepted when verifying tokens (comma-separated), so the secret can
     # be rotated without logging everyone out; drop them after token_ttl_s.
