@@ -69,8 +69,8 @@ from service.imports.mysql import ImportJobs
 from service.imports.pipeline import CandidateSink, ExamCache, Importer, Sinks, StaffSink
 from service.schools.schools import Schools, SchoolTables
 from service.storage.brokers import FormBroker, open_form_broker
-from service.storage.mysql_db import MySQLDatabase, connect_one
-from service.storage.mysql_migrate import check_shard_count
+from service.storage.mysql_db import connect_one
+from service.storage.mysql_migrate import NaiveTable, check_shard_count
 from service.storage.mysql_parts import AnyDatabase, open_database
 from service.storage.rabbit import RabbitBroker, open_broker
 from service.storage.rabbit_status import message_counts
@@ -110,20 +110,21 @@ class OpenNaiveStore(Protocol):
 
 
 @asynccontextmanager
-async def open_naive_store(settings: Settings) -> AsyncIterator[MySQLDatabase | None]:
+async def open_naive_store(settings: Settings) -> AsyncIterator[NaiveTable | None]:
     """The naive route's own MySQL pool, sized to the load's concurrency (a naive design
     would size it so: sharing the API's small pool would understate it), with its table
-    created before any load arrives. None unless ``bench_naive`` is set."""
+    created (by the schema's owner) before any load arrives. None unless ``bench_naive``."""
     if not settings.bench_naive:
         yield None
         return
     sized = dataclasses.replace(settings, mysql_pool_size=settings.bench_naive_pool_size)
     async with connect_one(sized) as db:
+        store = NaiveTable(db, sized)
         try:
-            await db.create_naive_table()
+            await store.create_naive_table()
         except Unavailable as exc:  # created on first save instead
             log.warning("naive benchmark table not created yet: %s", exc)
-        yield db
+        yield store
 
 
 class OpenHotKeys(Protocol):

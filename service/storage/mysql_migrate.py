@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncmy
 from asyncmy.errors import Error as DriverError
 
-from schemas.sql_files import migrations
+from schemas.records import FormRecord
+from schemas.sql_files import migrations, query
 from service.core.errors import DatabaseUnavailable
 from service.core.settings import Settings
 from service.core.settings_rules import SettingsError
@@ -158,11 +159,38 @@ async def _own_triggers(cur: Any, triggers: dict[str, str]) -> None:
 async def drop_database(settings: Settings) -> None:
     """Tests only: remove a per-run database (each one of a shard map), as the owner."""
     for dsn in database_dsns(settings):
-        one = as_owner(settings, dsn)
-        conn = await asyncmy.connect(**pool_kwargs(one, database=False))
-        try:
-            async with conn.cursor() as cur:
-                database = MySQLTarget.parse(dsn).database
-                await cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
-        finally:
-            conn.close()
+        database = MySQLTarget.parse(dsn).database
+        await _execute_as_owner(settings, dsn, f"DROP DATABASE IF EXISTS `{database}`", use=False)
+
+
+class NaiveTable:
+    """Benchmark only (`volreg serve --naive`): the naive route's store. Its table is created
+    when the route starts, so a normal schema never carries it, and by the schema's owner (the
+    application's user may not create tables); saves go through the application's pool."""
+
+    def __init__(self, db: NaiveRows, settings: Settings) -> None:
+        self._db = db
+        self._settings = settings
+
+    async def create_naive_table(self) -> None:
+        for dsn in database_dsns(self._settings):
+            try:
+                await _execute_as_owner(self._settings, dsn, query("naive_create_table"))
+            except (OSError, TimeoutError, DriverError) as exc:
+                raise DatabaseUnavailable(f"MySQL: {exc}") from exc
+
+    async def naive_save_form(self, record: FormRecord) -> int:
+        return await self._db.naive_save_form(record)
+
+
+class NaiveRows(Protocol):
+    async def naive_save_form(self, record: FormRecord) -> int: ...
+
+
+async def _execute_as_owner(settings: Settings, dsn: str, statement: str, use: bool = True) -> None:
+    conn = await asyncmy.connect(**pool_kwargs(as_owner(settings, dsn), database=use))
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(statement)
+    finally:
+        conn.close()
