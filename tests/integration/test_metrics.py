@@ -26,6 +26,7 @@ from service.storage.redis_cache import RedisCache
 from tests.conftest import ClientFactory
 from tests.harness import isolated
 from tests.support import (
+    DEMO_ID,
     OPEN_BATCH,
     admin_headers,
     choices,
@@ -128,14 +129,57 @@ async def test_the_api_times_each_step_of_a_save(
     assert _value(text, "process_resident_memory_bytes") is not None  # the process collector
 
 
+async def test_refused_logins_and_cache_lookups_are_counted(make_client: ClientFactory) -> None:
+    client = await make_client()
+    admin = admin_headers(client.app[keys.SETTINGS])
+
+    async def scrape() -> str:
+        resp = await client.get(urls.METRICS, headers=admin)
+        assert resp.status == 200
+        return await resp.text()
+
+    def failures(text: str, kind: str, reason: str) -> float:
+        sample = f'volreg_login_failures_total{{kind="{kind}",reason="{reason}"}}'
+        return _value(text, sample) or 0.0
+
+    before = await scrape()
+    wrong = {"candidate_id": DEMO_ID, "password": "not-the-password"}
+    assert (await client.post(urls.LOGIN, json=wrong)).status == 401
+    staff = {"username": "nobody-at-all", "password": "not-the-password"}
+    assert (await client.post(urls.LOGIN, json=staff)).status == 401
+    bad_id = {"candidate_id": "110105194912310021", "password": "x"}  # wrong check digit
+    assert (await client.post(urls.LOGIN, json=bad_id)).status == 422
+    await login(client)  # a success counts nothing
+    institution = urls.CATALOGUE_INSTITUTION.format(code="10001")
+    for _ in range(3):
+        assert (await client.get(institution)).status == 200
+    after = await scrape()
+    for kind, reason in (
+        ("candidate", "unauthorized"),
+        ("staff", "unauthorized"),
+        ("candidate", "validation_failed"),
+    ):
+        assert failures(after, kind, reason) == failures(before, kind, reason) + 1, reason
+    hits = 'volreg_cache_hits_total{cache="catalogue"}'
+    misses = 'volreg_cache_misses_total{cache="catalogue"}'
+    lookups = [(_value(x, hits) or 0) + (_value(x, misses) or 0) for x in (before, after)]
+    assert lookups[1] >= lookups[0] + 3  # each read asks the per-process cache first
+    assert (_value(after, hits) or 0) > (_value(before, hits) or 0)  # the repeats hit
+
+
 async def test_the_consumer_serves_its_own_metrics(
     settings: Settings, db: MySQLDatabase, cache: RedisCache
 ) -> None:
     async with isolated(settings, db, cache, consume=False) as harness:
         port = _free_port()
+        scrape_token = "c0n5umer-5crape-7oken-1f3a5c7e9b1d3f5a7c9e"
         consumer_settings = dataclasses.replace(
-            harness.settings, consumer_http_port=port, consumer_stats_interval_s=0.2
+            harness.settings,
+            consumer_http_port=port,
+            consumer_stats_interval_s=0.2,
+            metrics_token=scrape_token,
         )
+        scrape = {"Authorization": f"Bearer {scrape_token}"}
         keys = [FormKey(make_id(440107, "20070705", i), OPEN_BATCH) for i in range(20)]
         versions = {}
         for n, key in enumerate(keys):  # queued before any consumer runs
@@ -151,8 +195,12 @@ async def test_the_consumer_serves_its_own_metrics(
                 await wait_for_mysql(db, key, version)
             queue = f"{harness.settings.queue_prefix}.forms.q0"
             deadline = time.monotonic() + 20
+            status, _ = await _get(base + urls.METRICS)
+            assert status == 401  # the metrics token is set: a scrape must send it
+            status, _ = await _get(base + urls.METRICS, {"Authorization": "Bearer wrong"})
+            assert status == 401
             while True:  # the queue depths are sampled every consumer_stats_interval_s
-                _, text = await _get(base + urls.METRICS)
+                _, text = await _get(base + urls.METRICS, scrape)
                 applied = _value(text, 'volreg_consumed_messages_total{outcome="applied"}')
                 depth = _value(text, f'volreg_queue_messages{{queue="{queue}"}}')
                 if applied == len(keys) and depth == 0:
@@ -163,6 +211,8 @@ async def test_the_consumer_serves_its_own_metrics(
             lag = _value(text, "volreg_consumer_lag_seconds")
             assert lag is not None and lag > 0
             assert _value(text, "volreg_dead_letter_messages") == 0
+            # Every delivery settled: nothing is held unacked.
+            assert _value(text, "volreg_consumer_oldest_unacked_seconds") == 0
             assert _value(text, "volreg_consume_upsert_seconds_count") is not None
             assert "volreg_http_requests" not in text  # the API's, not the consumer's
         finally:

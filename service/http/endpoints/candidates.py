@@ -113,13 +113,19 @@ async def login(request: web.Request) -> web.Response:
     accounts = request.app[keys.ACCOUNTS]
     proxies: list[Network] = request.app[keys.PROXIES]
     client = client_address(request, proxies)
-    if isinstance(body, CandidateLogin):
-        problem = id_problem(body.candidate_id)
-        if problem:
-            raise _invalid("candidate_id", problem)
-        token, claims = await accounts.login_candidate(body.candidate_id, body.password, client)
-    else:
-        token, claims = await accounts.login_staff(body.username, body.password, client)
+    candidate = isinstance(body, CandidateLogin)
+    try:
+        if isinstance(body, CandidateLogin):
+            problem = id_problem(body.candidate_id)
+            if problem:
+                raise _invalid("candidate_id", problem)
+            token, claims = await accounts.login_candidate(body.candidate_id, body.password, client)
+        else:
+            token, claims = await accounts.login_staff(body.username, body.password, client)
+    except VolregError as exc:
+        kind = "candidate" if candidate else "staff"
+        request.app[keys.METRICS].login_failures.labels(kind, exc.code).inc()
+        raise
     return json_response(
         {
             "token": token,
@@ -224,7 +230,9 @@ async def metrics(request: web.Request) -> web.Response:
     token = request.app[keys.SETTINGS].metrics_token
     if not is_metrics_token(request.headers.get("Authorization", ""), token):
         require_role(request, ROLE_ADMIN)
-    body, content_type = exposition(request.app[keys.METRICS].registry)
+    metrics = request.app[keys.METRICS]
+    metrics.refresh()
+    body, content_type = exposition(metrics.registry)
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
