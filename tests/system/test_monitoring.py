@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from reconciler.metrics import ReconcileMetrics
 from service.core.metrics import ConsumerMetrics, Metrics
+from tests.system.test_manifests import OVERLAYS, _named, _of, _pod_env, _render
 
 MONITORING = Path(__file__).resolve().parents[2] / "k8s" / "monitoring"
 # Series Prometheus or the process collector provide, not volreg's own names.
@@ -103,6 +104,11 @@ def test_every_queried_metric_is_exposed_by_the_service() -> None:
         "volreg_save_stage_seconds_bucket",
         "volreg_reconcile_last_run",
         "volreg_dependency_up",
+        "volreg_consumer_oldest_unacked_seconds",
+        "volreg_cache_hits_total",
+        "volreg_cache_misses_total",
+        "volreg_login_failures_total",
+        "volreg_http_requests_total",  # its status="429" series
     ):
         assert name in used, name
 
@@ -153,15 +159,55 @@ def test_monitoring_renders_with_kustomize() -> None:
     assert kinds == {"ConfigMap", "PodMonitor", "PrometheusRule"}
 
 
-def test_scrapes_of_token_protected_endpoints_send_a_token() -> None:
-    """The API's and the reconciler's /metrics want an admin token (the consumer's does not)."""
+def _selected_components(monitor: dict[str, Any]) -> set[str]:
+    selector = monitor["spec"]["selector"]
+    found = set()
+    if "matchLabels" in selector:
+        found.add(selector["matchLabels"]["app.kubernetes.io/component"])
+    for rule in selector.get("matchExpressions", []):
+        if rule["key"] == "app.kubernetes.io/component":
+            assert rule["operator"] == "In"
+            found |= set(rule["values"])
+    return found
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_scrape_sends_the_long_lived_token_the_pods_load(overlay: str) -> None:
+    """Each PodMonitor endpoint sends a bearer token from a Secret of the rendered overlay
+    (Prometheus reads it in the PodMonitor's namespace, the one volreg runs in), and the pods
+    it scrapes load that very key as VOLREG_METRICS_TOKEN, so scraper and server agree; the
+    Secret holds nothing else (the monitoring stack reads it, never the passwords)."""
+    docs = _render(overlay)
     monitors = list(yaml.safe_load_all((MONITORING / "podmonitor.yaml").read_text()))
-    ports = set()
+    scraped: set[str] = set()
     for monitor in monitors:
         assert monitor["kind"] == "PodMonitor"
+        components = _selected_components(monitor)
+        scraped |= components
         for endpoint in monitor["spec"]["podMetricsEndpoints"]:
-            ports.add(endpoint["port"])
-            if endpoint["port"] == "http":
-                assert endpoint["authorization"]["type"] == "Bearer"
-                assert endpoint["authorization"]["credentials"]["name"]
-    assert ports == {"http", "metrics"}
+            auth = endpoint["authorization"]
+            assert auth["type"] == "Bearer"
+            ref = auth["credentials"]
+            assert ref["key"] == "VOLREG_METRICS_TOKEN"
+            secret = _named(docs, "Secret", ref["name"])
+            assert set(secret["stringData"]) == {ref["key"]}, (
+                "the scrape Secret holds the token only"
+            )
+            for deployment in _of(docs, "Deployment"):
+                labels = deployment["spec"]["template"]["metadata"]["labels"]
+                if labels.get("app.kubernetes.io/component") not in components:
+                    continue
+                [container] = deployment["spec"]["template"]["spec"]["containers"]
+                loaded = {s["secretRef"]["name"] for s in container["envFrom"] if "secretRef" in s}
+                assert ref["name"] in loaded, deployment["metadata"]["name"]
+                assert (
+                    _pod_env(docs, container)["VOLREG_METRICS_TOKEN"]
+                    == secret["stringData"][ref["key"]]
+                )
+                ports = {p["name"] for p in container["ports"]}
+                assert endpoint["port"] in ports, (deployment["metadata"]["name"], endpoint["port"])
+    assert scraped == {"api", "consumer", "reconciler"}
+    # No other Secret the pods load sets the variable (it would win or lose by order).
+    for secret in _of(docs, "Secret"):
+        if secret["metadata"]["name"] != "volreg-metrics-token":
+            assert "VOLREG_METRICS_TOKEN" not in secret.get("stringData", {})
