@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -122,25 +123,11 @@ def _validated(exc: Problem) -> ValidationFailed:
 
 async def login(request: web.Request) -> web.Response:
     data = await read_json(request, *body_limits(request))
+    # Counted by the kind the body looks like, as parse_login reads it.
+    kind = "staff" if isinstance(data, dict) and "username" in data else "candidate"
     try:
-        body = parse_login(data)
-    except Problem as exc:
-        raise _validated(exc) from None
-    accounts = request.app[keys.ACCOUNTS]
-    proxies: list[Network] = request.app[keys.PROXIES]
-    client = client_address(request, proxies)
-    candidate = isinstance(body, CandidateLogin)
-    try:
-        if isinstance(body, CandidateLogin):
-            if id_problem(body.candidate_id):  # shaped like an ID (the model checks that)
-                raise Unauthorized(
-                    "wrong candidate ID or password (the ID's check digit does not match)"
-                )
-            token, claims = await accounts.login_candidate(body.candidate_id, body.password, client)
-        else:
-            token, claims = await accounts.login_staff(body.username, body.password, client)
+        token, claims = await _logged_in(request, data)
     except VolregError as exc:
-        kind = "candidate" if candidate else "staff"
         request.app[keys.METRICS].login_failures.labels(kind, exc.code).inc()
         raise
     return json_response(
@@ -150,6 +137,21 @@ async def login(request: web.Request) -> web.Response:
             "role": claims.role,
         }
     )
+
+
+async def _logged_in(request: web.Request, data: Any) -> tuple[str, Claims]:
+    try:
+        body = parse_login(data)
+    except Problem as exc:
+        raise _validated(exc) from None
+    accounts = request.app[keys.ACCOUNTS]
+    proxies: list[Network] = request.app[keys.PROXIES]
+    client = client_address(request, proxies)
+    if isinstance(body, CandidateLogin):
+        if id_problem(body.candidate_id):  # shaped like an ID (the model checks that)
+            raise Unauthorized("wrong candidate ID or password (the ID's check digit is wrong)")
+        return await accounts.login_candidate(body.candidate_id, body.password, client)
+    return await accounts.login_staff(body.username, body.password, client)
 
 
 async def logout(request: web.Request) -> web.Response:
