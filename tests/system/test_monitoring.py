@@ -16,7 +16,11 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from reconciler.metrics import ReconcileMetrics
-from service.core.metrics import ConsumerMetrics, Metrics
+from schemas import urls
+from service.core.metrics import ConsumerMetrics, Metrics, exposition
+from service.http import keys
+from tests.conftest import ClientFactory
+from tests.support import admin_headers
 from tests.system.test_manifests import OVERLAYS, _named, _of, _pod_env, _render
 
 MONITORING = Path(__file__).resolve().parents[2] / "k8s" / "monitoring"
@@ -111,6 +115,38 @@ def test_every_queried_metric_is_exposed_by_the_service() -> None:
         "volreg_http_requests_total",  # its status="429" series
     ):
         assert name in used, name
+
+
+def _scraped(text: str) -> set[str]:
+    """Every sample name a scrape's text can show, from its ``# TYPE`` lines (a family with
+    no sample yet is listed too)."""
+    suffixes = {"histogram": ("_bucket", "_count", "_sum"), "summary": ("_count", "_sum")}
+    names = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            names |= {name + s for s in suffixes.get(kind, ("",))}
+    return names
+
+
+async def test_every_queried_metric_is_in_a_live_scrape(
+    make_client: ClientFactory, consumer: None
+) -> None:
+    """The API's /metrics as a running app serves it (with every port wired, so a metric
+    defined but never registered shows), the consumer's and the reconciler's exposition: each
+    metric a rule or a panel queries is in one of them."""
+    client = await make_client()
+    resp = await client.get(urls.METRICS, headers=admin_headers(client.app[keys.SETTINGS]))
+    assert resp.status == 200
+    api = _scraped(await resp.text())
+    others = set()
+    for registry in (ConsumerMetrics().registry, ReconcileMetrics().registry):
+        body, _ = exposition(registry)
+        others |= _scraped(body.decode())
+    assert "volreg_cache_hits_total" in api and "volreg_login_failures_total" in api
+    for where, expr in _queries().items():
+        for name in _metrics_in(expr):
+            assert name in api | others, f"{where}: {name} is in no live scrape"
 
 
 def test_alert_rules_pass_promtool(tmp_path: Path) -> None:
