@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
-
-import orjson
 
 from schemas import urls
 from schemas.http import parse_form
@@ -26,32 +22,7 @@ from service.storage.redis_cache import RedisCache
 from tests.conftest import ClientFactory
 from tests.harness import Harness, isolated
 from tests.integration.test_group_commit import HeldBroker, flushes, same_queue_keys, until
-from tests.support import OPEN_BATCH, choices, form_url, login
-
-
-class _Lines(logging.Handler):
-    """Log lines as the service writes them (JSON, formatted when emitted)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(logs.JsonFormatter())
-        self.lines: list[dict[str, object]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(orjson.loads(self.format(record)))
-
-
-@contextmanager
-def _captured(name: str, level: int = logging.INFO) -> Iterator[_Lines]:
-    logger = logging.getLogger(name)
-    handler, before = _Lines(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(before)
+from tests.support import OPEN_BATCH, captured, choices, form_url, login
 
 
 async def test_access_log_has_client_address_and_request_id(
@@ -59,7 +30,7 @@ async def test_access_log_has_client_address_and_request_id(
 ) -> None:
     client = await make_client(access_log_sample=1.0)
     headers = await login(client)
-    with _captured("volreg.http") as log:
+    with captured("volreg.http") as log:
         resp = await client.put(
             form_url(),
             json={"choices": choices(2, 3)},
@@ -76,7 +47,7 @@ async def test_access_log_has_client_address_and_request_id(
 
 async def test_sampling_off_still_logs_errors(make_client: ClientFactory) -> None:
     client = await make_client(access_log_sample=0.0)
-    with _captured("volreg.http") as log:
+    with captured("volreg.http") as log:
         assert (await client.get(urls.CATALOGUE_BATCHES)).status == 200
         assert (await client.get(form_url())).status == 401
     statuses = [x["status"] for x in log.lines if x["msg"] == "request"]
@@ -97,7 +68,7 @@ async def test_request_id_reaches_the_consumer_log(
             logs.request_id.reset(token)
         [delivery] = await harness.take(1)
         assert delivery.headers[HEADER_REQUEST_ID] == "req-to-consumer"
-        with _captured("service.forms.consumer", logging.DEBUG) as log:
+        with captured("service.forms.consumer", logging.DEBUG) as log:
             await harness.writer.apply([delivery])
         [line] = [x for x in log.lines if x["msg"] == "applied"]
         assert line["request_id"] == "req-to-consumer"
@@ -143,7 +114,7 @@ async def test_each_record_of_a_batch_message_keeps_its_request_id(
         [batch] = [d for d in deliveries if d.headers["x-records"] == 2]
         assert HEADER_REQUEST_ID not in batch.headers
         assert len(harness.writer.unacked) == 2  # held until settled
-        with _captured("service.forms.consumer", logging.DEBUG) as log:
+        with captured("service.forms.consumer", logging.DEBUG) as log:
             await harness.writer.apply(deliveries)
         assert len(harness.writer.unacked) == 0
         applied = {x["candidate_id"]: x["request_id"] for x in log.lines if x["msg"] == "applied"}
