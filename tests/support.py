@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 from aiohttp.test_utils import TestClient
 
 from schemas import urls
@@ -20,6 +24,7 @@ from schemas.http import parse_form
 from schemas.records import FormKey, FormRecord
 from service.core import codec
 from service.core.ids import make_id
+from service.core.logs import JsonFormatter
 from service.core.ports import Database
 from service.core.settings import ENV_FILE, Settings, environment
 
@@ -191,3 +196,30 @@ def admin_headers(settings: Settings) -> dict[str, str]:
 
     token = TokenSigner(settings.token_secret).issue(Claims("ops", "admin", int(time.time()) + 600))
     return {"Authorization": f"Bearer {token}"}
+
+
+class LogLines(logging.Handler):
+    """Log lines as the service writes them (JSON, formatted when emitted, so in the context
+    of the code that logged: its request id)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(orjson.loads(self.format(record)))
+
+
+@contextmanager
+def captured(name: str, level: int = logging.INFO) -> Iterator[LogLines]:
+    """The lines logger ``name`` writes meanwhile, at ``level`` and above."""
+    logger = logging.getLogger(name)
+    handler, before = LogLines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before)

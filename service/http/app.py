@@ -28,6 +28,7 @@ from service.hot.aggregate import Aggregator
 from service.hot.events import HotEvents
 from service.http import keys
 from service.http.clients import trusted_networks
+from service.http.consumer_app import sampling
 from service.http.endpoints.candidates import add_routes
 from service.http.endpoints.catalogue import add_catalogue_routes
 from service.http.endpoints.console import add_console_routes
@@ -125,7 +126,14 @@ def build_app(settings: Settings, names: Names, services: OpenServices) -> web.A
                 app[keys.SUBMISSIONS] = s.submissions
             if s.pipeline is not None:
                 app[keys.PIPELINE] = s.pipeline
-            async with readiness.probing(settings.probe_interval_s):
+
+            async def refresh() -> None:
+                metrics.refresh()
+
+            async with (
+                readiness.probing(settings.probe_interval_s),
+                sampling(settings.probe_interval_s, refresh, "cache-metrics"),
+            ):
                 yield
 
     async def draining(app: web.Application) -> None:

@@ -298,6 +298,12 @@ async def _services(
         exams.invalidate_all()
 
     registry = app[keys.METRICS].registry
+    generations: LocalCache[int] = LocalCache(
+        settings.exam_local_entries, settings.token_generation_local_ttl_s
+    )
+    app[keys.METRICS].caches.update(
+        {"catalogue": local.stats, "exams": exams.stats, "token_generations": generations.stats}
+    )
     hashing = HashQueue(settings.login_hash_workers, settings.login_hash_queue)
     async with AsyncExitStack() as stack:
         broadcast = await stack.enter_async_context(a.open_broadcast(on_keys, on_reset))
@@ -363,7 +369,7 @@ async def _services(
                 a.database,
                 a.staff,
                 a.token_generations,
-                LocalCache(settings.exam_local_entries, settings.token_generation_local_ttl_s),
+                generations,
                 settings.token_generation_redis_ttl_s,
             ),
             naive=None if naive_store is None else NaiveForms(naive_store, batches, catalogue),
