@@ -25,8 +25,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def rabbit() -> AsyncIterator[RabbitCluster]:
-    """A real 3-node RabbitMQ cluster, started when the first test asks for it."""
+    """A real 3-node RabbitMQ cluster, started when the first test asks for it and stopped
+    after this package's last test (its three nodes are not idle on a busy machine)."""
     async with rabbit_cluster() as cluster:
         yield cluster
