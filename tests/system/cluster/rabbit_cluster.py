@@ -72,10 +72,6 @@ class RabbitCluster:
             queue_prefix=f"{settings.queue_prefix}-{uuid.uuid4().hex[:6]}",
         )
 
-    def by_name(self, node: str) -> RabbitServer:
-        [server] = [n for n in self.nodes if n.node == node]
-        return server
-
     async def start(self) -> None:
         """The first node alone, then the others, which join it (classic peer discovery);
         returns once every node runs in one cluster."""
