@@ -9,6 +9,7 @@ import dataclasses
 import json
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import pairwise
@@ -43,11 +44,11 @@ _CATCH_UP_TIMEOUT_S = 60.0
 
 @dataclass
 class _Load:
-    """What the savers saw: every attempt's end time and outcome, the newest acknowledged
-    (version, choices) per key."""
+    """What the savers saw: every attempt's end time and error code ("" for a 200), the
+    newest acknowledged (version, choices) per key."""
 
     acked: dict[FormKey, tuple[int, list[dict[str, Any]]]] = field(default_factory=dict)
-    outcomes: list[tuple[float, bool]] = field(default_factory=list)
+    outcomes: list[tuple[float, str]] = field(default_factory=list)
     stop_at: float = float("inf")
 
 
@@ -59,11 +60,11 @@ async def _save(forms: Forms, keys: list[FormKey], load: _Load, worker: int) -> 
         body = choices(1 + n % 4, worker * 10_000 + n)
         try:
             saved = await forms.save(key, parse_form({"choices": body}), None, datetime.now())
-        except Unavailable:  # the 503 a client sees; it retries
-            load.outcomes.append((time.monotonic(), False))
+        except Unavailable as exc:  # the 503 a client sees; it retries
+            load.outcomes.append((time.monotonic(), exc.code))
             await asyncio.sleep(0.05)
             continue
-        load.outcomes.append((time.monotonic(), True))
+        load.outcomes.append((time.monotonic(), ""))
         if saved.version > load.acked.get(key, (0, []))[0]:
             load.acked[key] = (saved.version, body)
 
@@ -142,10 +143,11 @@ async def test_leader_killed_during_saves_loses_nothing_acknowledged(
             load.stop_at = time.monotonic() + _AFTER_ELECTION_S
             await savers
 
-        after = [ok for t, ok in load.outcomes if t > killed_at + election_s]
+        after = [not code for t, code in load.outcomes if t > killed_at + election_s]
         assert any(after), "no save succeeded after the new leader was elected"
-        refused = [t - killed_at for t, ok in load.outcomes if not ok]
-        accepted = [t for t, ok in load.outcomes if ok]
+        refused = [t - killed_at for t, code in load.outcomes if code]
+        refused_by = Counter(code for _, code in load.outcomes if code)
+        accepted = [t for t, code in load.outcomes if not code]
         # The longest stretch without an acknowledged save around the kill.
         ends = sorted(t for t in accepted if t > killed_at - 1)
         pause = max((b - a for a, b in pairwise(ends)), default=0.0)
@@ -173,6 +175,7 @@ async def test_leader_killed_during_saves_loses_nothing_acknowledged(
                 "refused_503": len(refused),
                 "refused_from_s": round(min(refused), 2) if refused else None,
                 "refused_until_s": round(max(refused), 2) if refused else None,
+                "refused_by": dict(refused_by),
                 "saves_acknowledged": len(accepted),
                 "keys_checked": len(load.acked),
                 "lost": lost,
