@@ -78,6 +78,8 @@ write_config() {
 		listenPort=$BROKER_PORT
 		bindAddress=127.0.0.1
 		namesrvAddr=127.0.0.1:$NAMESRV_PORT
+		# Re-register every 10 s (not 30): a restarted name server knows no route until then.
+		registerBrokerTimerInterval=10000
 		rocketmqHome=$HOME_DIR
 		storePathRootDir=$HOME_DIR/store
 		storePathCommitLog=$HOME_DIR/store/commitlog
