@@ -14,20 +14,11 @@ import socket
 import time
 from pathlib import Path
 
-from loadtest.cluster_local import free_port
+from loadtest.cluster_local import free_port, port_free
 
 _SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "rocketmq.sh"
 _UP_TIMEOUT_S = 300.0  # two JVM starts, topic creation and a probe on a busy 2-core machine
 _GONE_S = 10.0
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _listening(port: int) -> bool:
@@ -41,7 +32,7 @@ def broker_port() -> int:
     are free too."""
     for _ in range(50):
         port = free_port()
-        if port > 1026 and _free(port - 2) and _free(port + 1):
+        if port > 1026 and port_free(port - 2) and port_free(port + 1):
             return port
     raise RuntimeError("no free block of ports for the RocketMQ broker")
 
