@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from typing import Any
 
 from service.core.errors import BrokerUnavailable
 from service.core.names import Names, names_of
@@ -39,20 +40,19 @@ def retry_topic(names: Names, topic: str) -> str:
     return f"%RETRY%{rocket.consumer_group(names)}_{topic}"
 
 
-async def _exchange(settings: Settings, code: int, fields: dict[str, str]) -> bytes:
+async def _exchange(
+    settings: Settings, code: int, fields: dict[str, str]
+) -> tuple[dict[str, Any], bytes]:
     try:
-        _, body = await rocket_admin.exchange(
-            settings.rocketmq_broker_addr, code, fields, _TIMEOUT_S
-        )
+        return await rocket_admin.exchange(settings.rocketmq_broker_addr, code, fields, _TIMEOUT_S)
     except rocket_admin.AdminError as exc:
         raise BrokerUnavailable from exc
-    return body
 
 
 async def _waiting(settings: Settings, names: Names, topic: str) -> int:
     """Messages of ``topic`` the group has not received yet (a topic the group never read,
     such as a retry topic nothing was put back into, counts as empty)."""
-    body = await _exchange(
+    _, body = await _exchange(
         settings,
         _GET_CONSUME_STATS,
         {"consumerGroup": rocket.consumer_group(names), "topic": topic},
@@ -68,7 +68,7 @@ async def waiting_and_consumers(
     client id carries the process id)."""
     names = names_of(settings)
     try:
-        body = await _exchange(
+        _, body = await _exchange(
             settings,
             _GET_CONSUMER_CONNECTION_LIST,
             {"consumerGroup": rocket.consumer_group(names)},
@@ -88,15 +88,7 @@ async def waiting_and_consumers(
 
 
 async def _max_offset(settings: Settings, topic: str) -> int:
-    try:
-        header, _ = await rocket_admin.exchange(
-            settings.rocketmq_broker_addr,
-            _GET_MAX_OFFSET,
-            {"topic": topic, "queueId": "0"},
-            _TIMEOUT_S,
-        )
-    except rocket_admin.AdminError as exc:
-        raise BrokerUnavailable from exc
+    header, _ = await _exchange(settings, _GET_MAX_OFFSET, {"topic": topic, "queueId": "0"})
     return int(header.get("extFields", {}).get("offset", 0))
 
 
@@ -108,13 +100,16 @@ async def take_dead_letters(settings: Settings) -> tuple[int, list[str]]:
     end = await _max_offset(settings, topic)
     key = (settings.rocketmq_broker_addr, topic)
     count = end - _dead_counted.get(key, 0)
-    _dead_counted[key] = end
     reasons: list[str] = []
     if count > 0:
-        async with rocket.open_broker(settings, names) as broker:
-            await broker.wait_connected(_READ_DEAD_S)
-            parked = await broker.dead_letters(min(count, _MAX_REASONS), _READ_DEAD_S)
+        try:
+            async with rocket.open_broker(settings, names) as broker:
+                await broker.wait_connected(_READ_DEAD_S)
+                parked = await broker.dead_letters(min(count, _MAX_REASONS), _READ_DEAD_S)
+        except TimeoutError as exc:
+            raise BrokerUnavailable from exc
         reasons = [str(p.get(rocket.REASON_PROPERTY, "?")) for p in parked]
+    _dead_counted[key] = end  # counted once read (a failed read is counted next time)
     return count, reasons
 
 
