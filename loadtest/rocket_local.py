@@ -10,21 +10,15 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 
+from loadtest.children import port_open
 from loadtest.cluster_local import free_port, port_free
 
 _SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "rocketmq.sh"
 _UP_TIMEOUT_S = 300.0  # two JVM starts, topic creation and a probe on a busy 2-core machine
 _GONE_S = 10.0
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def broker_port() -> int:
@@ -159,6 +153,6 @@ class RocketNode:
             os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + _GONE_S
         while time.monotonic() < deadline:
-            if not self.alive() and not _listening(self.port):
+            if not self.alive() and not await port_open(self.port):
                 return
             await asyncio.sleep(0.05)
