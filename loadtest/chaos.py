@@ -1,5 +1,6 @@
 """``volreg chaos``: one fault per round under a load of saves, on private Redis, RabbitMQ and
-MariaDB instances, and a verdict that fails when an acknowledged save is lost.
+MariaDB instances (and, with ``--broker rocketmq``, a private RocketMQ carrying the saves), and
+a verdict that fails when an acknowledged save is lost.
 
 A round: load; the fault is injected (a SIGKILL of a live process, restarted, or a partition
 or added latency on a loopback proxy, lifted); the harness waits until the component answers
@@ -45,7 +46,7 @@ import orjson
 from tqdm import tqdm
 
 from loadtest.chaos_broker import purge_form_queues, queue_states, take_dead_letters
-from loadtest.chaos_faults import FAULTS, PROCESS_FAULTS, SABOTAGE
+from loadtest.chaos_faults import PROCESS_FAULTS, SABOTAGE, faults_for
 from loadtest.chaos_fleet import Fleet, Member, settings_env
 from loadtest.chaos_load import Load, choices_for, form_keys, publish_catalogue, salt_of
 from loadtest.chaos_proxy import Proxy
@@ -61,6 +62,7 @@ from loadtest.chaos_verify import (
     redis_copies,
 )
 from loadtest.cluster_local import LocalCluster, RabbitServer, Server
+from loadtest.rocket_local import RocketMQ, RocketNode
 from reconciler.mysql_archive import open_archive
 from reconciler.redis_index import open_index
 from schemas.records import FormRecord
@@ -81,9 +83,17 @@ _THINK_S = 0.02
 _HOLD_S = 1.0  # acknowledgements held before the fault and after recovery
 _AFTER_RECOVERY_S = 4.0  # load after recovery, at least
 _LATENCY_S = 0.8  # per chunk, each way, in the slow-* rounds
+_IN_FAULT_FROM_S = 1.0  # a save still unconfirmed this long into a partition is stuck in it
 _SABOTAGE_FORMS = 3
 _READ_RETRIES = 3  # a read refused (503) or timed out on a busy machine is asked again
 _BROKER_DISK_MB = 96
+_ROCKETMQ_HEAP = "512m"  # the broker's (inside the proxy's JVM); the name server keeps 256 MB
+# RocketMQ shows no count of messages received and never acked: they come back once their
+# invisible duration is over (and the broker's revive scan has put them back), so the drain
+# calls MySQL quiet only after that much longer.
+_ROCKETMQ_REVIVE_S = 15.0
+
+Target = Server | Member | Proxy | RocketNode
 
 
 @dataclass(slots=True)
@@ -146,6 +156,7 @@ class Totals:
 class Run:
     args: argparse.Namespace
     cluster: LocalCluster
+    rocket: RocketMQ | None
     fleet: Fleet
     load: Load
     settings: Settings
@@ -164,15 +175,16 @@ def main(args: argparse.Namespace) -> int:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
         return 0 if result["forms"] == args.warmup_bench else 1
-    faults = [f.strip() for f in args.faults.split(",") if f.strip()]
+    kinds = faults_for(args.broker)
+    faults = [f.strip() for f in (args.faults or ",".join(kinds)).split(",") if f.strip()]
     sabotage = [s.strip() for s in (args.sabotage or "").split(",") if s.strip()]
-    unknown = sorted((set(faults) - set(FAULTS)) | (set(sabotage) - set(SABOTAGE)))
+    unknown = sorted((set(faults) - set(kinds)) | (set(sabotage) - set(SABOTAGE)))
     if "disk-full" in faults and os.geteuid() != 0:
         print("chaos: disk-full mounts a small tmpfs: run as root", file=sys.stderr)
         return 2
     if unknown or not faults or args.rounds < 1 or args.duration <= 0:
         print(
-            f"chaos: faults must be some of {', '.join(FAULTS)}, sabotage some of "
+            f"chaos: faults on {args.broker} must be some of {', '.join(kinds)}, sabotage some of "
             f"{', '.join(SABOTAGE)}; rounds >= 1",
             file=sys.stderr,
         )
@@ -187,22 +199,45 @@ async def _run(args: argparse.Namespace, faults: list[str], sabotage: list[str])
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     root = Path(tempfile.mkdtemp(prefix="volreg-chaos-"))
     cluster = LocalCluster(root, broker_disk_mb=_BROKER_DISK_MB if "disk-full" in faults else 0)
+    settings = _settings(cluster)
+    # RocketMQ carries the saves; RabbitMQ stays for the catalogue broadcast (not faulted).
+    rocket = (
+        RocketMQ(root, settings.queue_prefix, settings.queues, _ROCKETMQ_HEAP)
+        if args.broker == "rocketmq"
+        else None
+    )
     fleet: Fleet | None = None
     links: list[Proxy] = []
     started = time.monotonic()
     try:
-        print(f"chaos: starting private Redis, RabbitMQ, MariaDB under {root}", file=sys.stderr)
-        await cluster.start()
-        settings = _settings(cluster)
+        print(
+            f"chaos: starting private Redis, RabbitMQ, MariaDB{', RocketMQ' if rocket else ''} "
+            f"under {root}",
+            file=sys.stderr,
+        )
+        await asyncio.gather(cluster.start(), *([rocket.start()] if rocket else []))
         await migrate(settings)
-        await _settle_broker(cluster, settings)
-        broker_link = Proxy("127.0.0.1", cluster.rabbit.port)
+        if rocket is None:
+            await _settle_broker(cluster, settings)
+            broker_link = Proxy("127.0.0.1", cluster.rabbit.port)
+        else:
+            settings = replace(
+                settings,
+                broker="rocketmq",
+                rocketmq_endpoints=rocket.endpoints,
+                rocketmq_broker_addr=rocket.broker_addr,
+            )
+            broker_link = Proxy("127.0.0.1", rocket.grpc_port)
         mysql_link = Proxy("127.0.0.1", cluster.mariadb.port)
         links = [broker_link, mysql_link]
         for link in links:
             await link.start()
+        if rocket is None:
+            serving = replace(settings, amqp_url=broker_link.url(settings.amqp_url))
+        else:
+            serving = replace(settings, rocketmq_endpoints=f"127.0.0.1:{broker_link.port}")
         fleet = Fleet(
-            replace(settings, amqp_url=broker_link.url(settings.amqp_url)),
+            serving,
             replace(settings, mysql_dsn=mysql_link.url(settings.mysql_dsn)),
             root,
             services=2,
@@ -220,7 +255,7 @@ async def _run(args: argparse.Namespace, faults: list[str], sabotage: list[str])
             _THINK_S,
             args.seed,
         )
-        run = Run(args, cluster, fleet, load, settings, keys, broker_link, mysql_link)
+        run = Run(args, cluster, rocket, fleet, load, settings, keys, broker_link, mysql_link)
         rounds: list[RoundResult] = []
         with tqdm(total=args.rounds, desc="chaos", unit="round", file=sys.stderr) as bar:
             for n in range(args.rounds):
@@ -241,6 +276,8 @@ async def _run(args: argparse.Namespace, faults: list[str], sabotage: list[str])
         for link in links:
             await link.close()
         await cluster.stop()
+        if rocket is not None:
+            await rocket.stop()
         if args.keep:
             print(f"chaos: data and logs kept in {root}", file=sys.stderr)
         else:
@@ -288,9 +325,12 @@ async def _settle_broker(cluster: LocalCluster, settings: Settings) -> None:
     await cluster.rabbit.start()
 
 
-def _target(fault: str, n: int, run: Run) -> Server | Member | Proxy:
+def _target(fault: str, n: int, run: Run) -> Target:
     if fault == "redis":
         return run.cluster.redis
+    if fault in ("rocketmq", "namesrv"):
+        assert run.rocket is not None
+        return run.rocket.proxy if fault == "rocketmq" else run.rocket.namesrv
     if fault in ("rabbitmq", "disk-full"):
         return run.cluster.rabbit
     if fault == "mariadb":
@@ -303,7 +343,7 @@ def _target(fault: str, n: int, run: Run) -> Server | Member | Proxy:
     return members[n % len(members)]
 
 
-def _target_name(fault: str, target: Server | Member | Proxy) -> str:
+def _target_name(fault: str, target: Target) -> str:
     if fault == "slow-mysql":
         return "consumers → MariaDB link"
     if isinstance(target, Proxy):
@@ -375,7 +415,7 @@ def _pause_for_wipe(load: Load) -> set[int]:
 
 
 async def _inject(
-    fault: str, target: Server | Member | Proxy, run: Run, result: RoundResult
+    fault: str, target: Target, run: Run, result: RoundResult
 ) -> Callable[[], Awaitable[None]]:
     """Inject the fault, hold it ``result.down_s``; returns what lifts it (restart, heal)."""
     if isinstance(target, Proxy):
@@ -385,14 +425,14 @@ async def _inject(
             target.partition()
         else:
             target.latency_s = _LATENCY_S
-        await asyncio.sleep(result.down_s / 2)
         if fault == "slow-mysql":
+            await asyncio.sleep(result.down_s / 2)
             # The consumers fall behind: acknowledged saves not in MySQL yet (asked directly).
             with contextlib.suppress(Unavailable):
                 mysql = await _mysql(run)
                 result.proof["behind_in_fault"] = len(lost_in(run.load.ledger, run.keys, mysql))
         else:
-            result.proof["in_flight_in_fault"] = len(run.load.in_flight)  # mid-confirm
+            result.proof["in_flight_in_fault"] = await _peak_in_flight(run, started, result)
         await asyncio.sleep(max(0.0, started + result.down_s - time.monotonic()))
 
         async def lift() -> None:
@@ -428,6 +468,18 @@ async def _inject(
             result.problems.append(f"{target.name} is not running under a new PID")
 
     return restart
+
+
+async def _peak_in_flight(run: Run, started: float, result: RoundResult) -> int:
+    """The most saves in flight at once (mid-confirm) from 1 s into the fault to its end. One
+    sample is not enough: an adapter that notices the dead link (RocketMQ's route monitor,
+    within about 2.5 s) refuses new saves at once, and the older ones time out."""
+    await asyncio.sleep(_IN_FAULT_FROM_S)
+    peak = 0
+    while time.monotonic() < started + result.down_s:
+        peak = max(peak, len(run.load.in_flight))
+        await asyncio.sleep(0.1)
+    return peak
 
 
 async def _fill_disk(
@@ -499,12 +551,16 @@ async def _consumers_subscribed(run: Run, deadline: float) -> None:
     want = len(run.fleet.consumers)
     while True:
         with contextlib.suppress(Unavailable, TimeoutError):
-            states = await queue_states(run.settings)
+            states = await queue_states(run.settings, _consumer_pids(run))
             if all(s.consumers >= want for s in states.values()):
                 return
         if time.monotonic() > deadline:
             raise TimeoutError(f"not every form queue has {want} consumers")
         await asyncio.sleep(0.3)
+
+
+def _consumer_pids(run: Run) -> list[int]:
+    return [m.pid for m in run.fleet.consumers if m.pid is not None and m.alive()]
 
 
 async def _verify(
@@ -571,12 +627,15 @@ async def _drain(run: Run) -> bool:
     stay empty and MySQL unchanged for a while (whatever is missing then is not coming).
     False when neither happened in time."""
     ledger, keys = run.load.ledger, run.keys
-    deadline = time.monotonic() + _DRAIN_TIMEOUT_S
+    quiet_s = _DRAIN_QUIET_S
+    if run.rocket is not None:
+        quiet_s = max(quiet_s, run.settings.rocketmq_invisible_s + _ROCKETMQ_REVIVE_S)
+    deadline = time.monotonic() + _DRAIN_TIMEOUT_S + quiet_s - _DRAIN_QUIET_S
     quiet_since: float | None = None
     previous: Copies | None = None
     while time.monotonic() < deadline:
         with contextlib.suppress(Unavailable, TimeoutError):
-            states = await queue_states(run.settings)
+            states = await queue_states(run.settings, _consumer_pids(run))
             async with open_archive(run.settings) as archive:
                 mysql = await mysql_copies(archive, keys)
             empty = all(s.ready == 0 for s in states.values())
@@ -585,7 +644,7 @@ async def _drain(run: Run) -> bool:
             now = time.monotonic()
             if not empty or mysql != previous:
                 quiet_since = now
-            elif quiet_since is not None and now - quiet_since >= _DRAIN_QUIET_S:
+            elif quiet_since is not None and now - quiet_since >= quiet_s:
                 return True
             previous = mysql
         await asyncio.sleep(0.5)
@@ -775,7 +834,8 @@ def _summary(rounds: list[RoundResult], run: Run, seconds: float) -> dict[str, A
             "duration_s": args.duration,
             "clients": args.clients,
             "forms": args.forms,
-            "faults": args.faults,
+            "faults": args.faults or ",".join(faults_for(args.broker)),
+            "broker": args.broker,
             "sabotage": args.sabotage or "",
             "seed": args.seed,
         },

@@ -1,15 +1,17 @@
 """What the chaos harness asks its private broker: form queue depths and consumer counts (a
-passive declare, no management plugin), and the dead letters with their reasons."""
+passive declare, no management plugin), and the dead letters with their reasons. On RocketMQ
+(``settings.broker``) the same questions go to ``loadtest.chaos_rocket``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aio_pika.abc import AbstractChannel
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, AMQPError
 
+from loadtest import chaos_rocket
 from service.core.errors import BrokerUnavailable
 from service.core.names import names_of
 from service.core.settings import Settings
@@ -41,7 +43,14 @@ async def _channel(settings: Settings) -> AsyncIterator[AbstractChannel]:
         raise BrokerUnavailable from exc
 
 
-async def queue_states(settings: Settings) -> dict[str, QueueState]:
+async def queue_states(
+    settings: Settings, consumer_pids: Collection[int] = ()
+) -> dict[str, QueueState]:
+    """Per form queue (topic). On RocketMQ ``consumers`` counts those of ``consumer_pids``
+    the broker lists a client of (RabbitMQ counts its consumers itself)."""
+    if settings.broker == "rocketmq":
+        found = await chaos_rocket.waiting_and_consumers(settings, consumer_pids)
+        return {name: QueueState(ready, count) for name, (ready, count) in found.items()}
     states = {}
     async with _channel(settings) as channel:
         for name in names_of(settings).all_queues:
@@ -55,6 +64,8 @@ async def queue_states(settings: Settings) -> dict[str, QueueState]:
 async def take_dead_letters(settings: Settings) -> tuple[int, list[str]]:
     """Empty the dead-letter queue: how many messages it held, and (up to a limit) why each
     got there: the consumer's reason header, else the broker's own (delivery limit)."""
+    if settings.broker == "rocketmq":
+        return await chaos_rocket.take_dead_letters(settings)
     count, reasons = 0, list[str]()
     async with _channel(settings) as channel:
         queue = await channel.declare_queue(names_of(settings).dead_letter_queue, passive=True)
@@ -70,6 +81,8 @@ async def take_dead_letters(settings: Settings) -> tuple[int, list[str]]:
 
 async def purge_form_queues(settings: Settings) -> int:
     """Drop every waiting form message (the harness's self-test: confirmed saves vanish)."""
+    if settings.broker == "rocketmq":
+        return await chaos_rocket.purge_form_queues(settings)
     dropped = 0
     async with _channel(settings) as channel:
         for name in names_of(settings).all_queues:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from loadtest.chaos_faults import FAULTS, SABOTAGE
+from loadtest.chaos_faults import BROKERS, FAULTS, SABOTAGE, faults_for
 from service.core.settings import Settings
 
 
 def add_chaos(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "chaos",
-        help="kill -9 and restart private Redis/RabbitMQ/MariaDB/API/consumer, partition or "
-        "slow their links, under load; fail when an acknowledged save is lost",
+        help="kill -9 and restart private Redis/RabbitMQ (or RocketMQ)/MariaDB/API/consumer, "
+        "partition or slow their links, under load; fail when an acknowledged save is lost",
     )
     p.add_argument("--rounds", type=int, default=5, help="one fault per round, in turn")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of load per round")
@@ -21,9 +21,19 @@ def add_chaos(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--clients", type=int, default=24, help="concurrent saving clients")
     p.add_argument("--forms", type=int, default=400, help="distinct forms saved")
     p.add_argument(
+        "--broker",
+        choices=BROKERS,
+        default="rabbitmq",
+        help="the form broker the harness starts and kills (RocketMQ: name server and proxy "
+        "through scripts/rocketmq.sh, on ports of its own; RabbitMQ still carries the "
+        "catalogue broadcast)",
+    )
+    p.add_argument(
         "--faults",
-        default=",".join(FAULTS),
-        help="comma-separated fault kinds, cycled through the rounds: " + ", ".join(FAULTS),
+        help="comma-separated fault kinds, cycled through the rounds: "
+        + ", ".join(FAULTS)
+        + f"; default: all of the broker's (RabbitMQ: {', '.join(faults_for('rabbitmq'))}; "
+        + f"RocketMQ: {', '.join(faults_for('rocketmq'))})",
     )
     p.add_argument(
         "--sabotage",

@@ -55,7 +55,8 @@ def markdown(s: dict[str, Any]) -> str:
         f"{s['order_errors']} version-order errors; {s['not_injected']} rounds whose fault "
         "was not proven.",
         "",
-        f"Command: `{s['command']}`. {len(s['rounds'])} rounds of at least "
+        f"Command: `{s['command']}`. Form broker: {s['config'].get('broker', 'rabbitmq')}. "
+        f"{len(s['rounds'])} rounds of at least "
         f"{s['config']['duration_s']} s load from {s['config']['clients']} concurrent clients "
         f"over {s['forms']} forms; {s['attempted']} saves attempted, {s['failed_requests']} "
         f"refused or cut off (never acknowledged, so allowed to fail). Run took "

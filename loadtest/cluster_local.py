@@ -30,6 +30,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def port_free(port: int) -> bool:
+    """Nothing is bound to ``port`` on loopback (a server that also opens neighbouring ports
+    needs them free too)."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def which(name: str) -> str:
     path = shutil.which(name, path=os.pathsep.join([os.environ.get("PATH", ""), *_SBIN]))
     if path is None:

@@ -13,15 +13,20 @@
 # Ports (override with the variables): name server 29876, broker 20911 (it also opens 20909
 # and 20912), proxy gRPC 28081 (VOLREG_ROCKETMQ_ENDPOINTS points the service at it) and
 # remoting 28080.
+#
+# Another instance (the chaos harness's, on ports of its own): ROCKETMQ_DIR for its
+# ROCKETMQ_HOME, store, logs and pid files (the jars stay in var/rocketmq/lib, or
+# ROCKETMQ_LIB), VOLREG_ENV_FILE for the settings file whose queue prefix gets topics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
 ROOT=$(pwd -P)
-HOME_DIR=$ROOT/var/rocketmq
-LIB=$HOME_DIR/lib
-RUN_DIR=$ROOT/var/run
+HOME_DIR=${ROCKETMQ_DIR:-$ROOT/var/rocketmq}
+LIB=${ROCKETMQ_LIB:-$ROOT/var/rocketmq/lib}
+if [ -n "${ROCKETMQ_DIR:-}" ]; then RUN_DIR=$HOME_DIR/run; else RUN_DIR=$ROOT/var/run; fi
+ENV_FILE=${VOLREG_ENV_FILE:-var/volreg.env}
 NAMESRV_PORT=${ROCKETMQ_NAMESRV_PORT:-29876}
 BROKER_PORT=${ROCKETMQ_BROKER_PORT:-20911}
 GRPC_PORT=${ROCKETMQ_GRPC_PORT:-28081}
@@ -32,7 +37,7 @@ BROKER_HEAP=${ROCKETMQ_BROKER_HEAP:-1g}
 CLUSTER=volreg
 BROKER_NAME=volreg-broker-a
 
-mkdir -p "$RUN_DIR" "$HOME_DIR/conf" "$HOME_DIR/store"
+mkdir -p "$RUN_DIR" "$HOME_DIR/conf" "$HOME_DIR/store" "$(dirname "$LIB")"
 
 jars() {
 	# A marker written after a complete copy: an interrupted download is simply redone.
@@ -45,12 +50,12 @@ jars() {
 	rm -rf "$LIB"
 	local started=$SECONDS
 	mvn -B -q -f deploy/rocketmq/pom.xml dependency:copy-dependencies \
-		-DincludeScope=runtime "-DoutputDirectory=$LIB" >"$HOME_DIR/mvn.log" 2>&1 || {
-		tail -n 30 "$HOME_DIR/mvn.log" >&2
-		die "rocketmq: mvn could not fetch the jars (log in var/rocketmq/mvn.log)"
+		-DincludeScope=runtime "-DoutputDirectory=$LIB" >"$LIB.mvn.log" 2>&1 || {
+		tail -n 30 "$LIB.mvn.log" >&2
+		die "rocketmq: mvn could not fetch the jars (log in $LIB.mvn.log)"
 	}
 	touch "$LIB/.complete"
-	log "rocketmq: jars in var/rocketmq/lib ($((SECONDS - started)) s)"
+	log "rocketmq: jars in $LIB ($((SECONDS - started)) s)"
 }
 
 write_config() {
@@ -73,6 +78,8 @@ write_config() {
 		listenPort=$BROKER_PORT
 		bindAddress=127.0.0.1
 		namesrvAddr=127.0.0.1:$NAMESRV_PORT
+		# Re-register every 10 s (not 30): a restarted name server knows no route until then.
+		registerBrokerTimerInterval=10000
 		rocketmqHome=$HOME_DIR
 		storePathRootDir=$HOME_DIR/store
 		storePathCommitLog=$HOME_DIR/store/commitlog
@@ -142,10 +149,10 @@ start_one() {
 	if tcp_open 127.0.0.1 "$port"; then
 		die "rocketmq-$name: 127.0.0.1:$port is taken by a process that is not ours"
 	fi
-	log "rocketmq-$name: starting (log var/rocketmq/$name.out, var/rocketmq/logs/)"
+	log "rocketmq-$name: starting (log $HOME_DIR/$name.out, $HOME_DIR/logs/)"
 	jvm "$name" "$@"
 	wait_until "$WAIT_S" tcp_open 127.0.0.1 "$port" ||
-		die "rocketmq-$name: not listening on $port after ${WAIT_S}s; see var/rocketmq/$name.out"
+		die "rocketmq-$name: not listening on $port after ${WAIT_S}s; see $HOME_DIR/$name.out"
 }
 
 # admin ARGS...: the tools' admin command against our name server. It exits 0 even when the
@@ -200,10 +207,10 @@ up() {
 		-pm local -bc "$HOME_DIR/conf/broker.conf" -pc "$HOME_DIR/conf/proxy.json" \
 		-n "127.0.0.1:$NAMESRV_PORT"
 	wait_until "$WAIT_S" broker_registered ||
-		die "rocketmq: the broker did not register with the name server; see var/rocketmq/logs/"
+		die "rocketmq: the broker did not register with the name server; see $HOME_DIR/logs/"
 	set -a
 	# shellcheck source=/dev/null
-	[ -f var/volreg.env ] && . var/volreg.env
+	[ -f "$ENV_FILE" ] && . "$ENV_FILE"
 	set +a
 	topics "${VOLREG_QUEUE_PREFIX:-volreg}" "${VOLREG_QUEUES:-4}" ||
 		die "rocketmq: could not create the topics (admin output above)"
@@ -212,7 +219,7 @@ up() {
 	if [ -x .venv/bin/python ] && .venv/bin/python -c 'import rocketmq' 2>/dev/null; then
 		wait_until 60 .venv/bin/python -m service.storage.rocket_probe \
 			"127.0.0.1:$GRPC_PORT" "${VOLREG_QUEUE_PREFIX:-volreg}_probe" ||
-			die "rocketmq: no send receipt through 127.0.0.1:$GRPC_PORT; see var/rocketmq/logs/"
+			die "rocketmq: no send receipt through 127.0.0.1:$GRPC_PORT; see $HOME_DIR/logs/"
 		log "rocketmq: ready (a probe message got its send receipt)"
 	else
 		warn "rocketmq: no .venv yet, readiness checked by open ports only"

@@ -24,7 +24,9 @@ trap stop_ours EXIT
 bash scripts/rocketmq.sh up
 
 suites=(tests/integration/test_save_path.py tests/integration/test_protocol.py
-	tests/integration/test_failures.py)
+	tests/integration/test_failures.py
+	# The chaos harness on a private RocketMQ of its own (spare ports, its own directory).
+	tests/system/test_chaos_rocketmq.py)
 for f in tests/integration/test_reconcile*.py; do suites+=("$f"); done
 # Last: it kills our broker with SIGKILL and starts it again.
 suites+=(tests/integration/test_rocketmq_restart.py)

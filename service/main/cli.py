@@ -93,8 +93,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 # imported only when one of them is run.
 TOOLS = {
     "loadtest": "benchmark a deployment with wrk (report, ratios, plots)",
-    "chaos": "kill -9 and restart private Redis/RabbitMQ/MariaDB/API/consumer under load; "
-    "verify no acknowledged save is lost",
+    "chaos": "kill -9 and restart private Redis/RabbitMQ (or RocketMQ)/MariaDB/API/consumer "
+    "under load; verify no acknowledged save is lost",
 }
 
 

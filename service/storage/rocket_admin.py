@@ -31,6 +31,15 @@ async def request(
     address: str, code: int, fields: dict[str, str], timeout: float, body: bytes = b""
 ) -> dict[str, Any]:
     """Send one request to ``host:port`` and return the response header."""
+    header, _ = await exchange(address, code, fields, timeout, body)
+    return header
+
+
+async def exchange(
+    address: str, code: int, fields: dict[str, str], timeout: float, body: bytes = b""
+) -> tuple[dict[str, Any], bytes]:
+    """Send one request to ``host:port``; the response header and body (e.g. a broker's
+    statistics, JSON in the body)."""
     host, _, port = address.rpartition(":")
     header = json.dumps(
         {
@@ -59,10 +68,11 @@ async def request(
     except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
         raise AdminError(f"broker {address} unreachable: {exc!r}") from exc
     (header_len,) = struct.unpack(">I", data[:4])
-    answer: dict[str, Any] = json.loads(data[4 : 4 + (header_len & 0xFFFFFF)])
+    end = 4 + (header_len & 0xFFFFFF)
+    answer: dict[str, Any] = json.loads(data[4:end])
     if answer.get("code") != _SUCCESS:
         raise AdminError(f"broker {address} refused request {code}: {answer.get('remark')}")
-    return answer
+    return answer, data[end:]
 
 
 async def create_topic(address: str, topic: str, message_type: str, timeout: float) -> None:

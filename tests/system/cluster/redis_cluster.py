@@ -11,7 +11,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,18 +19,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from loadtest.cluster_local import port_free
+
 # Short enough that a replica takes over within a few seconds of its master dying.
 NODE_TIMEOUT_MS = 1000
 _START_S = 20.0
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def spare_ports(count: int) -> list[int]:
@@ -39,7 +31,7 @@ def spare_ports(count: int) -> list[int]:
     ports: list[int] = []
     while len(ports) < count:
         port = random.randrange(20000, 29000)
-        if port not in ports and _free(port) and _free(port + 10000):
+        if port not in ports and port_free(port) and port_free(port + 10000):
             ports.append(port)
     return ports
 
