@@ -26,6 +26,8 @@ bash scripts/rocketmq.sh up
 suites=(tests/integration/test_save_path.py tests/integration/test_protocol.py
 	tests/integration/test_failures.py)
 for f in tests/integration/test_reconcile*.py; do suites+=("$f"); done
+# Transactional half messages, their rollback and the broker's check-backs (about 70 s).
+suites+=(tests/integration/test_rocketmq_transactions.py)
 # Last: it kills our broker with SIGKILL and starts it again.
 suites+=(tests/integration/test_rocketmq_restart.py)
 # shellcheck disable=SC2086  # PYTEST_ARGS is a list of options
