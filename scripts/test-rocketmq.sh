@@ -32,3 +32,9 @@ suites+=(tests/integration/test_rocketmq_transactions.py)
 suites+=(tests/integration/test_rocketmq_restart.py)
 # shellcheck disable=SC2086  # PYTEST_ARGS is a list of options
 VOLREG_TEST_BROKER=rocketmq .venv/bin/pytest "${suites[@]}" ${PYTEST_ARGS:-}
+# The save, protocol and failure suites again with transactional saves through the API (the
+# tests that drive plain sends themselves skip).
+# shellcheck disable=SC2086
+VOLREG_TEST_BROKER=rocketmq VOLREG_TEST_ROCKETMQ_TRANSACTIONS=1 .venv/bin/pytest \
+	tests/integration/test_save_path.py tests/integration/test_protocol.py \
+	tests/integration/test_failures.py ${PYTEST_ARGS:-}
