@@ -39,6 +39,7 @@ from service.storage import rabbit, rocket
 VARIANTS = ("rabbitmq", "rocketmq", "rocketmq-tx")
 _CONNECT_S = 60.0
 _ROUND_LIMIT_S = 120.0  # per variant and round: a bound on a stuck broker
+_IDLE_S = 5.0  # broker CPU with nothing sent: the floor under every figure per send
 _PAYLOAD = codec.pack([{"institution": f"{10001 + i}", "majors": ["080901"]} for i in range(6)])
 
 Send = Callable[[FormRecord], Awaitable[None]]
@@ -91,6 +92,7 @@ class _Tally:
     concurrent_s: float = 0.0
     broker_cpu_s: float = 0.0
     sends: int = 0
+    idle_share: float | None = None  # of one core, with nothing sent
 
 
 class _Records:
@@ -143,6 +145,7 @@ def _summary(tally: _Tally) -> dict[str, Any]:
         "broker_cpu_ms_per_send": (
             round(tally.broker_cpu_s * 1000 / tally.sends, 3) if tally.sends else None
         ),
+        "broker_idle_core_share": tally.idle_share,
     }
 
 
@@ -161,6 +164,9 @@ async def measure(
             pids = [servers[r] for r in ("broker", "namesrv") if r in servers]
             senders[variant] = (send, pids)
             await send(records.next())  # the first send fetches routes, opens channels
+            idle_before = _broker_cpu_s(pids)
+            await asyncio.sleep(_IDLE_S)
+            tallies[variant].idle_share = round((_broker_cpu_s(pids) - idle_before) / _IDLE_S, 3)
         for _ in range(rounds):
             for variant, (send, pids) in senders.items():
                 cpu_before = _broker_cpu_s(pids)
@@ -182,13 +188,14 @@ async def measure(
 def table(result: dict[str, Any]) -> list[str]:
     lines = [
         "| variant | median send-to-ack ms | p99 ms | sends/s "
-        f"({result['meta']['concurrency']} senders) | broker CPU ms/send |",
-        "|---|---:|---:|---:|---:|",
+        f"({result['meta']['concurrency']} senders) | broker CPU ms/send "
+        "| idle broker CPU (share of a core) |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name, v in result["variants"].items():
         lines.append(
             f"| {name} | {v['median_ms']} | {v['p99_ms']} | {v['sends_per_s']} "
-            f"| {v['broker_cpu_ms_per_send']} |"
+            f"| {v['broker_cpu_ms_per_send']} | {v.get('broker_idle_core_share')} |"
         )
     return lines
 

@@ -36,12 +36,16 @@ variant() {
 	}
 }
 
+VARIANTS=("rabbitmq-batched rabbitmq 1 0" "rocketmq-plain rocketmq 0 0" "rocketmq-tx rocketmq 0 1"
+	"rocketmq-batched rocketmq 1 0" "rabbitmq-plain rabbitmq 0 0")
 for round in $(seq "$ROUNDS"); do
-	variant rabbitmq-batched rabbitmq 1 0
-	variant rocketmq-plain rocketmq 0 0
-	variant rocketmq-tx rocketmq 0 1
-	variant rocketmq-batched rocketmq 1 0
-	variant rabbitmq-plain rabbitmq 0 0
+	# Every other round in reverse order: who runs first (or last) changes sides.
+	order=$(seq 0 $((${#VARIANTS[@]} - 1)))
+	[ $((round % 2)) = 0 ] && order=$(seq $((${#VARIANTS[@]} - 1)) -1 0)
+	for i in $order; do
+		# shellcheck disable=SC2086  # the variant's four words
+		variant ${VARIANTS[$i]}
+	done
 done
 echo "== send-to-ack; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 "$PY" -m loadtest.broker_sends --json "$OUT/sends.json" >"$OUT/sends.out"
