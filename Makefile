@@ -6,7 +6,7 @@ SHELL := /bin/bash
 
 PYTEST_ARGS ?=
 
-.PHONY: help up down test test-unit test-cluster test-rocketmq lint deps venv clean
+.PHONY: help up down test test-unit test-cluster test-rocketmq lint audit deps venv clean
 
 help:
 	@echo "Targets:"
@@ -21,7 +21,10 @@ help:
 	@echo "               consume and reconcile suites again on a 6-node Redis Cluster + 2 MySQL shards"
 	@echo "  make test-rocketmq  the save, protocol, failure and reconciler suites on RocketMQ 5"
 	@echo "               (installs Java and Maven if needed, starts and stops our RocketMQ)"
-	@echo "  make lint    ruff check, ruff format --check, mypy, import-linter (the layers)"
+	@echo "  make lint    ruff check, ruff format --check, mypy, import-linter (the layers), then"
+	@echo "               make audit"
+	@echo "  make audit   pip-audit over requirements.lock; fails when any dependency could not be"
+	@echo "               audited (VOLREG_AUDIT=skip: skipped, and said so)"
 	@echo "  make deps    install/start Redis, MariaDB, RabbitMQ with credentials of our own (var/volreg.env)"
 	@echo "  make venv    create .venv and install the project with dev dependencies"
 	@echo "  make clean   make down, then remove var/ (server data, logs, pid files, demo data, credentials)"
@@ -63,7 +66,12 @@ test-rocketmq:
 
 lint: venv
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy \
-		&& .venv/bin/lint-imports
+		&& .venv/bin/lint-imports && .venv/bin/python scripts/audit.py requirements.lock
+
+# Known vulnerabilities in what the image installs; never passes without auditing every
+# dependency (scripts/audit.py). VOLREG_AUDIT=skip skips it on purpose, loudly.
+audit: venv
+	.venv/bin/python scripts/audit.py requirements.lock
 
 clean: down
 	rm -rf var

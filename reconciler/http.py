@@ -1,7 +1,8 @@
 """The long-running reconciler's own HTTP endpoints: /metrics, /status (run progress), live.
 
 /status lists candidate IDs with unrepaired drift and /metrics the service's internals: both
-need an admin token, like the API's /metrics."""
+need an admin token, like the API's /metrics, whose account has not logged out (or changed)
+since: its token generation is checked as the API checks it (service.core.revocation)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from reconciler.metrics import ReconcileMetrics
 from reconciler.run import Reconciler
 from schemas import urls
+from service.core.errors import Unauthorized
+from service.core.revocation import Revocations
 from service.core.token_keys import is_metrics_token
 from service.core.tokens import BadToken, TokenSigner
 
@@ -24,10 +27,11 @@ _SIGNER = web.AppKey("signer", TokenSigner)
 _SCRAPE = web.AppKey("metrics_token", str)
 _RECONCILER = web.AppKey("reconciler", Reconciler)
 _METRICS = web.AppKey("metrics", ReconcileMetrics)
+_REVOCATIONS = web.AppKey("revocations", Revocations)
 
 
 async def _status(request: web.Request) -> web.Response:
-    if refused := _refused(request):
+    if refused := await _refused(request):
         return refused
     p = request.app[_RECONCILER].progress
     return web.json_response(
@@ -45,7 +49,7 @@ async def _status(request: web.Request) -> web.Response:
 
 async def _metrics(request: web.Request) -> web.Response:
     scrape = is_metrics_token(request.headers.get("Authorization", ""), request.app[_SCRAPE])
-    if not scrape and (refused := _refused(request)):
+    if not scrape and (refused := await _refused(request)):
         return refused
     body = generate_latest(request.app[_METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -55,8 +59,8 @@ async def _live(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def _refused(request: web.Request) -> web.Response | None:
-    """401/403 in the API's error shape unless the request carries an admin token."""
+async def _refused(request: web.Request) -> web.Response | None:
+    """401/403 in the API's error shape unless the request carries a current admin token."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     try:
         if scheme.lower() != "bearer":
@@ -66,6 +70,10 @@ def _refused(request: web.Request) -> web.Response | None:
         return _error(401, "unauthorized", str(exc))
     if claims.role != ROLE_ADMIN:
         return _error(403, "forbidden", "this needs the admin role")
+    try:
+        await request.app[_REVOCATIONS].require_current(claims)
+    except Unauthorized as exc:
+        return _error(401, "unauthorized", exc.message)
     return None
 
 
@@ -74,11 +82,16 @@ def _error(status: int, code: str, message: str) -> web.Response:
 
 
 def create_status_app(
-    reconciler: Reconciler, metrics: ReconcileMetrics, signer: TokenSigner, metrics_token: str = ""
+    reconciler: Reconciler,
+    metrics: ReconcileMetrics,
+    signer: TokenSigner,
+    revocations: Revocations,
+    metrics_token: str = "",
 ) -> web.Application:
     """``metrics_token`` (VOLREG_METRICS_TOKEN) also opens /metrics, never /status."""
     app = web.Application()
     app[_SIGNER] = signer
+    app[_REVOCATIONS] = revocations
     app[_SCRAPE] = metrics_token
     app[_RECONCILER] = reconciler
     app[_METRICS] = metrics

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 from reconciler.model import OUTCOME_FAILED, RunReport
 from service.core import names
+from service.core.metrics import Family
 
 COUNTS = ("checked", "drifted", "repaired_redis", "repaired_mysql", "unrepaired", "in_grace")
 
@@ -15,25 +16,21 @@ COUNTS = ("checked", "drifted", "repaired_redis", "repaired_mysql", "unrepaired"
 class ReconcileMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
-        self.runs = Counter(
-            names.METRIC_RECONCILE_RUNS, "Reconcile runs", ["mode", "outcome"], registry=r
+        f = Family(self.registry)
+        self.runs = f.counter(names.METRIC_RECONCILE_RUNS, "Reconcile runs", ["mode", "outcome"])
+        self.forms = f.counter(
+            names.METRIC_RECONCILE_FORMS, "Forms seen by reconcile runs", ["result"]
         )
-        self.forms = Counter(
-            names.METRIC_RECONCILE_FORMS, "Forms seen by reconcile runs", ["result"], registry=r
-        )
-        self.last = Gauge(
+        self.last = f.gauge(
             names.METRIC_RECONCILE_LAST,
             "The last completed run: its counts, duration_s and finished (unix time)",
             ["field"],
-            registry=r,
         )
-        self.seconds = Histogram(
+        self.seconds = f.histogram(
             names.METRIC_RECONCILE_SECONDS,
             "Duration of reconcile runs",
+            (0.1, 0.5, 1, 5, 15, 60, 300, 1800),
             ["mode"],
-            buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800),
-            registry=r,
         )
 
     def observe(self, report: RunReport) -> None:

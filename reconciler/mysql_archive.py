@@ -15,6 +15,7 @@ from schemas.sql_files import multi_row, query
 from service.core.settings import Settings
 from service.storage.mysql_db import MySQLDatabase
 from service.storage.mysql_parts import open_database
+from service.storage.staff_generations import StaffGenerations
 
 
 class _Sharded(Protocol):
@@ -41,6 +42,8 @@ class FormArchive:
         self._db = db
         self._shards = shards
         self._parts = [db] if isinstance(db, MySQLDatabase) else db.parts
+        # Admin tokens at /status are checked against these (revocation).
+        self.staff_generations = StaffGenerations(self._parts[0])
 
     async def _all(self, name: str, args: Sequence[Any], statement: str | None = None) -> list[Any]:
         rows: list[Any] = []

@@ -15,9 +15,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from reconciler.http import create_status_app
 from reconciler.metrics import ReconcileMetrics
 from reconciler.model import MODE_FULL, MODE_INCREMENTAL
+from reconciler.mysql_archive import FormArchive
+from reconciler.redis_index import FormIndex
 from reconciler.run import LockBusy, Reconciler
 from reconciler.wiring import open_sides
 from service.core.errors import Unavailable
+from service.core.local_cache import LocalCache
+from service.core.revocation import Revocations
 from service.core.settings import Settings
 from service.core.token_keys import previous_secrets
 from service.core.tokens import TokenSigner
@@ -65,7 +69,13 @@ async def serve_forever(settings: Settings) -> None:
         reconciler = Reconciler(redis, mysql, settings, metrics)
         schedule = Schedule(reconciler)
         runner = web.AppRunner(
-            create_status_app(reconciler, metrics, _signer(settings), settings.metrics_token),
+            create_status_app(
+                reconciler,
+                metrics,
+                _signer(settings),
+                _revocations(settings, redis, mysql),
+                settings.metrics_token,
+            ),
             access_log=None,
         )
         await runner.setup()
@@ -101,6 +111,18 @@ async def serve_forever(settings: Settings) -> None:
             await schedule.stop()
             await runner.cleanup()
     log.info("reconciler stopped")
+
+
+def _revocations(settings: Settings, redis: FormIndex, mysql: FormArchive) -> Revocations:
+    """Admin tokens' generations, as the API reads them: a per-process copy, then Redis,
+    then MySQL on a miss."""
+    return Revocations(
+        None,
+        mysql.staff_generations,
+        redis,
+        LocalCache(1024, settings.token_generation_local_ttl_s),
+        settings.token_generation_redis_ttl_s,
+    )
 
 
 def _signer(settings: Settings) -> TokenSigner:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    WithJsonSchema,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 MAX_CHOICES = 96
@@ -13,6 +22,32 @@ MAX_MAJORS = 6
 
 InstitutionCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{5}$")]
 MajorCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}[A-Z]?$")]
+# A resident ID's shape ([0-9], not \d: no Unicode digits); its check digit is checked apart.
+CANDIDATE_ID_PATTERN = r"^[1-9][0-9]{16}[0-9X]$"
+# Local time, no offset: what a filing window is given in.
+LOCAL_TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?$"
+_LOCAL_TIME = re.compile(LOCAL_TIME_PATTERN)
+
+
+def _integral(value: Any) -> Any:
+    """JSON has one number type: ``3.0`` is the integer 3 (JSON Schema agrees)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _local_time_text(value: Any) -> Any:
+    if not isinstance(value, str) or not _LOCAL_TIME.fullmatch(value):
+        raise ValueError("local time as YYYY-MM-DDTHH:MM[:SS[.ffffff]], without an offset")
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_integral)]
+LocalTime = Annotated[
+    datetime,
+    BeforeValidator(_local_time_text),
+    WithJsonSchema({"type": "string", "pattern": LOCAL_TIME_PATTERN}),
+]
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -24,7 +59,9 @@ class _Strict(BaseModel):
 
 class Choice(_Strict):
     institution: InstitutionCode
-    majors: list[MajorCode] = Field(min_length=1, max_length=MAX_MAJORS)
+    majors: list[MajorCode] = Field(
+        min_length=1, max_length=MAX_MAJORS, json_schema_extra={"uniqueItems": True}
+    )
     accept_adjustment: bool = False
 
 
@@ -35,11 +72,11 @@ class FormBody(_Strict):
 class SubmitBody(_Strict):
     """``POST .../forms/{batch}/submit``: the version the candidate reviewed."""
 
-    version: int = Field(gt=0)
+    version: Integer = Field(gt=0)
 
 
 class CandidateLogin(_Strict):
-    candidate_id: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    candidate_id: Annotated[str, StringConstraints(pattern=CANDIDATE_ID_PATTERN)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
@@ -70,9 +107,9 @@ class BatchBody(_Strict):
     and control lines; replaces the batch."""
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    # JSON has no datetime type: these two accept ISO 8601 strings (the model is strict).
-    opens_at: datetime = Field(strict=False)
-    closes_at: datetime = Field(strict=False)
+    # JSON has no datetime type: these two are ISO 8601 local-time strings (the model is strict).
+    opens_at: LocalTime = Field(strict=False)
+    closes_at: LocalTime = Field(strict=False)
     control_lines: list[ControlLine] = Field(default_factory=list, max_length=50)
     # False: a submitted form can no longer be changed, even while the window is open.
     changes_after_submit: bool = True
@@ -170,8 +207,6 @@ def parse_batch(data: Any) -> BatchBody:
     problems = []
     if body.closes_at <= body.opens_at:
         problems.append({"path": "closes_at", "message": "must be after opens_at"})
-    if any(t.tzinfo is not None for t in (body.opens_at, body.closes_at)):
-        problems.append({"path": "opens_at", "message": "give local time without an offset"})
     categories = [c.category for c in body.control_lines]
     if len(set(categories)) != len(categories):
         problems.append({"path": "control_lines", "message": "duplicate category"})

@@ -3,7 +3,9 @@
 # lets the application in with credentials of its own (generated into var/volreg.env on the
 # first run). Servers this script starts are ours: data under var/, a pid file in var/run/,
 # stopped by `make down`. A server someone else runs on the same port is used when it takes
-# our credentials and never stopped or reconfigured. Safe to run again.
+# our credentials and never stopped or reconfigured. On our MariaDB the application's user may
+# only read and write rows; the schema belongs to a migrate user (scripts/mariadb-users.sh,
+# which also upgrades an older install). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -65,7 +67,7 @@ fi
 
 # --- credentials of our own ----------------------------------------------------------------
 
-bash scripts/credentials.sh
+VOLREG_ENV_FILE=$VAR/volreg.env bash scripts/credentials.sh
 set -a
 # shellcheck source=/dev/null
 . "$VAR/volreg.env"
@@ -211,36 +213,28 @@ start_rabbitmq() {
 	env "${envs[@]}" nohup setsid "$script" </dev/null >>"$VAR/log/rabbitmq-server.log" 2>&1 &
 }
 
-# The application's user on our own MariaDB, created once as root through our socket.
-mariadb_setup_sql() {
-	cat <<-EOF
-		CREATE DATABASE IF NOT EXISTS \`$DB_NAME\` CHARACTER SET utf8mb4;
-		CREATE USER IF NOT EXISTS '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$DB_PASSWORD';
-		CREATE USER IF NOT EXISTS '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASSWORD';
-		ALTER USER '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$DB_PASSWORD';
-		ALTER USER '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASSWORD';
-		GRANT ALL PRIVILEGES ON \`$DB_NAME%\`.* TO '$DB_USER'@'127.0.0.1';
-		GRANT ALL PRIVILEGES ON \`$DB_NAME%\`.* TO '$DB_USER'@'localhost';
-	EOF
+# The application's user (row privileges only) and the schema's owner (migrations) on a
+# MariaDB we may administer: ours (root through our socket) or with an administrator's
+# credentials the user supplied. Also upgrades an older install whose application user held
+# every privilege. Returns 1 when this server is not ours to administer.
+mariadb_users() {
+	if [ -S "$RUN_DIR/mariadb.sock" ] && ours mariadb; then
+		bash scripts/mariadb-users.sh "$VAR/volreg.env" "$MARIADB_PORT" "$RUN_DIR/mariadb.sock"
+	elif [ -n "${VOLREG_DB_ADMIN_USER:-}" ]; then
+		bash scripts/mariadb-users.sh "$VAR/volreg.env" "$MARIADB_PORT"
+	else
+		return 1
+	fi
 }
 
-mariadb_create_user() {
-	local sql
-	sql=$(mariadb_setup_sql)
-	if [ -S "$RUN_DIR/mariadb.sock" ] && ours mariadb; then
-		mariadb --no-defaults "--socket=$RUN_DIR/mariadb.sock" -uroot -e "$sql" && return 0
-	fi
-	# Someone else's server: over TCP with administrator credentials the user supplied.
-	if [ -n "${VOLREG_DB_ADMIN_USER:-}" ]; then
-		MYSQL_PWD=${VOLREG_DB_ADMIN_PASSWORD:-} mariadb --no-defaults --protocol=tcp \
-			-h127.0.0.1 -P"$MARIADB_PORT" -u"$VOLREG_DB_ADMIN_USER" -e "$sql" && return 0
-	fi
-	printf '%s\n' \
-		"mariadb: 127.0.0.1:$MARIADB_PORT answers but does not let user $DB_USER in, and this" \
-		"script cannot create it (not our server, no VOLREG_DB_ADMIN_USER/VOLREG_DB_ADMIN_PASSWORD)." \
-		"Run this SQL as a MariaDB administrator (or set those two variables), then try again:" \
-		"$sql" >&2
-	return 1
+# The schema owner, if var/volreg.env names one, logs in.
+migrate_user_up() {
+	local user password
+	user=$(sed -n 's/^VOLREG_MYSQL_MIGRATE_USER=//p' "$VAR/volreg.env" | tail -n 1)
+	password=$(sed -n 's/^VOLREG_MYSQL_MIGRATE_PASSWORD=//p' "$VAR/volreg.env" | tail -n 1)
+	[ -n "$user" ] || return 2
+	MYSQL_PWD=$password mariadb --no-defaults --protocol=tcp -h127.0.0.1 -P"$MARIADB_PORT" \
+		-u"$user" --connect-timeout=5 -e 'SELECT 1' "$DB_NAME" >/dev/null 2>&1
 }
 
 # ensure_server NAME PORT UP_FN START_FN [ANSWERS_FN]: use a server that lets us in, else
@@ -271,10 +265,27 @@ ensure_server() {
 ensure_server redis "$REDIS_PORT" redis_up start_redis
 ensure_server rabbitmq "$AMQP_PORT" rabbitmq_up start_rabbitmq
 ensure_server mariadb "$MARIADB_PORT" mariadb_up start_mariadb mariadb_answers
-if mariadb_up; then
-	log "mariadb: user $DB_USER and database $DB_NAME ready"
+if mariadb_users; then
+	mariadb_up || die "mariadb: set up user $DB_USER but cannot log in as it over 127.0.0.1:$MARIADB_PORT"
+	migrate_user_up || die "mariadb: set up the schema owner but cannot log in as it"
+	log "mariadb: user $DB_USER, the schema owner and database $DB_NAME ready"
+elif mariadb_up; then
+	# Someone else's server that lets our user in: used as it is, never re-granted.
+	status=0
+	migrate_user_up || status=$?
+	case $status in
+	0) log "mariadb: user $DB_USER and the schema owner ready (not our server)" ;;
+	2) log "mariadb: user $DB_USER ready (not our server: no schema owner, so migrations" \
+		"run as $DB_USER; give VOLREG_DB_ADMIN_USER/VOLREG_DB_ADMIN_PASSWORD to set one up)" ;;
+	*) die "mariadb: the schema owner in var/volreg.env (VOLREG_MYSQL_MIGRATE_USER) cannot log" \
+		"in on 127.0.0.1:$MARIADB_PORT; run as an administrator:" \
+		"$(bash scripts/mariadb-users.sh "$VAR/volreg.env" "$MARIADB_PORT" --sql)" ;;
+	esac
 else
-	mariadb_create_user || exit 1
-	mariadb_up || die "mariadb: created user $DB_USER but cannot log in as it over 127.0.0.1:$MARIADB_PORT"
-	log "mariadb: user $DB_USER and database $DB_NAME created"
+	printf '%s\n' \
+		"mariadb: 127.0.0.1:$MARIADB_PORT answers but does not let user $DB_USER in, and this" \
+		"script cannot create it (not our server, no VOLREG_DB_ADMIN_USER/VOLREG_DB_ADMIN_PASSWORD)." \
+		"Run this SQL as a MariaDB administrator (or set those two variables), then try again:" \
+		"$(bash scripts/mariadb-users.sh "$VAR/volreg.env" "$MARIADB_PORT" --sql)" >&2
+	exit 1
 fi

@@ -43,6 +43,14 @@ pytest_plugins = ["tests.bad_input"]
 @pytest.fixture(scope="session")
 async def settings() -> AsyncIterator[Settings]:
     s = make_settings()
+    await prepare(s)
+    yield s
+    await cleanup(s)
+
+
+async def prepare(s: Settings) -> None:
+    """Migrate the run's database and load what the suites expect: an open and a closed
+    batch, two candidates (one with exam results), the catalogue and the staff accounts."""
     await migrate(s)
     async with open_database(s) as db:
         now = datetime.now()
@@ -72,11 +80,9 @@ async def settings() -> AsyncIterator[Settings]:
         )
         await seed_catalogue(db)
         await seed_staff(db, s)
-    yield s
-    await _cleanup(s)
 
 
-async def _cleanup(s: Settings) -> None:
+async def cleanup(s: Settings) -> None:
     await drop_database(s)
     client = redis.Redis.from_url(s.redis_url)
     async for key in client.scan_iter(match=f"{{{s.key_prefix}:*", count=1000):

@@ -7,6 +7,7 @@ import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import pytest
@@ -61,12 +62,11 @@ async def isolated(
     async with open_form_broker(settings, names) as broker:
         await broker.wait_connected(10)
         inbox: asyncio.Queue[Inbound] = asyncio.Queue()
+        writer = FormWriter(db, settings, ConsumerMetrics())
         if consume:
-            await broker.consume(inbox.put)
+            await broker.consume(partial(writer.receive, inbox))
         forms = Forms(cache, wrap(broker), db, BatchWindows(db, 60))
         try:
-            yield Harness(
-                settings, broker, forms, FormWriter(db, settings, ConsumerMetrics()), inbox
-            )
+            yield Harness(settings, broker, forms, writer, inbox)
         finally:
             await delete_topology(broker, settings)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 from aiohttp.test_utils import TestClient
 
 from schemas import urls
@@ -20,6 +24,7 @@ from schemas.http import parse_form
 from schemas.records import FormKey, FormRecord
 from service.core import codec
 from service.core.ids import make_id
+from service.core.logs import JsonFormatter
 from service.core.ports import Database
 from service.core.settings import ENV_FILE, Settings, environment
 
@@ -50,6 +55,12 @@ def _server_of(dsn: str) -> str:
 TEST_MYSQL = os.environ.get("VOLREG_TEST_MYSQL", _server_of(SERVERS.mysql_dsn))
 TEST_REDIS = os.environ.get("VOLREG_TEST_REDIS", SERVERS.redis_url)
 TEST_AMQP = os.environ.get("VOLREG_TEST_AMQP", SERVERS.amqp_url)
+# The schema owner the suites create, migrate and drop their databases as (scripts/
+# ensure-deps.sh sets one up on its own MariaDB); empty: the application's user.
+TEST_MIGRATE_USER = os.environ.get("VOLREG_TEST_MYSQL_MIGRATE_USER", SERVERS.mysql_migrate_user)
+TEST_MIGRATE_PASSWORD = os.environ.get(
+    "VOLREG_TEST_MYSQL_MIGRATE_PASSWORD", SERVERS.mysql_migrate_password
+)
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -57,7 +68,10 @@ def make_settings(**overrides: Any) -> Settings:
     database = f"{TEST_MYSQL}/volreg_test_{RUN}"
     base = Settings(
         mysql_dsn=database,
+        mysql_migrate_user=TEST_MIGRATE_USER,
+        mysql_migrate_password=TEST_MIGRATE_PASSWORD,
         redis_cluster_nodes=os.environ.get("VOLREG_TEST_REDIS_CLUSTER_NODES", ""),
+        redis_cluster_password=os.environ.get("VOLREG_TEST_REDIS_CLUSTER_PASSWORD", ""),
         redis_url=TEST_REDIS,
         amqp_url=TEST_AMQP,
         key_prefix=f"t{RUN}",
@@ -184,3 +198,30 @@ def admin_headers(settings: Settings) -> dict[str, str]:
 
     token = TokenSigner(settings.token_secret).issue(Claims("ops", "admin", int(time.time()) + 600))
     return {"Authorization": f"Bearer {token}"}
+
+
+class LogLines(logging.Handler):
+    """Log lines as the service writes them (JSON, formatted when emitted, so in the context
+    of the code that logged: its request id)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(orjson.loads(self.format(record)))
+
+
+@contextmanager
+def captured(name: str, level: int = logging.INFO) -> Iterator[LogLines]:
+    """The lines logger ``name`` writes meanwhile, at ``level`` and above."""
+    logger = logging.getLogger(name)
+    handler, before = LogLines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before)

@@ -19,7 +19,8 @@ from service.forms.fakes import InMemoryDatabase
 @dataclass
 class InMemoryLoginAttempts:
     """As login.lua: per client on one account and on all accounts, a window starting at the
-    first attempt counted; check and count in one step (no await in between)."""
+    first attempt counted; check and count in one step (no await in between). As
+    login_global.lua: the service's counter (one per fake, as one Redis for all processes)."""
 
     down: bool = False
     _counts: dict[str, tuple[int, float]] = field(default_factory=dict)
@@ -50,6 +51,15 @@ class InMemoryLoginAttempts:
             count, expires = self._held(key)
             if count > 0:
                 self._counts[key] = (count - 1, expires)
+
+    async def reserve_global_login(self, limit: int, window_s: int) -> int:
+        if self.down:
+            raise StoreUnavailable("redis unavailable (in-memory fake set down)")
+        count, expires = self._held("*")
+        if count >= limit:
+            return max(1, math.ceil(expires - time.monotonic()))
+        self._counts["*"] = (count + 1, expires or time.monotonic() + window_s)
+        return 0
 
 
 @dataclass

@@ -2,8 +2,10 @@
 
 Policy (docs/security.md): attempts are counted per client address — on one account, and
 over all accounts — so a third party can lock out only itself, never the candidate at their
-own computer. Successful logins are given back. With Redis down logins go through, as
-passwords are still checked; the hashing queue still bounds the CPU spent on them.
+own computer. Successful logins are given back. A global rate, shared by every process
+through Redis, bounds the hashing the whole service admits (503 beyond it). With Redis down
+logins go through, as passwords are still checked; each process' hashing queue still bounds
+the CPU spent on them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class LoginLimits:
     per_account: int  # attempts of one client on one account in the window (0: no limit)
     per_client: int  # attempts of one client over all accounts in the window (0: no limit)
     window_s: int
+    global_limit: int = 0  # attempts of the whole service in global_window_s (0: no limit)
+    global_window_s: int = 1
 
 
 class LoginGuard:
@@ -39,8 +43,21 @@ class LoginGuard:
         return self._limits.per_account > 0 or self._limits.per_client > 0
 
     async def reserve(self, client: str, account: str) -> bool:
-        """Count this attempt before any hashing; TooManyRequests past a limit. False when
-        nothing was counted (limits off, Redis down)."""
+        """Count this attempt before any hashing: TooManyRequests past a client's limit, then
+        LoginBusy past the global one (the client's attempt given back: the service refused
+        it, not the client's guesses). True when the client's attempt stays counted (False:
+        limits off, Redis down)."""
+        counted = await self._reserve_client(client, account)
+        if self._limits.global_limit > 0:
+            try:
+                await self._reserve_global()
+            except LoginBusy:
+                if counted:
+                    await self.succeeded(client, account)
+                raise
+        return counted
+
+    async def _reserve_client(self, client: str, account: str) -> bool:
         if not self.enabled:
             return False
         limits = self._limits
@@ -57,6 +74,20 @@ class LoginGuard:
                 retry_after_s=wait_s,
             )
         return True
+
+    async def _reserve_global(self) -> None:
+        limits = self._limits
+        try:
+            wait_s = await self._counters.reserve_global_login(
+                limits.global_limit, limits.global_window_s
+            )
+        except StoreUnavailable:
+            log.warning("global login rate not checked: Redis unavailable")
+            return
+        if wait_s:
+            raise LoginBusy(
+                f"too many logins right now; try again in {wait_s} s", retry_after_s=wait_s
+            )
 
     async def succeeded(self, client: str, account: str) -> None:
         try:

@@ -15,9 +15,9 @@ from service.core.local_cache import LocalCache
 from service.core.passwords import Passwords
 from service.core.ports import Database, FormCache
 from service.core.read_through import read_through
+from service.core.tokens import ROLE_CANDIDATE as ROLE_CANDIDATE
 from service.core.tokens import Claims, TokenSigner
 
-ROLE_CANDIDATE = "candidate"
 ROLE_TEACHER = "teacher"
 ROLE_ADMIN = "admin"
 

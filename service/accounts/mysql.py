@@ -9,23 +9,14 @@ from typing import Any
 
 from service.accounts.login import StaffAccount
 from service.storage.mysql_db import MySQLDatabase
-from service.storage.mysql_parts import AnyDatabase, home_of, parts_of
+from service.storage.mysql_parts import home_of, parts_of
+from service.storage.staff_generations import StaffGenerations
 
 
-class StaffTables:
-    def __init__(self, db: AnyDatabase) -> None:
-        self._db = db
-
+class StaffTables(StaffGenerations):
     async def get_staff(self, username: str) -> StaffAccount | None:
         row = await home_of(self._db).fetch_one("get_staff", username)
         return None if row is None else StaffAccount(*row)
-
-    async def token_generation(self, username: str) -> int | None:
-        row = await home_of(self._db).fetch_one("staff_token_generation", username)
-        return None if row is None else int(row[0])
-
-    async def bump_token_generation(self, username: str) -> None:
-        await home_of(self._db).execute("bump_staff_tokens", username)
 
     async def upsert_staff(self, accounts: Sequence[StaffAccount]) -> None:
         await home_of(self._db).execute_rows("upsert_staff", len(accounts), 5, _args(accounts))

@@ -124,6 +124,11 @@ class LoginBusy(Unavailable):
 
     code = "login_busy"
 
+    def __init__(self, message: str | None = None, *, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        # None: the service's usual Retry-After.
+        self.retry_after_s = retry_after_s
+
 
 class RequestInProgress(Unavailable):
     """A request with this Idempotency-Key is in progress; retry it after Retry-After."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 import operator
 import re
 
+from schemas.http import CANDIDATE_ID_PATTERN
+
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 _ASCII_ZERO = 48 * sum(_WEIGHTS)
-ID_SHAPE = re.compile(r"^[1-9][0-9]{16}[0-9X]$")  # [0-9], not \d: no Unicode digits
+ID_SHAPE = re.compile(CANDIDATE_ID_PATTERN)
 
 
 def check_digit(first17: str) -> str:

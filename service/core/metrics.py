@@ -7,6 +7,7 @@ files there and any worker's /metrics sums them, so a scrape sees the whole serv
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,6 +21,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from service.core import names
+from service.core.local_cache import CacheStats
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -38,6 +40,33 @@ def _registry() -> CollectorRegistry:
     return registry
 
 
+class Family:
+    """Builds one registry's metrics: the construction every metrics class shares."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
+        return Counter(name, doc, labels, registry=self.registry)
+
+    def gauge(self, name: str, doc: str, labels: Sequence[str] = (), mode: str = "all") -> Gauge:
+        # mode: how multiprocess mode merges the workers' values (ignored otherwise).
+        return Gauge(name, doc, labels, multiprocess_mode=mode, registry=self.registry)  # type: ignore[arg-type]
+
+    def histogram(
+        self, name: str, doc: str, buckets: Sequence[float], labels: Sequence[str] = ()
+    ) -> Histogram:
+        return Histogram(name, doc, labels, buckets=buckets, registry=self.registry)
+
+    def form_commits(self) -> Counter:
+        """Shared by the API (its writers) and the consumer: same name, same meaning."""
+        return self.counter(
+            names.METRIC_MYSQL_COMMITS,
+            "MySQL transactions committed to store forms, by writer",
+            ["writer"],
+        )
+
+
 def exposition(registry: CollectorRegistry) -> tuple[bytes, str]:
     """The text a scrape gets: this registry, or every worker's values in multiprocess mode."""
     if multiprocess():
@@ -52,63 +81,76 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = _registry()
-        r = self.registry
-        self.requests = Counter(
-            names.METRIC_REQUESTS, "HTTP requests", ["route", "method", "status"], registry=r
+        f = Family(self.registry)
+        self.requests = f.counter(
+            names.METRIC_REQUESTS, "HTTP requests", ["route", "method", "status"]
         )
-        self.latency = Histogram(
-            names.METRIC_LATENCY,
-            "HTTP request latency",
-            ["route"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+        self.latency = f.histogram(
+            names.METRIC_LATENCY, "HTTP request latency", _LATENCY_BUCKETS, ["route"]
         )
-        self.group_records = Histogram(
+        self.group_records = f.histogram(
             names.METRIC_GROUP_RECORDS,
             "Saves per published broker message (group commit)",
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
-            registry=r,
+            (1, 2, 4, 8, 16, 32, 64, 128),
         )
-        self.group_flushes = Counter(
+        self.group_flushes = f.counter(
             names.METRIC_GROUP_FLUSHES,
             "Published batches by what closed them (idle: nothing was in flight)",
             ["reason"],
-            registry=r,
         )
-        self.confirm = Histogram(
+        self.confirm = f.histogram(
             names.METRIC_CONFIRM,
             "From publishing a batch message to its broker confirm",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
-            registry=r,
+            (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
         )
-        self.group_wait = Histogram(
+        self.group_wait = f.histogram(
             names.METRIC_GROUP_WAIT,
             "Time a batch's first save waited for the batch to close",
-            buckets=(0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01),
-            registry=r,
+            (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01),
         )
-        self.mysql_commits = Counter(
-            names.METRIC_MYSQL_COMMITS,
-            "MySQL transactions committed to store forms, by writer",
-            ["writer"],
-            registry=r,
-        )
-        self.saves = Counter(names.METRIC_SAVES, "Form saves by outcome", ["outcome"], registry=r)
-        self.save_stage = Histogram(
+        self.mysql_commits = f.form_commits()
+        self.saves = f.counter(names.METRIC_SAVES, "Form saves by outcome", ["outcome"])
+        self.save_stage = f.histogram(
             names.METRIC_SAVE_STAGE,
             "Save steps: stage (Redis), publish (until the broker's confirm), commit (Redis)",
+            _LATENCY_BUCKETS,
             ["stage"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
         )
         # 1 when the dependency answered this process's last probe (every few seconds).
-        self.dependency_up = Gauge(
+        self.dependency_up = f.gauge(
             names.METRIC_DEPENDENCY_UP,
             "Whether a dependency answered the last probe",
             ["dependency"],
-            multiprocess_mode="livemin",
-            registry=r,
+            mode="livemin",
         )
+        self.login_failures = f.counter(
+            names.METRIC_LOGIN_FAILURES,
+            "Refused logins by account kind (candidate, staff) and reason (the error code)",
+            ["kind", "reason"],
+        )
+        self.cache_hits = f.counter(
+            names.METRIC_CACHE_HITS, "Per-process cache lookups answered from memory", ["cache"]
+        )
+        self.cache_misses = f.counter(
+            names.METRIC_CACHE_MISSES,
+            "Per-process cache lookups that loaded (from Redis or MySQL), by cache",
+            ["cache"],
+        )
+        # The per-process caches by name; their tallies are plain integers on the lookup path
+        # and reach the counters in refresh() (with the dependency probes, and on a scrape).
+        self.caches: dict[str, CacheStats] = {}
+        self._cache_seen: dict[str, tuple[int, int]] = {}
+
+    def refresh(self) -> None:
+        """Bring the cache counters up to date with the caches' own tallies."""
+        for cache, stats in self.caches.items():
+            hits, misses = stats.hits, stats.loads
+            seen_hits, seen_misses = self._cache_seen.get(cache, (0, 0))
+            if hits > seen_hits:
+                self.cache_hits.labels(cache).inc(hits - seen_hits)
+            if misses > seen_misses:
+                self.cache_misses.labels(cache).inc(misses - seen_misses)
+            self._cache_seen[cache] = (hits, misses)
 
 
 class ConsumerMetrics:
@@ -116,50 +158,39 @@ class ConsumerMetrics:
 
     def __init__(self) -> None:
         self.registry = _registry()
-        r = self.registry
-        self.consumed = Counter(
-            names.METRIC_CONSUMED, "Messages applied to MySQL", ["outcome"], registry=r
+        f = Family(self.registry)
+        self.consumed = f.counter(names.METRIC_CONSUMED, "Messages applied to MySQL", ["outcome"])
+        self.dead_lettered = f.counter(
+            names.METRIC_DEAD_LETTERED, "Messages parked in the dead-letter queue"
         )
-        self.dead_lettered = Counter(
-            names.METRIC_DEAD_LETTERED, "Messages parked in the dead-letter queue", registry=r
-        )
-        self.batch_rows = Histogram(
+        self.batch_rows = f.histogram(
             names.METRIC_CONSUME_BATCH,
             "Rows per consumer upsert",
-            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000),
-            registry=r,
+            (1, 10, 50, 100, 250, 500, 1000, 2000),
         )
-        self.mysql_commits = Counter(
-            names.METRIC_MYSQL_COMMITS,
-            "MySQL transactions committed to store forms, by writer",
-            ["writer"],
-            registry=r,
-        )
-        self.upsert = Histogram(
+        self.mysql_commits = f.form_commits()
+        self.upsert = f.histogram(
             names.METRIC_CONSUME_UPSERT,
             "One batch's upsert (the MySQL commit), retries included",
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            _LATENCY_BUCKETS,
         )
-        self.delay = Histogram(
+        self.delay = f.histogram(
             names.METRIC_CONSUME_DELAY,
             "From a save (its version's time) to its row committed in MySQL",
-            buckets=_DELAY_BUCKETS,
-            registry=r,
+            _DELAY_BUCKETS,
         )
-        self.lag = Gauge(
-            names.METRIC_CONSUMER_LAG,
-            "Age of the oldest save in the last batch committed to MySQL",
-            registry=r,
+        self.lag = f.gauge(
+            names.METRIC_CONSUMER_LAG, "Age of the oldest save in the last batch committed to MySQL"
         )
-        self.queue_messages = Gauge(
+        self.oldest_unacked = f.gauge(
+            names.METRIC_OLDEST_UNACKED,
+            "Age of the oldest delivery this consumer holds unacked (0 when none)",
+        )
+        self.queue_messages = f.gauge(
             names.METRIC_QUEUE_MESSAGES,
             "Messages ready in each form queue (unacked deliveries not counted)",
             ["queue"],
-            registry=r,
         )
-        self.dead_letter_messages = Gauge(
-            names.METRIC_DEAD_LETTER_MESSAGES,
-            "Messages waiting in the dead-letter queue",
-            registry=r,
+        self.dead_letter_messages = f.gauge(
+            names.METRIC_DEAD_LETTER_MESSAGES, "Messages waiting in the dead-letter queue"
         )

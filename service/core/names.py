@@ -51,6 +51,10 @@ class Names:
         tag = f"{{{self.key_prefix}:login:{client}}}"
         return [f"{tag}:account:{account}", f"{tag}:all"]
 
+    def login_global_key(self) -> str:
+        """Login attempts of the whole service in the current window (login_global.lua)."""
+        return f"{{{self.key_prefix}:login-global}}"
+
     def exam_key(self, candidate_id: str) -> str:
         return f"{self.tag(candidate_id)}:exam:{candidate_id}"
 
@@ -149,6 +153,10 @@ METRIC_DEAD_LETTER_MESSAGES = "volreg_dead_letter_messages"
 METRIC_CONSUMER_LAG = "volreg_consumer_lag_seconds"
 METRIC_CONSUME_DELAY = "volreg_consume_delay_seconds"
 METRIC_CONSUME_UPSERT = "volreg_consume_upsert_seconds"
+METRIC_OLDEST_UNACKED = "volreg_consumer_oldest_unacked_seconds"
+METRIC_LOGIN_FAILURES = "volreg_login_failures_total"
+METRIC_CACHE_HITS = "volreg_cache_hits_total"
+METRIC_CACHE_MISSES = "volreg_cache_misses_total"
 
 
 def names_of(settings: Settings) -> Names:

@@ -53,7 +53,8 @@ class Batch:
 
 
 class LoginAttempts(Protocol):
-    """Login attempts per client address (per account and over all accounts) in a window."""
+    """Login attempts per client address (per account and over all accounts) and of the
+    whole service, in windows."""
 
     async def reserve_login(
         self, client: str, account: str, per_account: int, per_client: int, window_s: int
@@ -63,6 +64,11 @@ class LoginAttempts(Protocol):
 
     async def refund_login(self, client: str, account: str) -> None:
         """Uncount an attempt that turned out to be a successful login."""
+
+    async def reserve_global_login(self, limit: int, window_s: int) -> int:
+        """Count one attempt of the whole service (every process shares the counter) and
+        return 0, or, when the limit is reached, count nothing and return the seconds until
+        the window ends."""
 
 
 class FormCache(Protocol):

@@ -25,6 +25,10 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Redis Cluster seed nodes "host:port,host:port"; when set, redis_url is not used.
     redis_cluster_nodes: str = ""
+    # The cluster's credentials (AUTH on every node connection, as a single Redis takes them
+    # from redis_url): requirepass, or an ACL user and its password.
+    redis_cluster_username: str = ""
+    redis_cluster_password: str = ""
     # One URL, or a comma-separated list of cluster nodes tried in order on (re)connect.
     amqp_url: str = "amqp://127.0.0.1:5672/"
     # Replicas of each new quorum queue (x-quorum-initial-group-size); 0 = broker default.
@@ -45,6 +49,11 @@ class Settings:
     mysql_dsn: str = "mysql://volreg@127.0.0.1:3306/volreg"
     # Shard map "0-127=mysql://...,128-255=mysql://..."; when set, mysql_dsn is not used.
     mysql_shards: str = ""
+    # `volreg migrate` (and the tests' throw-away databases) connect as this user, the schema's
+    # owner, to every database of mysql_dsn/mysql_shards; the application's own user may then
+    # only read and write rows. Empty: as the application's user.
+    mysql_migrate_user: str = ""
+    mysql_migrate_password: str = ""
     token_secret: str = _DEV_SECRET
     # Older secrets still accepted when verifying tokens (comma-separated), so the secret can
     # be rotated without logging everyone out; drop them after token_ttl_s.
@@ -67,6 +76,11 @@ class Settings:
     login_failures_limit: int = 10
     login_failures_window_s: int = 300
     login_client_failures_limit: int = 300
+    # Login attempts of the whole service (every process, every client; counted in Redis)
+    # per window before further ones get 503 login_busy + Retry-After, checked before hashing:
+    # size it to what the pods can hash (pods x login_hash_workers x ~20/s). 0 turns it off.
+    login_global_limit: int = 500
+    login_global_window_s: int = 1
     # Addresses (or CIDR blocks, comma-separated) of proxies whose X-Forwarded-For names the
     # client; from anyone else the header is ignored.
     trusted_proxies: str = ""

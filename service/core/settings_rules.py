@@ -78,6 +78,8 @@ BOUNDS: dict[str, Bound] = {
     "login_failures_limit": AT_LEAST_0,
     "login_failures_window_s": AT_LEAST_1,
     "login_client_failures_limit": AT_LEAST_0,
+    "login_global_limit": AT_LEAST_0,
+    "login_global_window_s": AT_LEAST_1,
     "login_hash_workers": AT_LEAST_1,
     "login_hash_queue": AT_LEAST_0,
     "token_generation_local_ttl_s": AT_LEAST_0,

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 
 import orjson
 
+# The one role that is not a staff account (candidates and staff keep separate token
+# generations, service.core.revocation).
+ROLE_CANDIDATE = "candidate"
+
 
 class BadToken(ValueError):
     """The token is malformed, forged or expired."""

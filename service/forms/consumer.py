@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,6 +32,28 @@ class SaveJournal(Protocol):
     async def record_saves(self, records: Sequence[FormRecord]) -> None: ...
 
 
+class Unacked:
+    """The deliveries this consumer holds and has not settled yet (acked, parked or handed
+    back), with when each arrived: the age of the oldest is the metric that shows a consumer
+    stuck on them (MySQL down or slow) while the queue depth alone does not."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._since: dict[int, float] = {}
+
+    def hold(self, delivery: Inbound) -> None:
+        self._since.setdefault(id(delivery), self._clock())
+
+    def settle(self, delivery: Inbound) -> None:
+        self._since.pop(id(delivery), None)
+
+    def __len__(self) -> int:
+        return len(self._since)
+
+    def oldest_age_s(self) -> float:
+        return self._clock() - min(self._since.values()) if self._since else 0.0
+
+
 class FormWriter:
     """Applies batches of deliveries to MySQL. Nothing is acked before its row is committed;
     a message that can never be applied goes to the dead-letter queue with its reason."""
@@ -48,6 +70,13 @@ class FormWriter:
         self._settings = settings
         self._metrics = metrics
         self._stop = asyncio.Event()
+        self.unacked = Unacked()
+        metrics.oldest_unacked.set_function(self.unacked.oldest_age_s)
+
+    async def receive(self, inbox: asyncio.Queue[Inbound], delivery: Inbound) -> None:
+        """What the broker calls with each delivery: held (and timed) until it is settled."""
+        self.unacked.hold(delivery)
+        await inbox.put(delivery)
 
     async def run(self, inbox: asyncio.Queue[Inbound], stop: asyncio.Event) -> None:
         self._stop = stop
@@ -133,15 +162,15 @@ class FormWriter:
     async def _settle(self, entry: _Held, rejected: dict[FormKey, str]) -> None:
         """Ack a delivery once each of its records is applied or parked alone with its reason;
         a record MySQL refused or that cannot be read never holds back its neighbours."""
-        parked = list(entry.bad)
+        parked: list[tuple[_Alone, str, FormRecord | None]] = [(a, r, None) for a, r in entry.bad]
         applied = 0
         for record, alone in entry.good:
             if record.key in rejected:
-                parked.append((alone, rejected[record.key]))
+                parked.append((alone, rejected[record.key], record))
             else:
                 applied += 1
                 if log.isEnabledFor(logging.DEBUG):
-                    with _as_request(entry.delivery):
+                    with _as_request(entry.delivery, record):
                         log.debug(
                             "applied",
                             extra={
@@ -157,15 +186,17 @@ class FormWriter:
                 await self._dead_letter(entry.delivery, parked[0][1])
                 return
         else:
-            for alone, reason in parked:
+            for alone, reason, refused in parked:
                 if alone is None:  # only version 1 messages lack it
                     continue
-                log.error("dead-lettering a record of a batch message: %s", reason)
+                with _as_request(entry.delivery, refused):
+                    log.error("dead-lettering a record of a batch message: %s", reason)
                 try:
                     await entry.delivery.dead_letter_part(*alone, reason)
                 except BrokerUnavailable:
                     # Unacked: the whole message is redelivered (harmless, version-guarded).
                     log.warning("broker gone while dead-lettering; it will be redelivered")
+                    self.unacked.settle(entry.delivery)
                     return
                 self._metrics.dead_lettered.inc()
         await self._ack(entry.delivery)
@@ -247,9 +278,13 @@ class FormWriter:
         except BrokerUnavailable:
             log.warning("broker gone while dead-lettering; it will be redelivered")
             return
+        finally:  # settled, or redelivered to someone: this consumer no longer holds it
+            self.unacked.settle(delivery)
         self._metrics.dead_lettered.inc()
 
     async def _requeue(self, batch: Sequence[Inbound]) -> None:
+        for delivery in batch:
+            self.unacked.settle(delivery)
         for delivery in batch:
             try:
                 await delivery.requeue()
@@ -261,13 +296,19 @@ class FormWriter:
             await delivery.ack()
         except BrokerUnavailable:
             log.warning("broker gone before ack; the message will be redelivered (harmless)")
+        finally:
+            self.unacked.settle(delivery)
 
 
 @contextmanager
-def _as_request(delivery: Inbound) -> Iterator[None]:
-    """Log lines about this message carry the id of the API request that published it."""
-    rid = delivery.headers.get(HEADER_REQUEST_ID)
-    token = logs.request_id.set(rid if isinstance(rid, str) else "-")
+def _as_request(delivery: Inbound, record: FormRecord | None = None) -> Iterator[None]:
+    """Log lines about this message carry the id of the API request that published it: the
+    record's own (each frame of a batch message carries its save's), else the message's
+    header (a version 1 message)."""
+    rid: object = record.origin.request_id if record and record.origin else None
+    if not rid:
+        rid = delivery.headers.get(HEADER_REQUEST_ID)
+    token = logs.request_id.set(rid if isinstance(rid, str) and rid else "-")
     try:
         yield
     finally:

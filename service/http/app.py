@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from service.accounts.login import Accounts
-from service.accounts.revocation import Revocations
 from service.catalogue.catalogue import Catalogue
 from service.console.status import Pipeline
 from service.core.metrics import Metrics
 from service.core.names import Names
+from service.core.revocation import Revocations
 from service.core.settings import Settings
 from service.core.token_keys import previous_secrets
 from service.core.tokens import TokenSigner
@@ -28,6 +28,7 @@ from service.hot.aggregate import Aggregator
 from service.hot.events import HotEvents
 from service.http import keys
 from service.http.clients import trusted_networks
+from service.http.consumer_app import sampling
 from service.http.endpoints.candidates import add_routes
 from service.http.endpoints.catalogue import add_catalogue_routes
 from service.http.endpoints.console import add_console_routes
@@ -125,7 +126,14 @@ def build_app(settings: Settings, names: Names, services: OpenServices) -> web.A
                 app[keys.SUBMISSIONS] = s.submissions
             if s.pipeline is not None:
                 app[keys.PIPELINE] = s.pipeline
-            async with readiness.probing(settings.probe_interval_s):
+
+            async def refresh() -> None:
+                metrics.refresh()
+
+            async with (
+                readiness.probing(settings.probe_interval_s),
+                sampling(settings.probe_interval_s, refresh, "cache-metrics"),
+            ):
                 yield
 
     async def draining(app: web.Application) -> None:

@@ -12,14 +12,23 @@ from aiohttp import web
 from schemas import urls
 from service.core.errors import Unavailable
 from service.core.metrics import ConsumerMetrics, exposition
+from service.core.token_keys import is_metrics_token
 from service.http.respond import json_response
 
 log = logging.getLogger(__name__)
 _METRICS = web.AppKey("metrics", ConsumerMetrics)
 _CONSUMING = web.AppKey("consuming", asyncio.Event)
+_SCRAPE = web.AppKey("metrics_token", str)
 
 
 async def _metrics(request: web.Request) -> web.Response:
+    token = request.app[_SCRAPE]
+    if token and not is_metrics_token(request.headers.get("Authorization", ""), token):
+        refused = json_response(
+            {"error": {"code": "unauthorized", "message": "send the metrics token"}}, 401
+        )
+        refused.headers["WWW-Authenticate"] = "Bearer"
+        return refused
     body, content_type = exposition(request.app[_METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": content_type})
 
@@ -36,8 +45,13 @@ async def _ready(request: web.Request) -> web.Response:
     )
 
 
-def create_consumer_app(metrics: ConsumerMetrics, consuming: asyncio.Event) -> web.Application:
+def create_consumer_app(
+    metrics: ConsumerMetrics, consuming: asyncio.Event, metrics_token: str = ""
+) -> web.Application:
+    """``metrics_token`` (VOLREG_METRICS_TOKEN): when set, /metrics wants it as a bearer token,
+    like the API's and the reconciler's; when empty it is open to whoever reaches the port."""
     app = web.Application()
+    app[_SCRAPE] = metrics_token
     app[_METRICS] = metrics
     app[_CONSUMING] = consuming
     app.router.add_get(urls.METRICS, _metrics)

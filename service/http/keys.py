@@ -6,11 +6,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from service.accounts.login import Accounts
-from service.accounts.revocation import Revocations
 from service.catalogue.catalogue import Catalogue
 from service.console.status import Pipeline
 from service.core.metrics import Metrics
 from service.core.names import Names
+from service.core.revocation import Revocations
 from service.core.settings import Settings
 from service.core.tokens import TokenSigner
 from service.filing.history import History

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from schemas import urls
 from service.core import logs
-from service.core.errors import TooManyRequests, Unavailable, VolregError
+from service.core.errors import LoginBusy, TooManyRequests, Unavailable, VolregError
 from service.core.metrics import Metrics
 from service.core.tokens import BadToken
 from service.http import keys
@@ -37,7 +37,9 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 
 def _from_volreg(exc: VolregError, retry_after_s: int) -> web.Response:
     response = json_response(error_body(exc.code, exc.message, exc.details), status=exc.status)
-    if isinstance(exc, Unavailable):
+    if isinstance(exc, LoginBusy) and exc.retry_after_s is not None:
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    elif isinstance(exc, Unavailable):
         response.headers["Retry-After"] = str(retry_after_s)
     elif isinstance(exc, TooManyRequests):
         response.headers["Retry-After"] = str(exc.retry_after_s)

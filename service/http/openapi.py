@@ -9,6 +9,7 @@ rewrites ``schemas/openapi.json``; a test fails when the committed file differs 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,17 @@ from schemas.http import (
     StaffLogin,
     SubmitBody,
 )
-from service.accounts.login import ROLE_ADMIN, ROLE_CANDIDATE, ROLE_TEACHER
-from service.core import ids
+from schemas.responses import MODELS
 from service.core.errors import TooManyRequests, Unavailable, VolregError
+from service.filing.history import PAGE_MAX as HISTORY_PAGE_MAX
+from service.hot.aggregate import WINDOW
 
 # Every route's module defines the errors it raises; the app imports them all, so the
 # document lists the same error codes however this module was imported.
 from service.http import app as _app  # noqa: F401
 from service.http import patterns
+from service.schools.schools import FILINGS
+from service.schools.schools import PAGE_MAX as SCHOOL_PAGE_MAX
 
 # The document is a contract: it lives with the others in schemas/.
 OUTPUT = Path(__file__).resolve().parents[2] / "schemas" / "openapi.json"
@@ -149,103 +153,10 @@ def _components() -> dict[str, Any]:
     schemas["FormBody"] = form_schema
     schemas["CandidateLogin"] = CandidateLogin.model_json_schema(ref_template=SCHEMAS + "{model}")
     schemas.update(_staff_schemas())
-    timestamp = {"type": "string", "format": "date-time"}
-    schemas.update(
-        {
-            "LoginResult": {
-                "type": "object",
-                "required": ["token", "expires_at", "role"],
-                "properties": {
-                    "token": {"type": "string", "description": "Send as `Bearer <token>`."},
-                    "expires_at": timestamp,
-                    "role": {
-                        "type": "string",
-                        "enum": [ROLE_CANDIDATE, ROLE_TEACHER, ROLE_ADMIN],
-                    },
-                },
-            },
-            "Form": {
-                "type": "object",
-                "required": ["choices", "version", "updated_at", "status"],
-                "properties": {
-                    "choices": {"type": "array", "items": ref("Choice")},
-                    "version": {"type": "integer", "description": "Grows with every save."},
-                    "updated_at": timestamp,
-                    "status": {"type": "string"},
-                },
-            },
-            "Saved": {
-                "type": "object",
-                "required": ["version", "updated_at"],
-                "properties": {"version": {"type": "integer"}, "updated_at": timestamp},
-            },
-            "Exam": {
-                "type": "object",
-                "required": ["total_score", "rank", "subjects"],
-                "properties": {
-                    "total_score": {"type": "number"},
-                    "rank": {"type": "integer", "minimum": 1},
-                    "subjects": {
-                        "type": "object",
-                        "additionalProperties": {"type": "number"},
-                        "description": "Score per subject.",
-                    },
-                },
-            },
-            "Health": {
-                "type": "object",
-                "required": ["status"],
-                "properties": {"status": {"type": "string", "enum": ["ok"]}},
-            },
-            "Readiness": {
-                "type": "object",
-                "required": ["status", "checks"],
-                "properties": {
-                    "status": {"type": "string", "enum": ["ok", "unavailable"]},
-                    "checks": {
-                        "type": "object",
-                        "additionalProperties": {"type": "string"},
-                        "description": "/health/deps: per dependency `ok` or `down: <reason>`; "
-                        "/health/ready: `process` (`serving`, `draining`) and per connection "
-                        "`established`, `connecting`, `reconnecting` or `failed: <reason>`.",
-                    },
-                },
-            },
-            "FieldProblem": {
-                "type": "object",
-                "required": ["path", "message"],
-                "properties": {
-                    "path": {
-                        "type": "string",
-                        "description": "Like `choices[1].majors[0]`, `path.batch`, "
-                        "`header.Idempotency-Key`, or `$` for the whole body.",
-                    },
-                    "message": {"type": "string"},
-                },
-            },
-            "Error": {
-                "type": "object",
-                "required": ["error"],
-                "properties": {
-                    "error": {
-                        "type": "object",
-                        "required": ["code", "message"],
-                        "properties": {
-                            "code": {"type": "string"},
-                            "message": {"type": "string"},
-                            "details": {
-                                "description": "For `validation_failed`: the fields at fault.",
-                                "anyOf": [
-                                    {"type": "array", "items": ref("FieldProblem")},
-                                    {"type": "object"},
-                                ],
-                            },
-                        },
-                    }
-                },
-            },
-        }
-    )
+    for model in MODELS:
+        schema = model.model_json_schema(ref_template=SCHEMAS + "{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
     by_status = _errors_by_status()
     return {
         "schemas": schemas,
@@ -262,14 +173,14 @@ def _components() -> dict[str, Any]:
                 "required": True,
                 "description": "Resident ID number (GB 11643) with a valid check digit; "
                 "only the candidate's own token reaches it.",
-                "schema": {"type": "string", "pattern": ids.ID_SHAPE.pattern},
+                "schema": _text(patterns.CANDIDATE_ID),
             },
             "Batch": {
                 "name": "batch",
                 "in": "path",
                 "required": True,
                 "description": "Admission batch code.",
-                "schema": {"type": "string", "pattern": patterns.BATCH.pattern},
+                "schema": _text(patterns.BATCH),
             },
             "IdempotencyKey": {
                 "name": "Idempotency-Key",
@@ -277,7 +188,7 @@ def _components() -> dict[str, Any]:
                 "required": False,
                 "description": "Repeating a save with the same key and body returns the first "
                 "result without saving again; the same key with another body is a 422.",
-                "schema": {"type": "string", "pattern": patterns.IDEMPOTENCY_KEY.pattern},
+                "schema": _text(patterns.IDEMPOTENCY_KEY),
             },
         },
         "headers": {
@@ -325,10 +236,7 @@ def _paths() -> dict[str, Any]:
                 {
                     "200": _ok(
                         "Logged out.",
-                        json_content(
-                            {"type": "object", "properties": {"status": {"type": "string"}}},
-                            {"status": "logged_out"},
-                        ),
+                        json_content(ref("LoggedOut"), {"status": "logged_out"}),
                     )
                 },
                 [401, 503],
@@ -359,7 +267,8 @@ def _paths() -> dict[str, Any]:
             ),
             "put": _operation(
                 "putForm",
-                "Save the whole form (all choices) for a batch",
+                "Save the whole form (all choices) for a batch; 422 also when two choices name "
+                "the same institution or a choice names no institution or major of the catalogue",
                 {"200": _ok("Saved: durable and visible to reads.", json_content(ref("Saved")))},
                 [400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503],
                 tag="forms",
@@ -461,49 +370,75 @@ def _staff_schemas() -> dict[str, Any]:
         schema = model.model_json_schema(ref_template=SCHEMAS + "{model}")
         out.update(schema.pop("$defs", {}))
         out[model.__name__] = schema
-    out["Object"] = {"type": "object", "description": "See the endpoint's summary."}
     return out
 
 
-def _query(name: str, description: str) -> dict[str, Any]:
+def _text(pattern: re.Pattern[str] | None = None) -> dict[str, Any]:
+    """A string parameter's schema: the very pattern its handler checks."""
+    return {"type": "string"} if pattern is None else {"type": "string", "pattern": pattern.pattern}
+
+
+def _limit(maximum: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": 1, "maximum": maximum}
+
+
+def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An optional query parameter; the handlers read an empty one (``?name=``) as not given,
+    so a pattern admits the empty string too."""
+    schema = schema or _text()
+    if "pattern" in schema:
+        schema = {**schema, "pattern": patterns.optional(re.compile(schema["pattern"])).pattern}
     return {
         "name": name,
         "in": "query",
         "required": False,
         "description": description,
-        "schema": {"type": "string"},
+        "schema": schema,
     }
 
 
-def _path(name: str, description: str) -> dict[str, Any]:
+def _path(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "name": name,
         "in": "path",
         "required": True,
         "description": description,
-        "schema": {"type": "string"},
+        "schema": schema or _text(),
     }
 
 
 def _staff_parameters() -> dict[str, Any]:
     return {
-        "School": _path("school", "School code."),
-        "InstitutionCode": _path("code", "Institution code (5 digits)."),
-        "BatchCode": _path("batch", "Admission batch code."),
-        "Job": _path("job", "Import job id."),
-        "FilingStatus": _query("status", "`filed` or `unfiled` (in `batch`, or any batch)."),
-        "FilingBatch": _query("batch", "Batch the status filter looks at."),
-        "Cursor": _query("cursor", "`next_cursor` of the previous page."),
-        "Limit": _query("limit", "Page size, 1-200 (default 50)."),
-        "JobId": _query("job", "Job id to create or resume."),
-        "FileName": _query("name", "File name shown in the job."),
-        "Fresh": _query("fresh", "`1`: do not resume an unfinished job over this content."),
-        "After": _query("after", "Rejections after this line."),
+        "School": _path("school", "School code.", _text(patterns.SCHOOL)),
+        "InstitutionCode": _path(
+            "code", "Institution code (5 digits).", _text(patterns.INSTITUTION)
+        ),
+        "BatchCode": _path("batch", "Admission batch code.", _text(patterns.BATCH)),
+        "Job": _path("job", "Import job id.", _text(patterns.JOB)),
+        "FilingStatus": _query(
+            "status",
+            "`filed` or `unfiled` (in `batch`, or any batch).",
+            {"type": "string", "enum": list(FILINGS)},
+        ),
+        "FilingBatch": _query("batch", "Batch the status filter looks at.", _text(patterns.BATCH)),
+        "Cursor": _query(
+            "cursor",
+            "`next_cursor` of the previous page (the last candidate ID it listed).",
+            _text(patterns.CANDIDATE_ID),
+        ),
+        "Limit": _query("limit", "Page size (default 50).", _limit(SCHOOL_PAGE_MAX)),
+        "JobId": _query("job", "Job id to create or resume.", _text(patterns.JOB)),
+        "FileName": _query("name", "File name shown in the job.", _text(patterns.FILE_NAME)),
+        "Fresh": _query(
+            "fresh",
+            "`1`: do not resume an unfinished job over this content.",
+            {"type": "string", "enum": ["", "0", "1"]},
+        ),
+        "After": _query("after", "Rejections after this line.", _text(patterns.LINE)),
     }
 
 
 def _staff_paths() -> dict[str, Any]:
-    obj = json_content(ref("Object"))
     code = _param("InstitutionCode")
     return {
         urls.SCHOOL_CANDIDATES: {
@@ -511,7 +446,12 @@ def _staff_paths() -> dict[str, Any]:
                 "schoolCandidates",
                 "A page of the school's candidates with each one's filing status per batch "
                 "(teachers of that school, admins)",
-                {"200": _ok("`{school, candidates, next_cursor}`.", obj)},
+                {
+                    "200": _ok(
+                        "`{school, candidates, next_cursor}`.",
+                        json_content(ref("SchoolCandidates")),
+                    )
+                },
                 [401, 403, 422, 503],
                 tag="schools",
                 auth=True,
@@ -524,7 +464,7 @@ def _staff_paths() -> dict[str, Any]:
             "get": _operation(
                 "listInstitutions",
                 "Every institution (code, name)",
-                {"200": _ok("`{institutions}`.", obj)},
+                {"200": _ok("`{institutions}`.", json_content(ref("Institutions")))},
                 [503],
                 tag="catalogue",
             )
@@ -533,7 +473,7 @@ def _staff_paths() -> dict[str, Any]:
             "get": _operation(
                 "getInstitution",
                 "An institution with its majors",
-                {"200": _ok("`{code, name, majors}`.", obj)},
+                {"200": _ok("`{code, name, majors}`.", json_content(ref("Institution")))},
                 [404, 422, 503],
                 tag="catalogue",
                 parameters=[code],
@@ -543,7 +483,7 @@ def _staff_paths() -> dict[str, Any]:
             "get": _operation(
                 "listBatches",
                 "Admission batches with filing windows and control lines",
-                {"200": _ok("`{batches}`.", obj)},
+                {"200": _ok("`{batches}`.", json_content(ref("Batches")))},
                 [503],
                 tag="catalogue",
             )
@@ -551,8 +491,14 @@ def _staff_paths() -> dict[str, Any]:
         urls.ADMIN_INSTITUTION: {
             "put": _operation(
                 "putInstitution",
-                "Publish an institution and its majors (replaces them; admins)",
-                {"200": _ok("Published: `{institution, redis_refreshed, broadcast}`.", obj)},
+                "Publish an institution and its majors (replaces them; admins); 422 also when "
+                "two majors have the same code",
+                {
+                    "200": _ok(
+                        "Published: `{institution, redis_refreshed, broadcast}`.",
+                        json_content(ref("InstitutionPublished")),
+                    )
+                },
                 [400, 401, 403, 408, 413, 415, 422, 503],
                 tag="admin",
                 auth=True,
@@ -563,8 +509,14 @@ def _staff_paths() -> dict[str, Any]:
         urls.ADMIN_BATCH: {
             "put": _operation(
                 "putBatch",
-                "Publish a batch: filing window and control lines (admins)",
-                {"200": _ok("Published: `{batch, redis_refreshed, broadcast}`.", obj)},
+                "Publish a batch: filing window and control lines (admins); 422 also when the "
+                "window closes before it opens or a category appears twice",
+                {
+                    "200": _ok(
+                        "Published: `{batch, redis_refreshed, broadcast}`.",
+                        json_content(ref("BatchPublished")),
+                    )
+                },
                 [400, 401, 403, 408, 413, 415, 422, 503],
                 tag="admin",
                 auth=True,
@@ -576,8 +528,9 @@ def _staff_paths() -> dict[str, Any]:
             "post": _operation(
                 "importUpload",
                 "Streamed bulk import of a candidates or teachers CSV, plain or gzip (admins); "
-                "answers with the job's status when the whole body is imported",
-                {"200": _ok("The finished job.", obj)},
+                "answers with the job's status when the whole body is imported; 422 when the "
+                "CSV's header names neither file's columns",
+                {"200": _ok("The finished job.", json_content(ref("ImportJob")))},
                 [400, 401, 403, 409, 422, 503],
                 tag="admin",
                 auth=True,
@@ -595,7 +548,7 @@ def _staff_paths() -> dict[str, Any]:
             "get": _operation(
                 "importStatus",
                 "An import job: rows done, rejected, rate, ETA, rejections (admins)",
-                {"200": _ok("The job.", obj)},
+                {"200": _ok("The job.", json_content(ref("ImportJob")))},
                 [401, 403, 404, 422, 503],
                 tag="admin",
                 auth=True,
@@ -607,21 +560,31 @@ def _staff_paths() -> dict[str, Any]:
 
 def _filing_parameters() -> dict[str, Any]:
     """Parameters of the hot-item, progress, history and submission endpoints."""
+    batch = {
+        "name": "batch",
+        "in": "query",
+        "required": True,
+        "description": "Admission batch code.",
+        "schema": _text(patterns.BATCH),
+    }
     return {
-        "HotBatch": {**_query("batch", "Admission batch code (required)."), "required": True},
+        "HotBatch": batch,
         "HotWindow": _query(
-            "window", "`5m` (default), `1-180m`, `1h`, `1-96h` (sliding) or `batch` (all of it)."
+            "window",
+            "`5m` (default), `1-180m`, `1h`, `1-96h` (sliding) or `batch` (all of it).",
+            _text(WINDOW),
         ),
-        "TopLimit": _query("limit", "Entries per list, 1-100 (default 10)."),
-        "ProgressBatch": {**_query("batch", "Admission batch code (required)."), "required": True},
-        "HistoryCursor": _query("cursor", "`next_cursor` of the previous page."),
-        "HistoryLimit": _query("limit", "Entries per page, 1-100 (default 20)."),
+        "TopLimit": _query("limit", "Entries per list (default 10).", _limit(100)),
+        "ProgressBatch": batch,
+        "HistoryCursor": _query(
+            "cursor", "`next_cursor` of the previous page.", _text(patterns.HISTORY_CURSOR)
+        ),
+        "HistoryLimit": _query("limit", "Entries per page (default 20).", _limit(HISTORY_PAGE_MAX)),
         "ConsoleAsset": _path("asset", "A file of the console (`console.js`, `vendor/...`)."),
     }
 
 
 def _filing_paths() -> dict[str, Any]:
-    obj = json_content(ref("Object"))
     return {
         urls.ADMIN_HOT: {
             "get": _operation(
@@ -633,7 +596,7 @@ def _filing_paths() -> dict[str, Any]:
                         "`{batch, window, institutions: {first_choice, any_position}, majors: "
                         "{first_choice, any_position}, read_keys}`; each a list of "
                         "`{item, count}`, hottest first. Majors are `institution/major`.",
-                        obj,
+                        json_content(ref("HotItems")),
                     )
                 },
                 [401, 403, 404, 422, 503],
@@ -652,7 +615,7 @@ def _filing_paths() -> dict[str, Any]:
                         "`{queues, waiting, dead_letters, hot_events_waiting, last_reconcile, "
                         "errors}`; a part whose server is down is null, with the reason in "
                         "`errors`.",
-                        obj,
+                        json_content(ref("Pipeline")),
                     )
                 },
                 [401, 403],
@@ -686,7 +649,7 @@ def _filing_paths() -> dict[str, Any]:
                 "version with status `submitted`); 409 `stale_version` when the form changed "
                 "since, `window_closed` outside the window; submitting the submitted version "
                 "again changes nothing",
-                {"200": _ok("`{version, updated_at, status}`.", obj)},
+                {"200": _ok("`{version, updated_at, status}`.", json_content(ref("Submitted")))},
                 [400, 401, 403, 404, 409, 413, 415, 422, 503],
                 tag="forms",
                 auth=True,
@@ -704,7 +667,7 @@ def _filing_paths() -> dict[str, Any]:
                     "200": _ok(
                         "`{candidate_id, batch, entries: [{version, saved_at, recorded_at, "
                         "status, choices, client, request_id, subject, role}], next_cursor}`.",
-                        obj,
+                        json_content(ref("History")),
                     )
                 },
                 [401, 403, 404, 422, 503],
@@ -727,7 +690,7 @@ def _filing_paths() -> dict[str, Any]:
                     "200": _ok(
                         "`{batch, province: {candidates, none, saved, submitted}, schools: "
                         "[{school, candidates, none, saved, submitted}]}`.",
-                        obj,
+                        json_content(ref("ProvinceProgress")),
                     )
                 },
                 [401, 403, 404, 422, 503],
@@ -740,7 +703,12 @@ def _filing_paths() -> dict[str, Any]:
             "get": _operation(
                 "schoolProgress",
                 "Candidates of one school per filing status (teachers of that school, admins)",
-                {"200": _ok("`{batch, school, candidates, none, saved, submitted}`.", obj)},
+                {
+                    "200": _ok(
+                        "`{batch, school, candidates, none, saved, submitted}`.",
+                        json_content(ref("SchoolProgress")),
+                    )
+                },
                 [401, 403, 404, 422, 503],
                 tag="schools",
                 auth=True,

@@ -132,6 +132,8 @@ def masked(field: str, value: object) -> str:
     """A setting as --help may print it: no password, no secret."""
     if field == "token_secret":
         return "(development secret)" if Settings().token_secret == value else "(set)"
+    if field.endswith("password"):
+        return "(set)" if value else "(none)"
     text = str(value)
     if "://" not in text:
         return text

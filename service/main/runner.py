@@ -11,6 +11,7 @@ import signal
 import tempfile
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
+from functools import partial
 
 import uvloop
 from aiohttp import web
@@ -136,7 +137,7 @@ async def _consume(settings: Settings) -> None:
             for queue, depth in depths.items():
                 metrics.queue_messages.labels(queue).set(depth)
 
-        app = create_consumer_app(metrics, consuming)
+        app = create_consumer_app(metrics, consuming, settings.metrics_token)
         await stack.enter_async_context(
             serving(app, settings.http_host, settings.consumer_http_port)
         )
@@ -151,7 +152,7 @@ async def _consume(settings: Settings) -> None:
             except TimeoutError:
                 continue
         if not stop.is_set():
-            await broker.consume(inbox.put)
+            await broker.consume(partial(writer.receive, inbox))
             consuming.set()
             log.info("consuming from %s (shard groups: %d)", settings.broker, names.queues)
         # On stop the batch in hand is written and acked; whatever else was prefetched is

@@ -19,7 +19,6 @@ from prometheus_client import CollectorRegistry
 from service.accounts.guard import HashQueue, LoginGuard, LoginLimits
 from service.accounts.login import Accounts, StaffStore
 from service.accounts.mysql import StaffTables
-from service.accounts.revocation import GenerationCache, GenerationTable, Revocations
 from service.accounts.staff import create_account
 from service.catalogue import mysql as catalogue_mysql
 from service.catalogue.broadcast import open_broadcast
@@ -47,6 +46,7 @@ from service.core.ports import (
     LoginAttempts,
     Publisher,
 )
+from service.core.revocation import GenerationCache, GenerationTable, Revocations
 from service.core.settings import Settings
 from service.core.shard_guard import ShardGuard
 from service.filing.history import History, HistoryTables
@@ -72,8 +72,8 @@ from service.imports.mysql import ImportJobs
 from service.imports.pipeline import CandidateSink, ExamCache, Importer, Sinks, StaffSink
 from service.schools.schools import Schools, SchoolTables
 from service.storage.brokers import FormBroker, open_form_broker
-from service.storage.mysql_db import MySQLDatabase, connect_one
-from service.storage.mysql_migrate import check_shard_count
+from service.storage.mysql_db import connect_one
+from service.storage.mysql_migrate import NaiveTable, check_shard_count
 from service.storage.mysql_parts import AnyDatabase, open_database
 from service.storage.rabbit import RabbitBroker, open_broker
 from service.storage.rabbit_status import message_counts
@@ -113,20 +113,21 @@ class OpenNaiveStore(Protocol):
 
 
 @asynccontextmanager
-async def open_naive_store(settings: Settings) -> AsyncIterator[MySQLDatabase | None]:
+async def open_naive_store(settings: Settings) -> AsyncIterator[NaiveTable | None]:
     """The naive route's own MySQL pool, sized to the load's concurrency (a naive design
     would size it so: sharing the API's small pool would understate it), with its table
-    created before any load arrives. None unless ``bench_naive`` is set."""
+    created (by the schema's owner) before any load arrives. None unless ``bench_naive``."""
     if not settings.bench_naive:
         yield None
         return
     sized = dataclasses.replace(settings, mysql_pool_size=settings.bench_naive_pool_size)
     async with connect_one(sized) as db:
+        store = NaiveTable(db, sized)
         try:
-            await db.create_naive_table()
+            await store.create_naive_table()
         except Unavailable as exc:  # created on first save instead
             log.warning("naive benchmark table not created yet: %s", exc)
-        yield db
+        yield store
 
 
 class OpenHotKeys(Protocol):
@@ -313,6 +314,12 @@ async def _services(
         exams.invalidate_all()
 
     registry = app[keys.METRICS].registry
+    generations: LocalCache[int] = LocalCache(
+        settings.exam_local_entries, settings.token_generation_local_ttl_s
+    )
+    app[keys.METRICS].caches.update(
+        {"catalogue": local.stats, "exams": exams.stats, "token_generations": generations.stats}
+    )
     hashing = HashQueue(settings.login_hash_workers, settings.login_hash_queue)
     async with AsyncExitStack() as stack:
         broadcast = await stack.enter_async_context(a.open_broadcast(on_keys, on_reset))
@@ -329,6 +336,8 @@ async def _services(
             settings.login_failures_limit,
             settings.login_client_failures_limit,
             settings.login_failures_window_s,
+            settings.login_global_limit,
+            settings.login_global_window_s,
         )
         sinks = Sinks(a.candidates, a.exams, a.staff, a.import_jobs, broadcast.publish)
         accounts = Accounts(
@@ -382,7 +391,7 @@ async def _services(
                 a.database,
                 a.staff,
                 a.token_generations,
-                LocalCache(settings.exam_local_entries, settings.token_generation_local_ttl_s),
+                generations,
                 settings.token_generation_redis_ttl_s,
             ),
             naive=None if naive_store is None else NaiveForms(naive_store, batches, catalogue),

@@ -242,10 +242,6 @@ class MySQLDatabase:
             await cur.fetchone()
 
     # --- Benchmark only: the naive design that `volreg serve --naive` serves for comparison.
-    async def create_naive_table(self) -> None:
-        async with self._cursor() as cur:
-            await cur.execute(query("naive_create_table"))
-
     async def naive_save_form(self, record: FormRecord) -> int:
         """Write one form in its own durable commit; returns the version stored (the record's,
         or one above the stored version when that was not older)."""

@@ -1,14 +1,23 @@
-"""Applies the numbered SQL files in ``schemas/sql`` once each, recording them in the database."""
+"""Applies the numbered SQL files in ``schemas/sql`` once each, recording them in the database.
+
+Runs as the schema's owner (``mysql_migrate_user``) when one is set: the application's user
+needs only row privileges. Triggers run with their definer's privileges, so a trigger an
+older install created as the application's user is re-created by the owner (``CREATE OR
+REPLACE``: atomic, no row change goes unseen) once that user lost its TRIGGER privilege."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
+from typing import Any, Protocol
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncmy
 from asyncmy.errors import Error as DriverError
 
-from schemas.sql_files import migrations
+from schemas.records import FormRecord
+from schemas.sql_files import migrations, query
 from service.core.errors import DatabaseUnavailable
 from service.core.settings import Settings
 from service.core.settings_rules import SettingsError
@@ -16,6 +25,7 @@ from service.storage.mysql_db import MySQLTarget, pool_kwargs
 from service.storage.mysql_shards import database_dsns, for_dsn
 
 _SHARDS = "shards"
+_TRIGGER = re.compile(r"CREATE TRIGGER IF NOT EXISTS (\w+)", re.IGNORECASE)
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +36,21 @@ async def migrate(settings: Settings, *, reshard: bool = False) -> list[str]:
     shard count is refused (SettingsError) unless ``reshard``."""
     applied: list[str] = []
     for dsn in database_dsns(settings):
-        applied += await _migrate_one(for_dsn(settings, dsn), settings.shards, reshard)
+        applied += await _migrate_one(as_owner(settings, dsn), settings.shards, reshard)
     return applied
+
+
+def as_owner(settings: Settings, dsn: str) -> Settings:
+    """``settings`` pointed at one database with the schema owner's credentials (unchanged
+    when no ``mysql_migrate_user`` is set)."""
+    if settings.mysql_migrate_user:
+        url = urlsplit(dsn)
+        credentials = f"{quote(settings.mysql_migrate_user, safe='')}:" + quote(
+            settings.mysql_migrate_password, safe=""
+        )
+        netloc = f"{credentials}@{url.netloc.rpartition('@')[2]}"
+        dsn = urlunsplit(url._replace(netloc=netloc))
+    return for_dsn(settings, dsn)
 
 
 async def check_shard_count(settings: Settings) -> None:
@@ -91,7 +114,11 @@ async def _migrate_one(settings: Settings, shards: int, reshard: bool) -> list[s
             )
             await cur.execute("SELECT version FROM schema_migrations")
             done = {row[0] for row in await cur.fetchall()}
+            triggers: dict[str, str] = {}
             for number, name, statements in migrations():
+                triggers.update(
+                    (m.group(1), sql) for sql in statements if (m := _TRIGGER.search(sql))
+                )
                 if number in done:
                     continue
                 for statement in statements:
@@ -101,6 +128,7 @@ async def _migrate_one(settings: Settings, shards: int, reshard: bool) -> list[s
                 )
                 log.info("applied migration %s", name)
                 applied.append(name)
+            await _own_triggers(cur, triggers)
             await cur.execute("SELECT value FROM volreg_settings WHERE name = %s", (_SHARDS,))
             row = await cur.fetchone()
             if row is not None and int(row[0]) != shards and not reshard:
@@ -116,14 +144,53 @@ async def _migrate_one(settings: Settings, shards: int, reshard: bool) -> list[s
     return applied
 
 
+async def _own_triggers(cur: Any, triggers: dict[str, str]) -> None:
+    """Re-create, as the current user, the migrations' triggers another user defined."""
+    await cur.execute(
+        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS"
+        " WHERE TRIGGER_SCHEMA = DATABASE() AND DEFINER <> CURRENT_USER()"
+    )
+    for (name,) in await cur.fetchall():
+        if name in triggers:
+            await cur.execute(_TRIGGER.sub(f"CREATE OR REPLACE TRIGGER {name}", triggers[name]))
+            log.info("trigger %s now defined by the schema's owner", name)
+
+
 async def drop_database(settings: Settings) -> None:
-    """Tests only: remove a per-run database (each one of a shard map)."""
+    """Tests only: remove a per-run database (each one of a shard map), as the owner."""
     for dsn in database_dsns(settings):
-        one = for_dsn(settings, dsn)
-        conn = await asyncmy.connect(**pool_kwargs(one, database=False))
-        try:
-            async with conn.cursor() as cur:
-                database = MySQLTarget.parse(dsn).database
-                await cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
-        finally:
-            conn.close()
+        database = MySQLTarget.parse(dsn).database
+        await _execute_as_owner(settings, dsn, f"DROP DATABASE IF EXISTS `{database}`", use=False)
+
+
+class NaiveTable:
+    """Benchmark only (`volreg serve --naive`): the naive route's store. Its table is created
+    when the route starts, so a normal schema never carries it, and by the schema's owner (the
+    application's user may not create tables); saves go through the application's pool."""
+
+    def __init__(self, db: NaiveRows, settings: Settings) -> None:
+        self._db = db
+        self._settings = settings
+
+    async def create_naive_table(self) -> None:
+        for dsn in database_dsns(self._settings):
+            try:
+                await _execute_as_owner(self._settings, dsn, query("naive_create_table"))
+            except (OSError, TimeoutError, DriverError) as exc:
+                raise DatabaseUnavailable(f"MySQL: {exc}") from exc
+
+    async def naive_save_form(self, record: FormRecord) -> int:
+        return await self._db.naive_save_form(record)
+
+
+class NaiveRows(Protocol):
+    async def naive_save_form(self, record: FormRecord) -> int: ...
+
+
+async def _execute_as_owner(settings: Settings, dsn: str, statement: str, use: bool = True) -> None:
+    conn = await asyncmy.connect(**pool_kwargs(as_owner(settings, dsn), database=use))
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(statement)
+    finally:
+        conn.close()

@@ -150,9 +150,6 @@ class ShardedDatabase:
         await wait_all(part.ping() for part in self.parts)
 
     # --- Benchmark only (the naive design), routed like the real rows.
-    async def create_naive_table(self) -> None:
-        await wait_all(part.create_naive_table() for part in self.parts)
-
     async def naive_save_form(self, record: FormRecord) -> int:
         return await self.part_of(record.candidate_id).naive_save_form(record)
 

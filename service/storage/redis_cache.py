@@ -87,6 +87,7 @@ class RedisCache:
         self._read = register(_lua("read"))
         self._login = client.register_script(_lua("login"))
         self._login_refund = client.register_script(_lua("login_refund"))
+        self._login_global = client.register_script(_lua("login_global"))
 
     async def _call(self, aw: Awaitable[T]) -> T:
         try:
@@ -278,6 +279,11 @@ class RedisCache:
     async def refund_login(self, client: str, account: str) -> None:
         await self._call(self._login_refund(keys=self._names.login_keys(client, account)))
 
+    async def reserve_global_login(self, limit: int, window_s: int) -> int:
+        keys = [self._names.login_global_key()]
+        reply = await self._call(self._login_global(keys=keys, args=[limit, window_s]))
+        return 0 if int(reply[0]) else _seconds(reply[1])
+
     async def ping(self) -> None:
         await self._call(self._r.ping())
 
@@ -341,6 +347,9 @@ async def _open_cluster(settings: Settings, names: Names) -> AsyncIterator[Redis
     failover (a connection error or MOVED reply makes it re-read the map)."""
     client = redis.RedisCluster(
         startup_nodes=cluster_seeds(settings.redis_cluster_nodes),
+        # None: no AUTH (a cluster without a password); the same credentials on every node.
+        username=settings.redis_cluster_username or None,
+        password=settings.redis_cluster_password or None,
         max_connections=settings.redis_pool_size,
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,

@@ -14,9 +14,11 @@ from aiohttp.test_utils import TestClient
 
 from schemas import urls
 from service.core.ids import make_id
+from service.core.names import names_of
 from service.core.passwords import Passwords
 from service.core.settings import Settings
 from service.storage.mysql_db import MySQLDatabase
+from service.storage.redis_cache import RedisCache
 from tests.conftest import ClientFactory
 from tests.support import PASSWORD
 
@@ -148,3 +150,35 @@ async def test_refused_attempts_cost_no_hashing_and_a_full_queue_is_503(
         assert (await _login(client, victim, "wrong", "192.0.2.200")).status == 401
     burst = await asyncio.gather(*(_login(client, victim, "x", "192.0.2.200") for _ in range(20)))
     assert [r.status for r in burst] == [429] * 20
+
+
+async def test_the_global_login_rate_is_shared_by_every_process(
+    make_client: ClientFactory, settings: Settings, cache: RedisCache
+) -> None:
+    # Two API instances with state of their own (hashing queues, caches), one Redis: the
+    # limit holds for both together, however the attempts are spread over them.
+    limits: dict[str, Any] = {
+        "login_global_limit": 6,
+        "login_global_window_s": 60,
+        "login_failures_limit": 10,
+        "login_client_failures_limit": 0,
+        "login_hash_queue": 64,
+        "trusted_proxies": "127.0.0.1",
+    }
+    first, second = await make_client(**limits), await make_client(**limits)
+    # A window of this run's other tests (the default 1 s one) must not be held already.
+    await cache.client.delete(names_of(settings).login_global_key())
+    answers = await asyncio.gather(
+        *(
+            _login(first if i % 2 else second, _unknown_id(), "x", f"192.0.2.{i + 1}")
+            for i in range(24)
+        )
+    )
+    statuses = sorted(r.status for r in answers)
+    # Distinct addresses and accounts: only the global rate refuses; the window (60 s) does
+    # not end during the burst, so exactly the limit is admitted.
+    assert statuses == [401] * 6 + [503] * 18, statuses
+    busy = [r for r in answers if r.status == 503]
+    assert {(await r.json())["error"]["code"] for r in busy} == {"login_busy"}
+    assert all(1 <= int(r.headers["Retry-After"]) <= 60 for r in busy)
+    await cache.client.delete(names_of(settings).login_global_key())

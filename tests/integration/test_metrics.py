@@ -4,16 +4,9 @@ its own port (queue depths, lag, dead letters), the save's steps timed in the AP
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import signal
-import socket
-import subprocess
-import sys
 import time
 from datetime import datetime
-
-import aiohttp
 
 from schemas import urls
 from schemas.http import parse_form
@@ -25,7 +18,9 @@ from service.storage.mysql_db import MySQLDatabase
 from service.storage.redis_cache import RedisCache
 from tests.conftest import ClientFactory
 from tests.harness import isolated
+from tests.processes import free_port, get, start, stop, wait_up
 from tests.support import (
+    DEMO_ID,
     OPEN_BATCH,
     admin_headers,
     choices,
@@ -38,12 +33,6 @@ from tests.support import (
 _LIVE = 'volreg_http_requests_total{method="GET",route="/health/live",status="200"}'
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _value(text: str, sample: str) -> float | None:
     for line in text.splitlines():
         if line.startswith(sample + " "):
@@ -51,65 +40,24 @@ def _value(text: str, sample: str) -> float | None:
     return None
 
 
-async def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
-    # A new connection per request, so that SO_REUSEPORT spreads them over the workers.
-    connector = aiohttp.TCPConnector(force_close=True)
-    timeout = aiohttp.ClientTimeout(total=10)
-    async with (
-        aiohttp.ClientSession(connector=connector, timeout=timeout) as http,
-        http.get(url, headers=headers) as resp,
-    ):
-        return resp.status, await resp.text()
-
-
-async def _wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        assert proc.poll() is None, f"the process exited with {proc.returncode}"
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            if (await _get(url))[0] == 200:
-                return
-        assert time.monotonic() < deadline, f"{url} did not answer"
-        await asyncio.sleep(0.2)
-
-
-def _start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "service.main.cli", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait(timeout=10)
-
-
 async def test_a_scrape_of_serve_with_workers_sums_every_worker(settings: Settings) -> None:
-    port = _free_port()
+    port = free_port()
     env = settings_env(dataclasses.replace(settings, http_port=port))
-    proc = _start(env, "serve", "--workers", "2")
+    proc = start(env, "serve", "--workers", "2")
     base = f"http://127.0.0.1:{port}"
     try:
-        await _wait_up(base + urls.READY, proc)
+        await wait_up(base + urls.READY, proc)
         requests = 40
         for _ in range(requests):
-            assert (await _get(base + urls.LIVE))[0] == 200
+            assert (await get(base + urls.LIVE))[0] == 200
         # Whichever worker answers the scrape, it reports all of them.
         for _ in range(6):
-            status, text = await _get(base + urls.METRICS, admin_headers(settings))
+            status, text = await get(base + urls.METRICS, admin_headers(settings))
             assert status == 200
             assert _value(text, _LIVE) == requests, text
             assert "volreg_consumed_messages" not in text  # the consumer's, not the API's
     finally:
-        assert _stop(proc) == 0
+        assert stop(proc) == 0
 
 
 async def test_the_api_times_each_step_of_a_save(
@@ -128,14 +76,59 @@ async def test_the_api_times_each_step_of_a_save(
     assert _value(text, "process_resident_memory_bytes") is not None  # the process collector
 
 
+async def test_refused_logins_and_cache_lookups_are_counted(make_client: ClientFactory) -> None:
+    client = await make_client()
+    admin = admin_headers(client.app[keys.SETTINGS])
+
+    async def scrape() -> str:
+        resp = await client.get(urls.METRICS, headers=admin)
+        assert resp.status == 200
+        return await resp.text()
+
+    def failures(text: str, kind: str, reason: str) -> float:
+        sample = f'volreg_login_failures_total{{kind="{kind}",reason="{reason}"}}'
+        return _value(text, sample) or 0.0
+
+    before = await scrape()
+    wrong = {"candidate_id": DEMO_ID, "password": "not-the-password"}
+    assert (await client.post(urls.LOGIN, json=wrong)).status == 401
+    staff = {"username": "nobody-at-all", "password": "not-the-password"}
+    assert (await client.post(urls.LOGIN, json=staff)).status == 401
+    bad_digit = {"candidate_id": "110105194912310021", "password": "x"}  # wrong check digit
+    assert (await client.post(urls.LOGIN, json=bad_digit)).status == 401
+    not_an_id = {"candidate_id": "12345", "password": "x"}
+    assert (await client.post(urls.LOGIN, json=not_an_id)).status == 422
+    await login(client)  # a success counts nothing
+    institution = urls.CATALOGUE_INSTITUTION.format(code="10001")
+    for _ in range(3):
+        assert (await client.get(institution)).status == 200
+    after = await scrape()
+    for kind, reason, count in (
+        ("candidate", "unauthorized", 2),
+        ("staff", "unauthorized", 1),
+        ("candidate", "validation_failed", 1),
+    ):
+        assert failures(after, kind, reason) == failures(before, kind, reason) + count, reason
+    hits = 'volreg_cache_hits_total{cache="catalogue"}'
+    misses = 'volreg_cache_misses_total{cache="catalogue"}'
+    lookups = [(_value(x, hits) or 0) + (_value(x, misses) or 0) for x in (before, after)]
+    assert lookups[1] >= lookups[0] + 3  # each read asks the per-process cache first
+    assert (_value(after, hits) or 0) > (_value(before, hits) or 0)  # the repeats hit
+
+
 async def test_the_consumer_serves_its_own_metrics(
     settings: Settings, db: MySQLDatabase, cache: RedisCache
 ) -> None:
     async with isolated(settings, db, cache, consume=False) as harness:
-        port = _free_port()
+        port = free_port()
+        scrape_token = "c0n5umer-5crape-7oken-1f3a5c7e9b1d3f5a7c9e"
         consumer_settings = dataclasses.replace(
-            harness.settings, consumer_http_port=port, consumer_stats_interval_s=0.2
+            harness.settings,
+            consumer_http_port=port,
+            consumer_stats_interval_s=0.2,
+            metrics_token=scrape_token,
         )
+        scrape = {"Authorization": f"Bearer {scrape_token}"}
         keys = [FormKey(make_id(440107, "20070705", i), OPEN_BATCH) for i in range(20)]
         versions = {}
         for n, key in enumerate(keys):  # queued before any consumer runs
@@ -143,16 +136,20 @@ async def test_the_consumer_serves_its_own_metrics(
                 key, parse_form({"choices": choices(2, n)}), None, datetime.now()
             )
             versions[key] = saved.version
-        proc = _start(settings_env(consumer_settings), "consume")
+        proc = start(settings_env(consumer_settings), "consume")
         base = f"http://127.0.0.1:{port}"
         try:
-            await _wait_up(base + urls.READY, proc)
+            await wait_up(base + urls.READY, proc)
             for key, version in versions.items():
                 await wait_for_mysql(db, key, version)
             queue = f"{harness.settings.queue_prefix}.forms.q0"
             deadline = time.monotonic() + 20
+            status, _ = await get(base + urls.METRICS)
+            assert status == 401  # the metrics token is set: a scrape must send it
+            status, _ = await get(base + urls.METRICS, {"Authorization": "Bearer wrong"})
+            assert status == 401
             while True:  # the queue depths are sampled every consumer_stats_interval_s
-                _, text = await _get(base + urls.METRICS)
+                _, text = await get(base + urls.METRICS, scrape)
                 applied = _value(text, 'volreg_consumed_messages_total{outcome="applied"}')
                 depth = _value(text, f'volreg_queue_messages{{queue="{queue}"}}')
                 if applied == len(keys) and depth == 0:
@@ -163,7 +160,9 @@ async def test_the_consumer_serves_its_own_metrics(
             lag = _value(text, "volreg_consumer_lag_seconds")
             assert lag is not None and lag > 0
             assert _value(text, "volreg_dead_letter_messages") == 0
+            # Every delivery settled: nothing is held unacked.
+            assert _value(text, "volreg_consumer_oldest_unacked_seconds") == 0
             assert _value(text, "volreg_consume_upsert_seconds_count") is not None
             assert "volreg_http_requests" not in text  # the API's, not the consumer's
         finally:
-            assert _stop(proc) == 0
+            assert stop(proc) == 0

@@ -31,6 +31,7 @@ from reconciler.model import (
 from reconciler.mysql_archive import FormArchive, open_archive
 from reconciler.redis_index import FormIndex, open_index
 from reconciler.run import LockBusy, Reconciler
+from schemas import urls
 from schemas.http import parse_form
 from schemas.records import STATUS_SAVED, FormKey, FormRecord
 from service.accounts.login import ROLE_ADMIN
@@ -40,10 +41,13 @@ from service.core.names import names_of
 from service.core.ports import Batch, Reserved
 from service.core.settings import Settings
 from service.core.tokens import Claims, TokenSigner
+from service.main.wiring import create_staff_account
 from service.storage.mysql_db import MySQLDatabase
 from service.storage.mysql_migrate import drop_database, migrate
 from service.storage.mysql_parts import open_database
+from tests.conftest import ClientFactory
 from tests.harness import Harness, isolated
+from tests.staff_support import STAFF_PASSWORD
 from tests.support import (
     OPEN_BATCH,
     RUN,
@@ -333,11 +337,15 @@ async def test_unrepaired_drift_is_reported_everywhere_and_fails_the_once_run(
 
 
 async def test_scheduled_reconciler_serves_status_and_metrics_and_stops_on_sigterm(
-    rs: Settings,
+    rs: Settings, make_client: ClientFactory
 ) -> None:
     port = free_port()
     rs = dataclasses.replace(rs, metrics_token="5e7a9c1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c")
-    env = settings_env(dataclasses.replace(rs, reconcile_http_port=port, reconcile_interval_s=1.0))
+    env = settings_env(
+        dataclasses.replace(
+            rs, reconcile_http_port=port, reconcile_interval_s=1.0, token_generation_local_ttl_s=0.2
+        )
+    )
     proc = start_volreg("reconcile", env)
     admin = TokenSigner(rs.token_secret).issue(Claims("ops", ROLE_ADMIN, int(time.time()) + 600))
     timeout = aiohttp.ClientTimeout(total=5)
@@ -365,6 +373,7 @@ async def test_scheduled_reconciler_serves_status_and_metrics_and_stops_on_sigte
                 assert resp.status == 200
             async with http.get(f"http://127.0.0.1:{port}/status", headers=scrape) as resp:
                 assert resp.status == 401
+        await _a_logged_out_admin_token_is_refused(rs, make_client, f"http://127.0.0.1:{port}")
         # Drift reports name candidates: nothing without an admin token.
         async with aiohttp.ClientSession(timeout=timeout) as anonymous:
             for path in ("/status", "/metrics"):
@@ -375,3 +384,32 @@ async def test_scheduled_reconciler_serves_status_and_metrics_and_stops_on_sigte
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err.decode()[-2000:]
+
+
+async def _a_logged_out_admin_token_is_refused(
+    rs: Settings, make_client: ClientFactory, reconciler: str
+) -> None:
+    """An admin logs in at an API on the module's database and Redis and logs out there: the
+    reconciler refuses the token from then on (the generation, as the API checks it)."""
+    await create_staff_account(rs, "rc-admin", ROLE_ADMIN, "", STAFF_PASSWORD)
+    api = await make_client(
+        mysql_dsn=rs.mysql_dsn, key_prefix=rs.key_prefix, shards=rs.shards, wait_broker=False
+    )
+    resp = await api.post(urls.LOGIN, json={"username": "rc-admin", "password": STAFF_PASSWORD})
+    assert resp.status == 200, await resp.text()
+    token = {"Authorization": f"Bearer {(await resp.json())['token']}"}
+    timeout = aiohttp.ClientTimeout(total=5)
+    async with aiohttp.ClientSession(timeout=timeout, headers=token) as http:
+        async with http.get(f"{reconciler}/status") as status:
+            assert status.status == 200
+        assert (await api.post(urls.LOGOUT, headers=token)).status == 200
+        deadline = time.monotonic() + 10  # the reconciler's own copy lives 0.2 s
+        while True:
+            async with http.get(f"{reconciler}/status") as status:
+                if status.status == 401:
+                    assert "revoked" in (await status.json())["error"]["message"]
+                    break
+            assert time.monotonic() < deadline, "the logged-out token still opens /status"
+            await asyncio.sleep(0.1)
+        async with http.get(f"{reconciler}/metrics") as metrics:
+            assert metrics.status == 401

@@ -3,50 +3,26 @@ message into the consumer's log lines about that message."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
-
-import orjson
 
 from schemas import urls
 from schemas.http import parse_form
-from schemas.records import FormKey
+from schemas.records import FormKey, Origin
 from service.core import logs
 from service.core.ids import make_id
-from service.core.names import HEADER_REQUEST_ID
+from service.core.metrics import Metrics
+from service.core.names import HEADER_REQUEST_ID, names_of
 from service.core.settings import Settings
+from service.forms.group_commit import FULL_COUNT, GroupPolicy, GroupPublisher
 from service.storage.mysql_db import MySQLDatabase
+from service.storage.rabbit import RabbitBroker
 from service.storage.redis_cache import RedisCache
 from tests.conftest import ClientFactory
-from tests.harness import isolated
-from tests.support import OPEN_BATCH, choices, form_url, login
-
-
-class _Lines(logging.Handler):
-    """Log lines as the service writes them (JSON, formatted when emitted)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(logs.JsonFormatter())
-        self.lines: list[dict[str, object]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(orjson.loads(self.format(record)))
-
-
-@contextmanager
-def _captured(name: str, level: int = logging.INFO) -> Iterator[_Lines]:
-    logger = logging.getLogger(name)
-    handler, before = _Lines(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(before)
+from tests.harness import Harness, isolated
+from tests.integration.test_group_commit import HeldBroker, flushes, same_queue_keys, until
+from tests.support import OPEN_BATCH, captured, choices, form_url, login
 
 
 async def test_access_log_has_client_address_and_request_id(
@@ -54,7 +30,7 @@ async def test_access_log_has_client_address_and_request_id(
 ) -> None:
     client = await make_client(access_log_sample=1.0)
     headers = await login(client)
-    with _captured("volreg.http") as log:
+    with captured("volreg.http") as log:
         resp = await client.put(
             form_url(),
             json={"choices": choices(2, 3)},
@@ -71,7 +47,7 @@ async def test_access_log_has_client_address_and_request_id(
 
 async def test_sampling_off_still_logs_errors(make_client: ClientFactory) -> None:
     client = await make_client(access_log_sample=0.0)
-    with _captured("volreg.http") as log:
+    with captured("volreg.http") as log:
         assert (await client.get(urls.CATALOGUE_BATCHES)).status == 200
         assert (await client.get(form_url())).status == 401
     statuses = [x["status"] for x in log.lines if x["msg"] == "request"]
@@ -92,8 +68,58 @@ async def test_request_id_reaches_the_consumer_log(
             logs.request_id.reset(token)
         [delivery] = await harness.take(1)
         assert delivery.headers[HEADER_REQUEST_ID] == "req-to-consumer"
-        with _captured("service.forms.consumer", logging.DEBUG) as log:
+        with captured("service.forms.consumer", logging.DEBUG) as log:
             await harness.writer.apply([delivery])
         [line] = [x for x in log.lines if x["msg"] == "applied"]
         assert line["request_id"] == "req-to-consumer"
         assert line["version"] == saved.version
+
+
+async def _save_as(harness: Harness, key: FormKey, request_id: str) -> int:
+    origin = Origin("127.0.0.1", request_id, key.candidate_id, "candidate")
+    form = parse_form({"choices": choices(1, 2)})
+    return (await harness.forms.save(key, form, None, datetime.now(), origin)).version
+
+
+async def test_each_record_of_a_batch_message_keeps_its_request_id(
+    settings: Settings, db: MySQLDatabase, cache: RedisCache
+) -> None:
+    """Two saves group-committed into one message: the message's headers cannot name both
+    requests, so each frame carries its own, and the consumer's line about each record names
+    the request that saved it."""
+    names = names_of(settings)
+    metrics = Metrics()
+    holder: list[HeldBroker] = []
+
+    def group(broker: RabbitBroker) -> GroupPublisher:
+        holder.append(HeldBroker(broker))
+        return GroupPublisher(
+            holder[0], names.queue_index, GroupPolicy(max_records=2, window_ms=60_000), metrics
+        )
+
+    async with isolated(settings, db, cache, group) as harness:
+        held = holder[0]
+        first, *grouped = same_queue_keys(names, 3, area=330108)
+        saves = [asyncio.create_task(_save_as(harness, first, "req-alone"))]
+        await asyncio.wait_for(held.reached.wait(), 10)
+        saves += [
+            asyncio.create_task(_save_as(harness, k, f"req-grouped-{i}"))
+            for i, k in enumerate(grouped)
+        ]
+        await until(lambda: flushes(metrics, FULL_COUNT) == 1)
+        held.gate.set()
+        async with asyncio.timeout(10):
+            await asyncio.gather(*saves)
+        deliveries = await harness.take(2)
+        [batch] = [d for d in deliveries if d.headers["x-records"] == 2]
+        assert HEADER_REQUEST_ID not in batch.headers
+        assert len(harness.writer.unacked) == 2  # held until settled
+        with captured("service.forms.consumer", logging.DEBUG) as log:
+            await harness.writer.apply(deliveries)
+        assert len(harness.writer.unacked) == 0
+        applied = {x["candidate_id"]: x["request_id"] for x in log.lines if x["msg"] == "applied"}
+        assert applied == {
+            first.candidate_id: "req-alone",
+            grouped[0].candidate_id: "req-grouped-0",
+            grouped[1].candidate_id: "req-grouped-1",
+        }

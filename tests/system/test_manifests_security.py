@@ -78,3 +78,9 @@ def test_credentials_live_in_secrets_only(overlay: str) -> None:
         assert name in shared
     if overlay == "dev":
         assert shared["VOLREG_REDIS_URL"].startswith("redis://:REPLACE-ME@")
+    else:
+        # The cluster client's password, and the operator sets it on every node.
+        assert shared["VOLREG_REDIS_CLUSTER_PASSWORD"] == "REPLACE-ME"
+        [cluster] = _of(docs, "RedisCluster")
+        auth = cluster["spec"]["kubernetesConfig"]["redisSecret"]
+        assert _named(docs, "Secret", auth["name"])["stringData"][auth["key"]] == "REPLACE-ME"

@@ -16,7 +16,12 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from reconciler.metrics import ReconcileMetrics
-from service.core.metrics import ConsumerMetrics, Metrics
+from schemas import urls
+from service.core.metrics import ConsumerMetrics, Metrics, exposition
+from service.http import keys
+from tests.conftest import ClientFactory
+from tests.support import admin_headers
+from tests.system.test_manifests import OVERLAYS, _named, _of, _pod_env, _render
 
 MONITORING = Path(__file__).resolve().parents[2] / "k8s" / "monitoring"
 # Series Prometheus or the process collector provide, not volreg's own names.
@@ -103,8 +108,45 @@ def test_every_queried_metric_is_exposed_by_the_service() -> None:
         "volreg_save_stage_seconds_bucket",
         "volreg_reconcile_last_run",
         "volreg_dependency_up",
+        "volreg_consumer_oldest_unacked_seconds",
+        "volreg_cache_hits_total",
+        "volreg_cache_misses_total",
+        "volreg_login_failures_total",
+        "volreg_http_requests_total",  # its status="429" series
     ):
         assert name in used, name
+
+
+def _scraped(text: str) -> set[str]:
+    """Every sample name a scrape's text can show, from its ``# TYPE`` lines (a family with
+    no sample yet is listed too)."""
+    suffixes = {"histogram": ("_bucket", "_count", "_sum"), "summary": ("_count", "_sum")}
+    names = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            names |= {name + s for s in suffixes.get(kind, ("",))}
+    return names
+
+
+async def test_every_queried_metric_is_in_a_live_scrape(
+    make_client: ClientFactory, consumer: None
+) -> None:
+    """The API's /metrics as a running app serves it (with every port wired, so a metric
+    defined but never registered shows), the consumer's and the reconciler's exposition: each
+    metric a rule or a panel queries is in one of them."""
+    client = await make_client()
+    resp = await client.get(urls.METRICS, headers=admin_headers(client.app[keys.SETTINGS]))
+    assert resp.status == 200
+    api = _scraped(await resp.text())
+    others = set()
+    for registry in (ConsumerMetrics().registry, ReconcileMetrics().registry):
+        body, _ = exposition(registry)
+        others |= _scraped(body.decode())
+    assert "volreg_cache_hits_total" in api and "volreg_login_failures_total" in api
+    for where, expr in _queries().items():
+        for name in _metrics_in(expr):
+            assert name in api | others, f"{where}: {name} is in no live scrape"
 
 
 def test_alert_rules_pass_promtool(tmp_path: Path) -> None:
@@ -153,15 +195,55 @@ def test_monitoring_renders_with_kustomize() -> None:
     assert kinds == {"ConfigMap", "PodMonitor", "PrometheusRule"}
 
 
-def test_scrapes_of_token_protected_endpoints_send_a_token() -> None:
-    """The API's and the reconciler's /metrics want an admin token (the consumer's does not)."""
+def _selected_components(monitor: dict[str, Any]) -> set[str]:
+    selector = monitor["spec"]["selector"]
+    found = set()
+    if "matchLabels" in selector:
+        found.add(selector["matchLabels"]["app.kubernetes.io/component"])
+    for rule in selector.get("matchExpressions", []):
+        if rule["key"] == "app.kubernetes.io/component":
+            assert rule["operator"] == "In"
+            found |= set(rule["values"])
+    return found
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_scrape_sends_the_long_lived_token_the_pods_load(overlay: str) -> None:
+    """Each PodMonitor endpoint sends a bearer token from a Secret of the rendered overlay
+    (Prometheus reads it in the PodMonitor's namespace, the one volreg runs in), and the pods
+    it scrapes load that very key as VOLREG_METRICS_TOKEN, so scraper and server agree; the
+    Secret holds nothing else (the monitoring stack reads it, never the passwords)."""
+    docs = _render(overlay)
     monitors = list(yaml.safe_load_all((MONITORING / "podmonitor.yaml").read_text()))
-    ports = set()
+    scraped: set[str] = set()
     for monitor in monitors:
         assert monitor["kind"] == "PodMonitor"
+        components = _selected_components(monitor)
+        scraped |= components
         for endpoint in monitor["spec"]["podMetricsEndpoints"]:
-            ports.add(endpoint["port"])
-            if endpoint["port"] == "http":
-                assert endpoint["authorization"]["type"] == "Bearer"
-                assert endpoint["authorization"]["credentials"]["name"]
-    assert ports == {"http", "metrics"}
+            auth = endpoint["authorization"]
+            assert auth["type"] == "Bearer"
+            ref = auth["credentials"]
+            assert ref["key"] == "VOLREG_METRICS_TOKEN"
+            secret = _named(docs, "Secret", ref["name"])
+            assert set(secret["stringData"]) == {ref["key"]}, (
+                "the scrape Secret holds the token only"
+            )
+            for deployment in _of(docs, "Deployment"):
+                labels = deployment["spec"]["template"]["metadata"]["labels"]
+                if labels.get("app.kubernetes.io/component") not in components:
+                    continue
+                [container] = deployment["spec"]["template"]["spec"]["containers"]
+                loaded = {s["secretRef"]["name"] for s in container["envFrom"] if "secretRef" in s}
+                assert ref["name"] in loaded, deployment["metadata"]["name"]
+                assert (
+                    _pod_env(docs, container)["VOLREG_METRICS_TOKEN"]
+                    == secret["stringData"][ref["key"]]
+                )
+                ports = {p["name"] for p in container["ports"]}
+                assert endpoint["port"] in ports, (deployment["metadata"]["name"], endpoint["port"])
+    assert scraped == {"api", "consumer", "reconciler"}
+    # No other Secret the pods load sets the variable (it would win or lose by order).
+    for secret in _of(docs, "Secret"):
+        if secret["metadata"]["name"] != "volreg-metrics-token":
+            assert "VOLREG_METRICS_TOKEN" not in secret.get("stringData", {})

@@ -77,3 +77,4 @@ def test_a_second_run_starts_nothing_and_installs_nothing() -> None:
     assert "starting" not in out and "apt:" not in out, out
     for name in ("redis", "rabbitmq", "mariadb"):
         assert f"{name}: running" in out, out
+    assert "now holds" not in out, out  # no MariaDB grant changed either

@@ -148,11 +148,9 @@ async def test_exam_needs_valid_credentials(known: Known, settings: Settings, ki
             {"candidate_id": DEMO_ID, "password": PASSWORD.upper()}, 401, None, id="pw-case"
         ),
         pytest.param({"candidate_id": UNKNOWN_ID, "password": PASSWORD}, 401, None, id="unknown"),
+        # Shaped like an ID, so the body is well formed: the credentials are what is wrong.
         pytest.param(
-            {"candidate_id": BAD_CHECK_ID, "password": PASSWORD},
-            422,
-            "candidate_id",
-            id="check-digit",
+            {"candidate_id": BAD_CHECK_ID, "password": PASSWORD}, 401, None, id="check-digit"
         ),
         pytest.param(
             {"candidate_id": DEMO_ID[:17] + "x", "password": PASSWORD},

@@ -84,9 +84,10 @@ def test_version() -> None:
         ("amqp_url", "amqp://u:p@a:5672/v,amqp://b:5672/v", "amqp://b:5672/v"),
         ("token_secret", Settings().token_secret, "(development secret)"),
         ("http_host", "0.0.0.0", "0.0.0.0"),
+        ("redis_cluster_password", "p", "(set)"),
     ],
 )
 def test_masking(field: str, value: str, shown: str) -> None:
     text = masked(field, value)
     assert shown in text
-    assert ":p@" not in text and ":q@" not in text
+    assert ":p@" not in text and ":q@" not in text and text != "p"

@@ -1,5 +1,5 @@
 """Pure rules of the security hardening: secrets, client addresses behind proxies, argon2
-parameter bounds, version bounds and the check of a stored form."""
+parameter bounds, version bounds, the check of a stored form and the global login rate."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from aiohttp.test_utils import make_mocked_request
 from argon2 import PasswordHasher
 
 from schemas.records import STATUS_SAVED, FormRecord
+from service.accounts.fakes import InMemoryLoginAttempts
+from service.accounts.guard import LoginGuard, LoginLimits
 from service.core import codec
+from service.core.errors import LoginBusy
 from service.core.passwords import hash_problem
 from service.core.settings import Settings
 from service.core.token_keys import WeakSecret, check_token_secrets, secret_problem
@@ -124,3 +127,21 @@ def test_a_stored_form_must_be_one_a_save_could_produce() -> None:
         FormRecord(good.candidate_id, "b", NOW, NOW, STATUS_SAVED, codec.pack([{"x": 1}])),
     ):
         assert form_problem(bad, NOW, DAY)
+
+
+async def test_the_global_login_rate_refuses_with_busy_and_gives_the_client_attempt_back() -> None:
+    counters = InMemoryLoginAttempts()
+    guard = LoginGuard(counters, LoginLimits(10, 100, 60, global_limit=3, global_window_s=60))
+    for i in range(3):
+        assert await guard.reserve(f"10.0.0.{i}", "acct")
+    with pytest.raises(LoginBusy) as busy:
+        await guard.reserve("10.0.0.9", "acct")
+    assert busy.value.retry_after_s is not None and busy.value.retry_after_s >= 1
+    # The refused client's own counters hold nothing: the service refused it, not its guesses.
+    assert await counters.reserve_login("10.0.0.9", "acct", 1, 1, 60) == 0
+
+
+async def test_logins_go_through_when_redis_is_down() -> None:
+    counters = InMemoryLoginAttempts(down=True)
+    guard = LoginGuard(counters, LoginLimits(1, 1, 60, global_limit=1, global_window_s=60))
+    assert [await guard.reserve("10.0.0.1", "acct") for _ in range(3)] == [False] * 3

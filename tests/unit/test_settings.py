@@ -12,6 +12,7 @@ import pytest
 
 from service.core.settings import Settings
 from service.core.settings_rules import BOUNDS, SettingsError
+from service.storage.mysql_migrate import as_owner
 from tests.support import ROOT
 
 
@@ -112,3 +113,13 @@ def test_the_command_line_says_what_is_wrong_and_exits_2(env: dict[str, str]) ->
     assert "Traceback" not in done.stderr
     [name] = env
     assert done.stderr.startswith(f"volreg: {name}")
+
+
+def test_migrations_connect_as_the_schema_owner_when_one_is_set() -> None:
+    app = Settings(mysql_dsn="mysql://volreg:app@db:3306/volreg")
+    assert as_owner(app, app.mysql_dsn).mysql_dsn == app.mysql_dsn
+    owner = dataclasses.replace(
+        app, mysql_migrate_user="volreg-migrate", mysql_migrate_password="p@ss:/"
+    )
+    dsn = as_owner(owner, "mysql://volreg:app@db-b:3307/volreg_b").mysql_dsn
+    assert dsn == "mysql://volreg-migrate:p%40ss%3A%2F@db-b:3307/volreg_b"

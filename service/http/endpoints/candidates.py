@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -20,7 +21,13 @@ from schemas.http import (
 from schemas.records import FormKey, Origin
 from service.accounts.login import ROLE_ADMIN, ROLE_CANDIDATE, ROLE_TEACHER
 from service.core import codec, logs
-from service.core.errors import Forbidden, Unauthorized, ValidationFailed, VolregError
+from service.core.errors import (
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+    VolregError,
+)
 from service.core.ids import id_problem
 from service.core.metrics import exposition
 from service.core.token_keys import is_metrics_token
@@ -29,7 +36,14 @@ from service.forms.save import Saved, choices_of, iso_us
 from service.http import keys
 from service.http.body import body_limits, decode_json, read_body, read_json
 from service.http.clients import Network, client_address
-from service.http.patterns import BATCH, IDEMPOTENCY_KEY
+from service.http.params import path_param
+from service.http.patterns import (
+    BATCH,
+    BATCH_RULE,
+    CANDIDATE_ID,
+    CANDIDATE_ID_RULE,
+    IDEMPOTENCY_KEY,
+)
 from service.http.respond import json_response
 
 # The request's verified claims, once _candidate has checked them.
@@ -70,14 +84,20 @@ def require_role(request: web.Request, *roles: str) -> Claims:
     return claims
 
 
+def path_candidate_id(request: web.Request) -> str:
+    """The path's candidate ID: 422 when it is not shaped like one (the document's pattern),
+    404 when its check digit does not match (no candidate can have it)."""
+    candidate_id = path_param(request, "candidate_id", CANDIDATE_ID, CANDIDATE_ID_RULE)
+    if id_problem(candidate_id):
+        raise NotFound("no candidate has this ID: its check digit does not match")
+    return candidate_id
+
+
 async def _candidate(request: web.Request) -> str:
     """The path's candidate ID, validated, for that candidate's own token, or for a teacher
     of the candidate's school reading (GET) — never writing."""
     claims = _claims(request)
-    candidate_id = request.match_info["candidate_id"]
-    problem = id_problem(candidate_id)
-    if problem:
-        raise _invalid("path.candidate_id", problem)
+    candidate_id = path_candidate_id(request)
     request[CLAIMS] = claims
     if claims.role == ROLE_TEACHER and request.method == "GET":
         await request.app[keys.SCHOOLS].require_reader(claims.school, candidate_id)
@@ -94,10 +114,7 @@ async def form_key(request: web.Request) -> FormKey:
 
 async def _form_key(request: web.Request) -> FormKey:
     candidate_id = await _candidate(request)
-    batch = request.match_info["batch"]
-    if not BATCH.fullmatch(batch):
-        raise _invalid("path.batch", "must be 1-32 lowercase letters, digits or '-'")
-    return FormKey(candidate_id, batch)
+    return FormKey(candidate_id, path_param(request, "batch", BATCH, BATCH_RULE))
 
 
 def _validated(exc: Problem) -> ValidationFailed:
@@ -106,6 +123,23 @@ def _validated(exc: Problem) -> ValidationFailed:
 
 async def login(request: web.Request) -> web.Response:
     data = await read_json(request, *body_limits(request))
+    # Counted by the kind the body looks like, as parse_login reads it.
+    kind = "staff" if isinstance(data, dict) and "username" in data else "candidate"
+    try:
+        token, claims = await _logged_in(request, data)
+    except VolregError as exc:
+        request.app[keys.METRICS].login_failures.labels(kind, exc.code).inc()
+        raise
+    return json_response(
+        {
+            "token": token,
+            "expires_at": datetime.fromtimestamp(claims.expires_at).astimezone().isoformat(),
+            "role": claims.role,
+        }
+    )
+
+
+async def _logged_in(request: web.Request, data: Any) -> tuple[str, Claims]:
     try:
         body = parse_login(data)
     except Problem as exc:
@@ -114,19 +148,10 @@ async def login(request: web.Request) -> web.Response:
     proxies: list[Network] = request.app[keys.PROXIES]
     client = client_address(request, proxies)
     if isinstance(body, CandidateLogin):
-        problem = id_problem(body.candidate_id)
-        if problem:
-            raise _invalid("candidate_id", problem)
-        token, claims = await accounts.login_candidate(body.candidate_id, body.password, client)
-    else:
-        token, claims = await accounts.login_staff(body.username, body.password, client)
-    return json_response(
-        {
-            "token": token,
-            "expires_at": datetime.fromtimestamp(claims.expires_at).astimezone().isoformat(),
-            "role": claims.role,
-        }
-    )
+        if id_problem(body.candidate_id):  # shaped like an ID (the model checks that)
+            raise Unauthorized("wrong candidate ID or password (the ID's check digit is wrong)")
+        return await accounts.login_candidate(body.candidate_id, body.password, client)
+    return await accounts.login_staff(body.username, body.password, client)
 
 
 async def logout(request: web.Request) -> web.Response:
@@ -224,7 +249,9 @@ async def metrics(request: web.Request) -> web.Response:
     token = request.app[keys.SETTINGS].metrics_token
     if not is_metrics_token(request.headers.get("Authorization", ""), token):
         require_role(request, ROLE_ADMIN)
-    body, content_type = exposition(request.app[keys.METRICS].registry)
+    metrics = request.app[keys.METRICS]
+    metrics.refresh()
+    body, content_type = exposition(metrics.registry)
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,14 +16,13 @@ from service.http.body import body_limits, read_json
 from service.http.endpoints.candidates import require_role
 from service.http.keys import CATALOGUE, HOT_EVENTS
 from service.http.params import path_param
+from service.http.patterns import BATCH, BATCH_RULE, INSTITUTION
 
-_INSTITUTION = re.compile(r"^[0-9]{5}$")
-_BATCH = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 T = TypeVar("T")
 
 
 def _code(request: web.Request) -> str:
-    return path_param(request, "code", _INSTITUTION, "must be 5 digits")
+    return path_param(request, "code", INSTITUTION, "must be 5 digits")
 
 
 async def list_institutions(request: web.Request) -> web.Response:
@@ -66,7 +64,7 @@ async def put_institution(request: web.Request) -> web.Response:
 
 async def put_batch(request: web.Request) -> web.Response:
     require_role(request, ROLE_ADMIN)
-    code = path_param(request, "batch", _BATCH, "must be 1-32 lowercase letters, digits or '-'")
+    code = path_param(request, "batch", BATCH, BATCH_RULE)
     body = await _body(request, parse_batch)
     outcome = await request.app[CATALOGUE].put_batch(code, body)
     return web.json_response({"batch": code, **outcome})

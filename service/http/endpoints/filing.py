@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from aiohttp import web
@@ -12,22 +11,22 @@ from schemas.http import Problem, parse_submit
 from schemas.records import STATUS_SUBMITTED, FormKey
 from service.accounts.login import ROLE_ADMIN, ROLE_CANDIDATE, ROLE_TEACHER
 from service.core.errors import ValidationFailed
-from service.core.ids import id_problem
 from service.filing.history import PAGE_MAX
 from service.http import keys
 from service.http.body import body_limits, read_json
-from service.http.endpoints.candidates import form_key, origin_of, require_role
+from service.http.endpoints.candidates import (
+    form_key,
+    origin_of,
+    path_candidate_id,
+    require_role,
+)
 from service.http.endpoints.hot import require_batch
-from service.http.params import invalid, path_param, query_param
-from service.http.patterns import BATCH
+from service.http.params import limit_param, path_param, query_param
+from service.http.patterns import BATCH, BATCH_RULE, HISTORY_CURSOR, SCHOOL, optional
 from service.http.respond import json_response
 from service.schools.schools import Schools
 
-_SCHOOL = re.compile(r"^[0-9]{1,16}$")
-_ID = re.compile(r"^.{1,32}$")
-_BATCH_RULE = "must be 1-32 lowercase letters, digits or '-'"
-_CURSOR = re.compile(r"^$|^[0-9]{1,19}$")
-_LIMIT = re.compile(r"^$|^[0-9]{1,3}$")
+_CURSOR = optional(HISTORY_CURSOR)
 _HISTORY_PAGE = 20
 
 
@@ -41,7 +40,7 @@ async def admin_progress(request: web.Request) -> web.Response:
 async def school_progress(request: web.Request) -> web.Response:
     """``?batch=``: candidates per status of one school (its teachers, admins)."""
     claims = require_role(request, ROLE_TEACHER, ROLE_ADMIN)
-    school = path_param(request, "school", _SCHOOL, "must be 1-16 digits")
+    school = path_param(request, "school", SCHOOL, "must be 1-16 digits")
     Schools.require_school(claims.role, claims.school, school)
     batch = await require_batch(request)
     return json_response(await request.app[keys.PROGRESS].school(batch, school))
@@ -52,19 +51,13 @@ async def form_history(request: web.Request) -> web.Response:
     teachers of their school, admins)."""
     claims = require_role(request, ROLE_CANDIDATE, ROLE_TEACHER, ROLE_ADMIN)
     if claims.role == ROLE_ADMIN:
-        candidate_id = path_param(request, "candidate_id", _ID, "an 18-character resident ID")
-        problem = id_problem(candidate_id)
-        if problem:
-            raise invalid("path.candidate_id", problem)
-        key = FormKey(candidate_id, path_param(request, "batch", BATCH, _BATCH_RULE))
+        candidate_id = path_candidate_id(request)
+        key = FormKey(candidate_id, path_param(request, "batch", BATCH, BATCH_RULE))
     else:
         key = await form_key(request)  # the candidate themselves, or their school's teacher
     await request.app[keys.CATALOGUE].require_batch(key.batch)
     cursor = query_param(request, "cursor", _CURSOR, "next_cursor of the previous page")
-    raw_limit = query_param(request, "limit", _LIMIT, f"1-{PAGE_MAX}")
-    limit = int(raw_limit) if raw_limit else _HISTORY_PAGE
-    if not 1 <= limit <= PAGE_MAX:
-        raise invalid("query.limit", f"1-{PAGE_MAX}")
+    limit = limit_param(request, PAGE_MAX, _HISTORY_PAGE)
     page = await request.app[keys.HISTORY].page(
         key.candidate_id, key.batch, int(cursor) if cursor else None, limit
     )

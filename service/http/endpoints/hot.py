@@ -3,25 +3,22 @@ count their saves and reads."""
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
 from schemas import urls
 from service.accounts.login import ROLE_ADMIN
 from service.http import keys
 from service.http.endpoints.candidates import require_role
-from service.http.params import invalid, query_param
+from service.http.params import limit_param, query_param
+from service.http.patterns import BATCH
 from service.http.respond import json_response
 
-_BATCH = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-_LIMIT = re.compile(r"^$|^[0-9]{1,3}$")
 _LIMIT_MAX = 100
 
 
 async def require_batch(request: web.Request) -> str:
     """The ``batch`` query parameter, which must name a batch of the catalogue (404)."""
-    batch = query_param(request, "batch", _BATCH, "a batch code")
+    batch = query_param(request, "batch", BATCH, "a batch code")
     await request.app[keys.CATALOGUE].require_batch(batch)
     return batch
 
@@ -31,10 +28,7 @@ async def hot_items(request: web.Request) -> web.Response:
     read keys."""
     require_role(request, ROLE_ADMIN)
     batch = await require_batch(request)
-    raw_limit = query_param(request, "limit", _LIMIT, f"1-{_LIMIT_MAX}")
-    limit = int(raw_limit) if raw_limit else 10
-    if not 1 <= limit <= _LIMIT_MAX:
-        raise invalid("query.limit", f"1-{_LIMIT_MAX}")
+    limit = limit_param(request, _LIMIT_MAX, 10)
     window = request.query.get("window", "5m")
     return json_response(await request.app[keys.HOT_VIEW].top(batch, window, limit))
 

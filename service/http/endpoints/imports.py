@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
 from schemas import urls
@@ -13,14 +11,14 @@ from service.http import keys
 from service.http.endpoints.candidates import require_role
 from service.http.keys import IMPORT_JOBS, IMPORTER
 from service.http.params import path_param, query_param
+from service.http.patterns import FILE_NAME, FLAG, JOB, JOB_RULE, LINE, optional
 from service.imports.pipeline import Options
 from service.imports.sources import StreamSource
 
-_JOB = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_OPTIONAL_JOB = re.compile(r"^$|" + _JOB.pattern)
-_NAME = re.compile(r"^$|^[\w.-]{1,128}$")
-_FLAG = re.compile(r"^$|^[01]$")
-_AFTER = re.compile(r"^$|^[0-9]{1,12}$")
+_OPTIONAL_JOB = optional(JOB)
+_NAME = optional(FILE_NAME)
+_FLAG = optional(FLAG)
+_AFTER = optional(LINE)
 _REJECTIONS_PAGE = 100
 _UPLOAD_CODINGS = {"", "identity", "gzip", "x-gzip"}
 
@@ -48,7 +46,7 @@ async def post_import(request: web.Request) -> web.Response:
     # by its magic bytes, so that is the one coding an upload may name.
     if request.headers.get("Content-Encoding", "").strip().lower() not in _UPLOAD_CODINGS:
         raise UnsupportedEncoding("an import upload is plain CSV or gzip")
-    job_id = query_param(request, "job", _OPTIONAL_JOB, "1-64 letters, digits, '_' or '-'")
+    job_id = query_param(request, "job", _OPTIONAL_JOB, JOB_RULE)
     name = query_param(request, "name", _NAME, "a file name")
     fresh = query_param(request, "fresh", _FLAG, "0 or 1") == "1"
     settings = request.app[keys.SETTINGS]
@@ -66,7 +64,7 @@ async def post_import(request: web.Request) -> web.Response:
 async def get_import(request: web.Request) -> web.Response:
     """Rows done, rejected, rate, ETA, and rejections 100 at a time (``?after=LINE``)."""
     require_role(request, ROLE_ADMIN)
-    job_id = path_param(request, "job", _JOB, "1-64 letters, digits, '_' or '-'")
+    job_id = path_param(request, "job", JOB, JOB_RULE)
     after = query_param(request, "after", _AFTER, "a line number")
     return web.json_response(await _status(request, job_id, int(after or 0)))
 

@@ -2,36 +2,30 @@
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
 from schemas import urls
 from service.accounts.login import ROLE_ADMIN, ROLE_TEACHER
 from service.http.endpoints.candidates import require_role
 from service.http.keys import SCHOOLS
-from service.http.params import invalid, path_param, query_param
+from service.http.params import invalid, limit_param, path_param, query_param
+from service.http.patterns import BATCH, SCHOOL, optional
 from service.schools.schools import FILINGS, PAGE_MAX, Schools
 
-_SCHOOL = re.compile(r"^[0-9]{1,16}$")
-_BATCH = re.compile(r"^$|^[a-z0-9][a-z0-9-]{0,31}$")
-_LIMIT = re.compile(r"^$|^[0-9]{1,3}$")
+_BATCH = optional(BATCH)
 _PAGE_DEFAULT = 50
 
 
 async def school_candidates(request: web.Request) -> web.Response:
     """``?status=filed|unfiled&batch=&cursor=&limit=``: a page in candidate-ID order."""
     claims = require_role(request, ROLE_TEACHER, ROLE_ADMIN)
-    school = path_param(request, "school", _SCHOOL, "must be 1-16 digits")
+    school = path_param(request, "school", SCHOOL, "must be 1-16 digits")
     Schools.require_school(claims.role, claims.school, school)
     filing = request.query.get("status", "")
     if filing not in FILINGS:
         raise invalid("query.status", "filed or unfiled")
     batch = query_param(request, "batch", _BATCH, "a batch code")
-    raw_limit = query_param(request, "limit", _LIMIT, f"1-{PAGE_MAX}")
-    limit = int(raw_limit) if raw_limit else _PAGE_DEFAULT
-    if not 1 <= limit <= PAGE_MAX:
-        raise invalid("query.limit", f"1-{PAGE_MAX}")
+    limit = limit_param(request, PAGE_MAX, _PAGE_DEFAULT)
     page = await request.app[SCHOOLS].page(
         school, filing, batch, request.query.get("cursor", ""), limit
     )

@@ -1,10 +1,14 @@
 """A throw-away Redis Cluster (3 masters + 3 replicas) of redis-server processes on spare
-loopback ports, data under a temp dir, every process stopped by its PID at the end."""
+loopback ports, data under a temp dir, every process stopped by its PID at the end. Like a
+deployment's, every node requires a password (``requirepass``; replicas authenticate to
+their masters with ``masterauth``)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -40,17 +44,26 @@ def spare_ports(count: int) -> list[int]:
     return ports
 
 
+# Every cluster of this run requires it; redis-cli reads it from REDISCLI_AUTH.
+PASSWORD = secrets.token_hex(16)
+
+
 def _pong(port: int) -> bool:
     return cli(port, "PING").strip() == "PONG"
 
 
-def cli(port: int, *args: str, timeout: float = 10.0) -> str:
+def cli(port: int, *args: str, timeout: float = 10.0, password: str | None = PASSWORD) -> str:
+    """redis-cli on one node, with the cluster's password (``password=None``: without)."""
+    env = {k: v for k, v in os.environ.items() if k != "REDISCLI_AUTH"}
+    if password is not None:
+        env["REDISCLI_AUTH"] = password
     out = subprocess.run(
-        ["redis-cli", "-h", "127.0.0.1", "-p", str(port), *args],
+        ["redis-cli", "--no-auth-warning", "-h", "127.0.0.1", "-p", str(port), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=True,
+        env=env,
     )
     return out.stdout
 
@@ -82,6 +95,8 @@ class RedisCluster:
                     "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
                     # A replica may take over however long it was cut off from its master.
                     "--cluster-replica-validity-factor", "0",
+                    "--requirepass", PASSWORD,
+                    "--masterauth", PASSWORD,
                     "--save", "",
                     "--appendonly", "no",
                     "--dir", str(data),
@@ -94,13 +109,14 @@ class RedisCluster:
             self._wait(partial(_pong, port), f"node {port} did not start")
         subprocess.run(
             [
-                "redis-cli", "--cluster", "create",
+                "redis-cli", "--no-auth-warning", "--cluster", "create",
                 *(f"127.0.0.1:{p}" for p in self.ports),
                 "--cluster-replicas", "1", "--cluster-yes",
             ],
             capture_output=True,
             timeout=60,
             check=True,
+            env={**os.environ, "REDISCLI_AUTH": PASSWORD},
         )  # fmt: skip
         self._wait(self._settled, "the cluster did not settle")
 

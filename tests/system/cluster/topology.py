@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.system.cluster.redis_cluster import RedisCluster, redis_cluster
+from tests.system.cluster.redis_cluster import PASSWORD, RedisCluster, redis_cluster
 
 ACTIVE = "VOLREG_TEST_CLUSTER"
 
@@ -40,6 +40,7 @@ class _Topology:
     def start(self) -> None:
         self.cluster = self._stack.enter_context(redis_cluster())
         os.environ["VOLREG_TEST_REDIS_CLUSTER_NODES"] = self.cluster.nodes
+        os.environ["VOLREG_TEST_REDIS_CLUSTER_PASSWORD"] = PASSWORD
         os.environ["VOLREG_TEST_MYSQL_SHARDED"] = "1"
         os.environ[ACTIVE] = "1"
 

@@ -2,7 +2,8 @@
 when it was issued; logging out (or a password, role or school change) increments it, and
 tokens of older generations are refused. Checked on every authenticated request from a
 per-process copy, then Redis, then MySQL (only on a Redis miss): no database round trip per
-request."""
+request. The API checks every request; the reconciler its admin-only endpoints (staff
+tokens only: it has no candidates table)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ import contextlib
 import logging
 from typing import Protocol
 
-from service.accounts.login import ROLE_CANDIDATE
 from service.core.errors import Unauthorized, Unavailable
 from service.core.local_cache import LocalCache
-from service.core.tokens import Claims
+from service.core.tokens import ROLE_CANDIDATE, Claims
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +39,13 @@ class GenerationCache(Protocol):
 class Revocations:
     def __init__(
         self,
-        candidates: GenerationTable,
+        candidates: GenerationTable | None,
         staff: GenerationTable,
         cache: GenerationCache,
         local: LocalCache[int],
         redis_ttl_s: int,
     ) -> None:
+        # None: candidates' tokens are never accepted (the reconciler).
         self._tables = {False: candidates, True: staff}
         self._cache = cache
         self._local = local
@@ -72,7 +73,7 @@ class Revocations:
         """Every token of the account issued so far stops working; returns the new
         generation. Redis is updated at once, other processes' copies within their TTL."""
         staff = claims.role != ROLE_CANDIDATE
-        table = self._tables[staff]
+        table = self._table(staff)
         await table.bump_token_generation(claims.subject)
         generation = await table.token_generation(claims.subject) or 0
         await self._cache.put_token_generation(staff, claims.subject, generation, self._redis_ttl_s)
@@ -86,11 +87,17 @@ class Revocations:
             cached = None
         if cached is not None:
             return cached
-        generation = await self._tables[staff].token_generation(subject) or 0
+        generation = await self._table(staff).token_generation(subject) or 0
         # MySQL answered; with Redis down, Redis is filled on a later miss.
         with contextlib.suppress(Unavailable):
             await self._cache.put_token_generation(staff, subject, generation, self._redis_ttl_s)
         return generation
+
+    def _table(self, staff: bool) -> GenerationTable:
+        table = self._tables[staff]
+        if table is None:
+            raise Unauthorized("this token is not accepted here")
+        return table
 
 
 def _key(staff: bool, subject: str) -> str:
