@@ -17,8 +17,9 @@ help:
 	@echo "               tests/system (PYTEST_ARGS=... to pass options)"
 	@echo "  make test-unit  tests/unit only: no server needed (in-memory fakes), seconds, with a"
 	@echo "               coverage floor"
-	@echo "  make test-cluster  the Redis Cluster and sharded-MySQL suites, and the save, read,"
-	@echo "               consume and reconcile suites again on a 6-node Redis Cluster + 2 MySQL shards"
+	@echo "  make test-cluster  the Redis Cluster, sharded-MySQL and 3-node RabbitMQ cluster suites,"
+	@echo "               and the save, read, consume and reconcile suites again on a 6-node Redis"
+	@echo "               Cluster + 2 MySQL shards"
 	@echo "  make test-rocketmq  the save, protocol, failure and reconciler suites on RocketMQ 5"
 	@echo "               (installs Java and Maven if needed, starts and stops our RocketMQ)"
 	@echo "  make lint    ruff check, ruff format --check, mypy, import-linter (the layers), then"
@@ -53,7 +54,8 @@ test-unit: venv
 	.venv/bin/pytest tests/unit --cov --cov-fail-under=$(UNIT_COVERAGE_FLOOR) $(PYTEST_ARGS)
 
 # tests/system/cluster/topology.py starts the Redis Cluster and points every suite at it and at
-# MySQL split over two databases; `python -m` puts the checkout on sys.path for that plugin.
+# MySQL split over two databases (the RabbitMQ cluster is a fixture of tests/system/cluster);
+# `python -m` puts the checkout on sys.path for that plugin.
 CLUSTER_SUITES = tests/system/cluster $(wildcard tests/integration/test_save_path.py \
 	tests/integration/test_protocol.py tests/integration/test_failures.py \
 	tests/integration/test_reconcile*.py)

@@ -15,6 +15,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from loadtest.children import Child, port_open
+
 # Server binaries live in sbin, often not on a normal user's PATH.
 _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 # The plain start script: the packaged wrapper would switch to the rabbitmq user.
@@ -35,47 +37,20 @@ def which(name: str) -> str:
     return path
 
 
-async def _port_open(port: int) -> bool:
-    try:
-        async with asyncio.timeout(1):
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
-
-
-class Server:
+class Server(Child):
     """One server process in a session of its own, so a SIGKILL reaches all its processes."""
 
     name = "server"
     boot_timeout_s = 60.0
 
     def __init__(self, root: Path) -> None:
+        super().__init__()
         self.root = root / self.name
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self._proc: asyncio.subprocess.Process | None = None
 
     def command(self) -> Sequence[str]:
         raise NotImplementedError
-
-    @property
-    def pid(self) -> int | None:
-        """The process (group leader) while it runs."""
-        return self._proc.pid if self._proc is not None else None
-
-    def alive(self) -> bool:
-        """Started by us and not exited: a kill of it is a real fault."""
-        if self._proc is None or self._proc.returncode is not None:
-            return False
-        try:
-            os.kill(self._proc.pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
 
     def environment(self) -> dict[str, str]:
         return dict(os.environ)
@@ -84,58 +59,27 @@ class Server:
         """First start only (create the data directory)."""
 
     async def ready(self) -> bool:
-        return await _port_open(self.port)
+        return await port_open(self.port)
 
     async def start(self) -> float:
         """Start and wait until it answers; returns the seconds that took."""
         started = time.monotonic()
-        log = (self.root / "server.log").open("ab")
+        log = self.root / "server.log"
+        await self.spawn(self.command(), self.environment(), log, cwd=self.root)
         try:
-            self._proc = await asyncio.create_subprocess_exec(
-                *self.command(),
-                env=self.environment(),
-                cwd=self.root,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
-        deadline = started + self.boot_timeout_s
-        while not await self.ready():
-            if self._proc.returncode is not None or time.monotonic() > deadline:
-                await self.kill()
-                raise RuntimeError(f"{self.name} did not start; see {self.root / 'server.log'}")
-            await asyncio.sleep(0.1)
+            await self.wait_until(self.ready, self.boot_timeout_s, f"{self.name} ({log})")
+        except RuntimeError:
+            await self.kill()
+            raise
         return time.monotonic() - started
 
-    async def kill(self) -> None:
-        """SIGKILL the whole process group: no shutdown, no flush."""
-        await self._signal(signal.SIGKILL, 10)
-
-    async def stop(self) -> None:
-        await self._signal(signal.SIGTERM, 30)
-
-    async def _signal(self, sig: signal.Signals, wait_s: float) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            async with asyncio.timeout(wait_s):
-                await proc.wait()
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+    async def after_exit(self, pgid: int, wait_s: float) -> None:
         # Children (beam.smp, mariadbd) may outlive their parent shell for a moment: a
         # restart must not mistake the dying server's open port for the new one.
         deadline = time.monotonic() + wait_s
-        while await _port_open(self.port) and time.monotonic() < deadline:
+        while await port_open(self.port) and time.monotonic() < deadline:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.killpg(pgid, signal.SIGKILL)
             await asyncio.sleep(0.05)
 
 
@@ -172,18 +116,37 @@ class RabbitServer(Server):
     name = "rabbitmq"
     boot_timeout_s = 120.0
 
-    def __init__(self, root: Path, disk_mb: int = 0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        disk_mb: int = 0,
+        *,
+        name: str = "rabbitmq",
+        cookie: str = "",
+        password: str = "",
+        epmd_port: int = 0,
+        join: str = "",
+    ) -> None:
+        """The keywords make it a member of a cluster: every node gets the same ``cookie`` and
+        ``password`` and the ``epmd_port`` of an epmd of the cluster's own; ``join`` names the
+        node a blank member joins on its first boot."""
+        self.name = name
         super().__init__(root)
         self.disk_mb = disk_mb  # > 0: the data directory is a tmpfs this small (disk-full)
         self.data = self.root / "mnesia"
         self._mounted = False
         self.dist_port = free_port()
-        self.node = f"volreg-chaos-{secrets.token_hex(4)}@localhost"
-        self._password = secrets.token_hex(12)
+        self.node = f"volreg-{name}-{secrets.token_hex(4)}@localhost"
+        self._cookie = cookie or secrets.token_hex(16)
+        self._password = password or secrets.token_hex(12)
+        self._epmd_port = epmd_port
+        self._join = join
+
+    vhost = _APP_USER
 
     @property
     def url(self) -> str:
-        return f"amqp://{_APP_USER}:{self._password}@127.0.0.1:{self.port}/{_APP_USER}"
+        return f"amqp://{_APP_USER}:{self._password}@127.0.0.1:{self.port}/{self.vhost}"
 
     async def prepare(self) -> None:
         home = self.root / "home"
@@ -195,7 +158,7 @@ class RabbitServer(Server):
             )
             self._mounted = True
         cookie = home / ".erlang.cookie"
-        cookie.write_text(secrets.token_hex(16))
+        cookie.write_text(self._cookie)
         cookie.chmod(0o400)  # Erlang refuses a cookie others can read
         (self.root / "enabled_plugins").write_text("[].\n")  # no management plugin
         (self.root / "rabbitmq.conf").write_text(
@@ -210,6 +173,12 @@ class RabbitServer(Server):
             "disk_free_limit.absolute = 4MB\n"
             "vm_memory_high_watermark.relative = 0.2\n"
         )
+        if self._join:
+            with (self.root / "rabbitmq.conf").open("a") as conf:
+                conf.write(
+                    "cluster_formation.peer_discovery_backend = classic_config\n"
+                    f"cluster_formation.classic_config.nodes.1 = {self._join}\n"
+                )
 
     def command(self) -> Sequence[str]:
         return [str(_RABBIT_SCRIPT) if _RABBIT_SCRIPT.exists() else which("rabbitmq-server")]
@@ -232,6 +201,8 @@ class RabbitServer(Server):
             RABBITMQ_CONFIG_FILE=str(self.root / "rabbitmq.conf"),
             RABBITMQ_ENABLED_PLUGINS_FILE=str(self.root / "enabled_plugins"),
         )
+        if self._epmd_port:
+            env["ERL_EPMD_PORT"] = str(self._epmd_port)
         return env
 
 

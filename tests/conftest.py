@@ -16,21 +16,18 @@ import pytest
 import redis.asyncio as redis
 from aiohttp.test_utils import TestClient, TestServer
 
-from service.core.metrics import ConsumerMetrics
 from service.core.names import names_of
 from service.core.passwords import Passwords
-from service.core.ports import Batch, Inbound
+from service.core.ports import Batch
 from service.core.settings import Settings
-from service.filing.mysql import FilingTables
-from service.forms.consumer import FormWriter
 from service.hot.aggregate import Aggregator, Delivery
 from service.main.wiring import create_app, open_hot_aggregator
-from service.storage.brokers import open_form_broker
 from service.storage.mysql_db import MySQLDatabase
 from service.storage.mysql_migrate import drop_database, migrate
 from service.storage.mysql_parts import AnyDatabase, open_database
 from service.storage.redis_cache import RedisCache, open_cache
 from tests.brokers import FrozenBroker, on_rocketmq
+from tests.harness import consuming
 from tests.proxy import Proxy
 from tests.staff_support import seed_catalogue, seed_staff
 from tests.support import CLOSED_BATCH, DEMO_ID, OPEN_BATCH, OTHER_ID, PASSWORD, make_settings
@@ -118,18 +115,8 @@ async def cache(settings: Settings) -> AsyncIterator[RedisCache]:
 @pytest.fixture(scope="session")
 async def consumer(settings: Settings, db: MySQLDatabase) -> AsyncIterator[None]:
     """An in-process consumer on the run's queues for the whole session."""
-    async with open_form_broker(settings, names_of(settings)) as broker:
-        await broker.wait_connected(30)
-        inbox: asyncio.Queue[Inbound] = asyncio.Queue()
-        await broker.consume(inbox.put)
-        stop = asyncio.Event()
-        task = asyncio.create_task(
-            FormWriter(db, settings, ConsumerMetrics(), journal=FilingTables(db)).run(inbox, stop),
-            name="test-consumer",
-        )
+    async with consuming(settings, db):
         yield
-        stop.set()
-        await task
 
 
 # Hot items that show up within a second (tests that watch them).

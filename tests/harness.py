@@ -16,6 +16,7 @@ from service.core.metrics import ConsumerMetrics
 from service.core.names import names_of
 from service.core.ports import Inbound, Publisher
 from service.core.settings import Settings
+from service.filing.mysql import FilingTables
 from service.forms.consumer import FormWriter
 from service.forms.save import Forms
 from service.forms.windows import BatchWindows
@@ -70,3 +71,20 @@ async def isolated(
             yield Harness(settings, broker, forms, writer, inbox)
         finally:
             await delete_topology(broker, settings)
+
+
+@asynccontextmanager
+async def consuming(settings: Settings, db: AnyDatabase) -> AsyncIterator[None]:
+    """An in-process consumer (``volreg consume``) on the settings' queues while the block runs."""
+    async with open_form_broker(settings, names_of(settings)) as broker:
+        await broker.wait_connected(30)
+        inbox: asyncio.Queue[Inbound] = asyncio.Queue()
+        await broker.consume(inbox.put)
+        stop = asyncio.Event()
+        writer = FormWriter(db, settings, ConsumerMetrics(), journal=FilingTables(db))
+        task = asyncio.create_task(writer.run(inbox, stop), name="test-consumer")
+        try:
+            yield
+        finally:
+            stop.set()
+            await task

@@ -176,22 +176,6 @@ def start_volreg(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-# The node scripts/ensure-deps.sh starts; its Erlang cookie lives under var/, not in $HOME.
-RABBIT_NODE = "volreg@localhost"
-RABBIT_VHOST = urlsplit(TEST_AMQP).path.strip("/") or "/"
-
-
-def rabbitmqctl(*args: str) -> str:
-    """``rabbitmqctl -q ARGS`` against the project's own broker node."""
-    env = {**os.environ, "HOME": str(ROOT / "var" / "rabbitmq" / "home")}
-    # The plain script: Debian's wrapper switches to the rabbitmq user and that user's cookie.
-    plain = Path("/usr/lib/rabbitmq/bin/rabbitmqctl")
-    command = [str(plain) if plain.exists() else "rabbitmqctl", "-n", RABBIT_NODE, "-q", *args]
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=60, check=True, env=env
-    ).stdout
-
-
 def admin_headers(settings: Settings) -> dict[str, str]:
     """An admin's bearer token for the run's secret (/metrics needs the admin role)."""
     from service.core.tokens import Claims, TokenSigner

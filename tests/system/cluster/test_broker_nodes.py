@@ -1,6 +1,6 @@
 """RabbitMQ given as a list of nodes: the first node that answers is used, a node that stays
-down is left for the next one (publishing and consuming resume there), and quorum queues get
-the configured initial group size."""
+out of reach is left for the next one (publishing and consuming resume there), and quorum queues
+are replicated on as many nodes of a real cluster as configured."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from loadtest.cluster_local import RabbitServer
 from schemas import messages
 from schemas.records import STATUS_SAVED, FormRecord
 from service.core import codec
@@ -25,7 +26,8 @@ from service.storage.mysql_db import MySQLDatabase
 from service.storage.redis_cache import RedisCache
 from tests.harness import Harness, isolated
 from tests.proxy import Proxy
-from tests.support import OPEN_BATCH, RABBIT_VHOST, rabbitmqctl
+from tests.support import OPEN_BATCH
+from tests.system.cluster.rabbit_cluster import RabbitCluster
 
 
 def _record(version: int) -> FormRecord:
@@ -40,10 +42,9 @@ def _dead_port() -> int:
 
 
 @asynccontextmanager
-async def _node(settings: Settings) -> AsyncIterator[Proxy]:
-    """A cuttable path to the broker, standing in for one node of a cluster."""
-    host, _, port = settings.amqp_url.split("@", 1)[1].split("/", 1)[0].partition(":")
-    proxy = Proxy(host, int(port or 5672))
+async def _cut_off(node: RabbitServer) -> AsyncIterator[Proxy]:
+    """A cuttable path to a cluster node: the node stays alive, the client loses it."""
+    proxy = Proxy("127.0.0.1", node.port)
     await proxy.start()
     try:
         yield proxy
@@ -77,22 +78,29 @@ async def _publish_until_accepted(harness: Harness, record: FormRecord, limit_s:
             await asyncio.sleep(0.2)
 
 
-async def test_moves_to_the_next_node_when_one_stays_down(
-    settings: Settings, db: MySQLDatabase, cache: RedisCache
+async def test_moves_to_the_next_node_when_one_stays_unreachable(
+    rabbit: RabbitCluster, settings: Settings, db: MySQLDatabase, cache: RedisCache
 ) -> None:
-    async with _node(settings) as first, _node(settings) as second:
-        urls = ",".join(p.url(settings.amqp_url) for p in (first, second))
-        nodes = dataclasses.replace(settings, amqp_url=urls)
+    """A node that the client cannot reach while the cluster still can (a partition between
+    them, which a proxy alone can make): the client moves to the next node and reaches the
+    same queue leader through it. test_rabbit_cluster.py kills a node instead."""
+    first, second, _ = rabbit.nodes
+    async with _cut_off(first) as to_first, _cut_off(second) as to_second:
+        on_cluster = rabbit.settings_for(settings)
+        urls = ",".join(p.url(n.url) for p, n in ((to_first, first), (to_second, second)))
+        nodes = dataclasses.replace(on_cluster, amqp_url=urls)
         async with isolated(nodes, db, cache) as harness:
+            queues = names_of(harness.settings).all_queues
+            before = await rabbit.queues()
             await harness.broker.publish(_record(201))
-            [before] = await harness.take(1)
-            await before.ack()
+            [delivered] = await harness.take(1)
+            await delivered.ack()
 
-            await first.cut()  # the node dies and stays dead
+            await to_first.cut()  # the client's node is alive but out of its reach for good
             with pytest.raises(BrokerUnavailable):
                 await harness.broker.publish(_record(202))
             await _publish_until_accepted(harness, _record(203), limit_s=30)
-            # The consumer followed. 201 may come again: its ack can die with the node
+            # The consumer followed. 201 may come again: its ack can die with the link
             # (redelivery is harmless); 202 was refused, so it must never arrive.
             seen = []
             while _record(203) not in seen:
@@ -101,17 +109,24 @@ async def test_moves_to_the_next_node_when_one_stays_down(
                 await after.ack()
             assert set(seen) <= {_record(201), _record(203)}, seen
             await harness.assert_no_more()
+            # Nobody died, so no election: the same leaders, now reached through `second`.
+            now = await rabbit.queues()
+            assert {q: now[q]["leader"] for q in queues} == {q: before[q]["leader"] for q in queues}
+            assert {now[q]["leader"] for q in queues} == {first.node}
 
 
 async def test_quorum_queues_get_the_configured_initial_group_size(
-    settings: Settings, db: MySQLDatabase, cache: RedisCache
+    rabbit: RabbitCluster, settings: Settings, db: MySQLDatabase, cache: RedisCache
 ) -> None:
-    sized = dataclasses.replace(settings, quorum_initial_group_size=1)
-    async with isolated(sized, db, cache) as harness:
-        listing = await asyncio.to_thread(
-            rabbitmqctl, "list_queues", "-p", RABBIT_VHOST, "name", "arguments"
-        )
-        names = names_of(harness.settings)
-        for queue in [*names.all_queues, names.dead_letter_queue]:
-            [line] = [ln for ln in listing.splitlines() if ln.split("\t")[0] == queue]
-            assert "x-quorum-initial-group-size" in line, line
+    everywhere = rabbit.settings_for(settings)
+    on_two = dataclasses.replace(rabbit.settings_for(settings), quorum_initial_group_size=2)
+    for sized in (everywhere, on_two):
+        async with isolated(sized, db, cache) as harness:
+            listing = await rabbit.queues()
+            names = names_of(harness.settings)
+            for queue in [*names.all_queues, names.dead_letter_queue]:
+                members, online = listing[queue]["members"], listing[queue]["online"]
+                assert listing[queue]["type"] == "quorum", listing[queue]
+                assert isinstance(members, list) and isinstance(online, list), listing[queue]
+                assert len(members) == sized.quorum_initial_group_size, listing[queue]
+                assert sorted(online) == sorted(members), listing[queue]
