@@ -117,6 +117,7 @@ def _options(
         api_pid=deployment.api_pid if deployment else args.api_pid,
         consumer_pid=deployment.consumer_pid if deployment else args.consumer_pid,
         consumer_metrics_url=deployment.consumer_metrics_url if deployment else None,
+        metrics_token=deployment.metrics_token if deployment else None,
         open_loop_rates=_rates(args.open_loop),
         open_loop_duration_s=args.open_loop_duration,
         save_limit=args.save_limit,

@@ -16,9 +16,11 @@ from service.core.settings import Settings
 # Process names that identify a server when its port cannot be traced to a process.
 _SERVER_NAMES = {
     "redis": ("redis-server",),
-    "broker": ("beam.smp", "rocketmq"),
+    "broker": ("beam.smp",),
     "mysql": ("mariadbd", "mysqld"),
 }
+# RocketMQ's name server (a JVM like the proxy): found by its main class.
+_NAMESRV_MAIN = b"org.apache.rocketmq.namesrv.NamesrvStartup"
 _LISTEN = "0A"
 
 
@@ -28,14 +30,20 @@ def _port(url: str, default: int) -> int:
 
 
 def server_ports(settings: Settings) -> dict[str, int]:
+    """Each server's port. ``broker`` is the form broker: on RocketMQ the proxy's JVM (the
+    broker runs inside it), and ``rabbitmq`` the RabbitMQ that still carries the broadcasts."""
     redis_url = settings.redis_url
     if settings.redis_cluster_nodes:
         redis_url = "redis://" + settings.redis_cluster_nodes.split(",")[0]
-    return {
+    ports = {
         "redis": _port(redis_url, 6379),
         "broker": _port(settings.amqp_url, 5672),
         "mysql": _port(settings.mysql_dsn, 3306),
     }
+    if settings.broker == "rocketmq":
+        ports["rabbitmq"] = ports["broker"]
+        ports["broker"] = int(settings.rocketmq_endpoints.split(";")[0].rsplit(":", 1)[1])
+    return ports
 
 
 def _listening_inodes(port: int) -> set[str]:
@@ -82,10 +90,24 @@ def find_servers(settings: Settings) -> dict[str, int]:
     listens on each port; by name if that cannot be read). Missing ones are left out."""
     found = {}
     for role, port in server_ports(settings).items():
-        pid = _pid_of_socket(_listening_inodes(port)) or _pid_by_name(_SERVER_NAMES[role])
+        pid = _pid_of_socket(_listening_inodes(port))
+        if pid is None and role in _SERVER_NAMES:
+            pid = _pid_by_name(_SERVER_NAMES[role])
         if pid is not None:
             found[role] = pid
+    if settings.broker == "rocketmq" and (namesrv := _pid_by_cmdline(_NAMESRV_MAIN)):
+        found["namesrv"] = namesrv
     return found
+
+
+def _pid_by_cmdline(part: bytes) -> int | None:
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if part in cmdline.read_bytes():
+                return int(cmdline.parent.name)
+        except OSError:
+            continue
+    return None
 
 
 def process_cpu_s(pid: int) -> float | None:

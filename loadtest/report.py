@@ -104,7 +104,7 @@ def write_json(report: dict[str, Any], path: Path) -> None:
     path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
 
 
-def _fmt(value: Any, digits: int = 1) -> str:
+def fmt(value: Any, digits: int = 1) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -121,10 +121,10 @@ def scenario_table(report: dict[str, Any]) -> list[str]:
     for name, s in report["scenarios"].items():
         lat = s["latency_ms"]
         lines.append(
-            f"| {name} | {_fmt(s['rps'], 0)} | {_fmt(lat['p50'], 2)} | {_fmt(lat['p90'], 2)} "
-            f"| {_fmt(lat['p99'], 2)} | {_fmt(lat['max'], 1)} | {s['errors']['total']} "
+            f"| {name} | {fmt(s['rps'], 0)} | {fmt(lat['p50'], 2)} | {fmt(lat['p90'], 2)} "
+            f"| {fmt(lat['p99'], 2)} | {fmt(lat['max'], 1)} | {s['errors']['total']} "
             f"| {s['loadavg_before'][0]:.2f} | {s['machine_cpu_busy']:.0%} "
-            f"| {s['generator_cpu_share']:.0%} | {_fmt(s.get('api_cpu_ms_per_request'), 3)} |"
+            f"| {s['generator_cpu_share']:.0%} | {fmt(s.get('api_cpu_ms_per_request'), 3)} |"
         )
     return lines
 
@@ -147,13 +147,13 @@ def cpu_table(report: dict[str, Any]) -> list[str]:
         wide = s.get("mysql_server_wide_per_request") or {}
         lines.append(
             f"| {name} | "
-            + " | ".join(_fmt(cpu.get(r), 3) for r in _ROLES)
-            + f" | {_fmt(s.get('machine_cpu_ms_per_request'), 3)} "
-            f"| {_fmt(group.get('records_per_message'), 2)} "
-            f"| {_fmt(group.get('mean_wait_ms'), 2)} "
-            f"| {_fmt(group.get('mean_confirm_ms'), 2)} "
-            f"| {_fmt(s.get('mysql_commits_per_request'), 4)} "
-            f"| {_fmt(wide.get('Innodb_data_fsyncs'), 3)} |"
+            + " | ".join(fmt(cpu.get(r), 3) for r in _ROLES)
+            + f" | {fmt(s.get('machine_cpu_ms_per_request'), 3)} "
+            f"| {fmt(group.get('records_per_message'), 2)} "
+            f"| {fmt(group.get('mean_wait_ms'), 2)} "
+            f"| {fmt(group.get('mean_confirm_ms'), 2)} "
+            f"| {fmt(s.get('mysql_commits_per_request'), 4)} "
+            f"| {fmt(wide.get('Innodb_data_fsyncs'), 3)} |"
         )
     return lines
 
@@ -169,13 +169,13 @@ def open_loop_table(report: dict[str, Any]) -> list[str]:
         lat = run["latency_ms_from_intended"]
         cpu = run.get("cpu_ms_per_request") or {}
         lines.append(
-            f"| {_fmt(run['offered_rps'], 0)} | {_fmt(run['achieved_rps'], 0)} "
-            f"| {_fmt(lat['p50'], 2)} | {_fmt(lat['p90'], 2)} | {_fmt(lat['p99'], 2)} "
-            f"| {_fmt(lat['max'], 1)} | {run['errors']['total']} "
-            f"| {run['loadavg_before'][0]:.2f} | {_fmt(cpu.get('api'), 3)} "
-            f"| {_fmt(cpu.get('chain'), 3)} "
-            f"| {_fmt((run.get('group_commit') or {}).get('records_per_message'), 2)} "
-            f"| {_fmt(run.get('mysql_commits_per_request'), 4)} |"
+            f"| {fmt(run['offered_rps'], 0)} | {fmt(run['achieved_rps'], 0)} "
+            f"| {fmt(lat['p50'], 2)} | {fmt(lat['p90'], 2)} | {fmt(lat['p99'], 2)} "
+            f"| {fmt(lat['max'], 1)} | {run['errors']['total']} "
+            f"| {run['loadavg_before'][0]:.2f} | {fmt(cpu.get('api'), 3)} "
+            f"| {fmt(cpu.get('chain'), 3)} "
+            f"| {fmt((run.get('group_commit') or {}).get('records_per_message'), 2)} "
+            f"| {fmt(run.get('mysql_commits_per_request'), 4)} |"
         )
     return lines
 
@@ -183,10 +183,10 @@ def open_loop_table(report: dict[str, Any]) -> list[str]:
 def ratio_line(report: dict[str, Any]) -> str:
     r = report["ratios"]
     return (
-        f"save/ceiling {_fmt(r['save_over_ceiling'], 3)}, "
-        f"save/naive {_fmt(r['save_over_naive'], 2)}, "
-        f"query/ceiling {_fmt(r['query_over_ceiling'], 3)} "
-        f"(exam {_fmt(r['exam_over_ceiling'], 3)}, form {_fmt(r['form_over_ceiling'], 3)})"
+        f"save/ceiling {fmt(r['save_over_ceiling'], 3)}, "
+        f"save/naive {fmt(r['save_over_naive'], 2)}, "
+        f"query/ceiling {fmt(r['query_over_ceiling'], 3)} "
+        f"(exam {fmt(r['exam_over_ceiling'], 3)}, form {fmt(r['form_over_ceiling'], 3)})"
     )
 
 
@@ -234,15 +234,15 @@ def markdown(report: dict[str, Any], command: str, plots: list[Path]) -> str:
     ]
     for t in report["targets"]:
         met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
-        out.append(f"| {t['name']} | {_fmt(t['value'], 3)} | {t['target']} | {met} |")
+        out.append(f"| {t['name']} | {fmt(t['value'], 3)} | {t['target']} | {met} |")
     queues = {n: s["queue"] for n, s in report["scenarios"].items() if s.get("queue")}
     if queues:
         out += ["", "| scenario | max queue depth | queue empty after load s | MySQL caught up s |"]
         out.append("|---|---:|---:|---:|")
         for name, q in queues.items():
             out.append(
-                f"| {name} | {_fmt(q['max_depth'])} | {_fmt(q['drain_s'], 2)} "
-                f"| {_fmt(q['mysql_caught_up_s'], 2)} |"
+                f"| {name} | {fmt(q['max_depth'])} | {fmt(q['drain_s'], 2)} "
+                f"| {fmt(q['mysql_caught_up_s'], 2)} |"
             )
     out += ["", *(f"![{p.stem}]({p.name})" for p in plots), ""]
     return "\n".join(out)

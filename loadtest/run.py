@@ -64,6 +64,7 @@ class Options:
     save_limit: int = 0
     consumer_pid: int | None = None  # likewise
     consumer_metrics_url: str | None = None
+    metrics_token: str | None = None  # the target's VOLREG_METRICS_TOKEN
     open_loop_rates: tuple[float, ...] = ()  # saves/s, each run after the scenarios
     open_loop_duration_s: float = 10.0
 
@@ -279,8 +280,8 @@ class _Counters:
     @classmethod
     async def read(cls, options: Options, observers: Observers) -> _Counters:
         return cls(
-            await scrape.samples(options.url + urls.METRICS),
-            await scrape.samples(options.consumer_metrics_url),
+            await scrape.samples(options.url + urls.METRICS, options.metrics_token),
+            await scrape.samples(options.consumer_metrics_url, options.metrics_token),
             await _mysql_counters(observers),
         )
 

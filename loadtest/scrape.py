@@ -24,14 +24,16 @@ def parse(text: str) -> dict[str, float]:
     return samples
 
 
-async def samples(url: str | None) -> dict[str, float]:
-    """The samples at ``url`` (empty when there is none or it does not answer)."""
+async def samples(url: str | None, token: str | None = None) -> dict[str, float]:
+    """The samples at ``url`` (empty when there is none or it does not answer); ``token`` is
+    the target's ``VOLREG_METRICS_TOKEN`` (the API's /metrics wants it, or an admin's)."""
     if url is None:
         return {}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         async with (
             aiohttp.ClientSession(timeout=_TIMEOUT) as http,
-            http.get(url) as resp,
+            http.get(url, headers=headers) as resp,
         ):
             if resp.status != 200:
                 return {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -28,6 +29,7 @@ class Deployment:
     api_pid: int
     consumer_pid: int | None = None
     consumer_metrics_url: str | None = None
+    metrics_token: str | None = None  # what /metrics wants (VOLREG_METRICS_TOKEN)
 
 
 def free_port() -> int:
@@ -102,6 +104,8 @@ async def spawned(
     )
     if broker is not None:
         env["VOLREG_BROKER"] = broker
+    # The report reads the API's /metrics (group commit, confirms): a scrape token of the run's.
+    env.setdefault("VOLREG_METRICS_TOKEN", secrets.token_hex(32))
     api_log, consumer_log = log_dir / "api.log", log_dir / "consumer.log"
     api = await _start("serve", "--workers", str(workers), "--naive", env=env, log=api_log)
     consumer = await _start("consume", env=env, log=consumer_log)
@@ -109,7 +113,11 @@ async def spawned(
     try:
         await wait_ready(url, [api, consumer], f"; see {api_log} and {consumer_log}")
         yield Deployment(
-            url, api.pid, consumer.pid, f"http://127.0.0.1:{consumer_port}{urls.METRICS}"
+            url,
+            api.pid,
+            consumer.pid,
+            f"http://127.0.0.1:{consumer_port}{urls.METRICS}",
+            env["VOLREG_METRICS_TOKEN"],
         )
     finally:
         await stop(api)  # the API first, so the consumer drains what it accepted

@@ -97,6 +97,11 @@ write_config() {
 		autoCreateSubscriptionGroup=true
 		sendMessageThreadPoolNums=2
 		useReentrantLockWhenPutMessage=true
+		# Transactional saves (VOLREG_ROCKETMQ_TRANSACTIONS): a half message neither committed
+		# nor rolled back after 6 s is checked back with a producer every 5 s (the default is
+		# 30 s), so an orphan left by a killed API process is settled within about 11 s.
+		transactionTimeOut=6000
+		transactionCheckInterval=5000
 	EOF
 	# useEndpointPortFromRequest: routes name the address the client asked through (a load
 	# balancer, or the test suite's cuttable proxy), not the proxy's own port.

@@ -28,7 +28,15 @@ suites=(tests/integration/test_save_path.py tests/integration/test_protocol.py
 	# The chaos harness on a private RocketMQ of its own (spare ports, its own directory).
 	tests/system/test_chaos_rocketmq.py)
 for f in tests/integration/test_reconcile*.py; do suites+=("$f"); done
+# Transactional half messages, their rollback and the broker's check-backs (about 70 s).
+suites+=(tests/integration/test_rocketmq_transactions.py)
 # Last: it kills our broker with SIGKILL and starts it again.
 suites+=(tests/integration/test_rocketmq_restart.py)
 # shellcheck disable=SC2086  # PYTEST_ARGS is a list of options
 VOLREG_TEST_BROKER=rocketmq .venv/bin/pytest "${suites[@]}" ${PYTEST_ARGS:-}
+# The save, protocol and failure suites again with transactional saves through the API (the
+# tests that drive plain sends themselves skip).
+# shellcheck disable=SC2086
+VOLREG_TEST_BROKER=rocketmq VOLREG_TEST_ROCKETMQ_TRANSACTIONS=1 .venv/bin/pytest \
+	tests/integration/test_save_path.py tests/integration/test_protocol.py \
+	tests/integration/test_failures.py ${PYTEST_ARGS:-}

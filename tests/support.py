@@ -87,6 +87,8 @@ def make_settings(**overrides: Any) -> Settings:
         consume_wait_ms=10,
         # `make test-rocketmq`: the same suites on RocketMQ (scripts/rocketmq.sh started it).
         broker=os.environ.get("VOLREG_TEST_BROKER", "rabbitmq"),
+        # `make test-rocketmq` runs the save and protocol suites again with transactional saves.
+        rocketmq_transactions=os.environ.get("VOLREG_TEST_ROCKETMQ_TRANSACTIONS") == "1",
         rocketmq_invisible_s=10,
         consumer_http_port=0,  # consumers started by tests run side by side
         # The suites save far faster than a person; tests/integration/test_save_limits.py

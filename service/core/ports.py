@@ -122,6 +122,24 @@ class BatchPublisher(Publisher, Protocol):
         """Returns once the one message holding ``records`` is confirmed (fsynced)."""
 
 
+class HalfMessage(Protocol):
+    """A message the broker stored but keeps from consumers until it is committed."""
+
+    async def commit(self) -> None:
+        """Raises PublishUncertain when the broker did not answer (its check-back decides)."""
+
+    async def rollback(self) -> None:
+        """Never raises: unanswered, the broker's check-back decides."""
+
+
+class HalfPublisher(Protocol):
+    """A broker with transactional messages (RocketMQ): a record is sent as a half message,
+    then committed or rolled back; the broker asks back about one left undecided."""
+
+    async def publish_half(self, record: FormRecord) -> HalfMessage:
+        """Returns once the half message is stored (fsynced); BrokerUnavailable otherwise."""
+
+
 class Database(Protocol):
     """MySQL: the durable copy, written by consumers, read on cache misses."""
 

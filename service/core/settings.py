@@ -41,6 +41,11 @@ class Settings:
     rocketmq_broker_addr: str = "127.0.0.1:20911"
     # A received message not acked within this many seconds is delivered again.
     rocketmq_invisible_s: int = 30
+    # Saves as transactional half messages, committed after the Redis commit and rolled back
+    # when it is refused; the broker's check-backs about undecided ones are answered from Redis
+    # (or MySQL) within rocketmq_check_timeout_s (README: Brokers).
+    rocketmq_transactions: bool = False
+    rocketmq_check_timeout_s: float = 5.0
     mysql_dsn: str = "mysql://volreg@127.0.0.1:3306/volreg"
     # Shard map "0-127=mysql://...,128-255=mysql://..."; when set, mysql_dsn is not used.
     mysql_shards: str = ""

@@ -117,6 +117,8 @@ BOUNDS: dict[str, Bound] = {
     "delivery_limit": AT_LEAST_1,
     # The broker refuses acks of receipt handles shorter than about 10 s (README: Brokers).
     "rocketmq_invisible_s": Bound(10),
+    # Within the broker's check interval (scripts/rocketmq.sh: 5 s), so answers do not pile up.
+    "rocketmq_check_timeout_s": Bound(0, 5, exclusive=True),
     "catalogue_ttl_s": AT_LEAST_0,
     "catalogue_local_entries": AT_LEAST_1,
     "catalogue_redis_ttl_s": AT_LEAST_1,
@@ -183,6 +185,8 @@ def problems_of(values: Mapping[str, Any]) -> list[str]:
                 break
     if values["broker"] not in BROKERS:
         bad("broker", f"must be one of {', '.join(BROKERS)}")
+    if values["rocketmq_transactions"] and values["broker"] != "rocketmq":
+        bad("rocketmq_transactions", "needs VOLREG_BROKER=rocketmq")
     if values["broker"] == "rocketmq":
         for field in ("rocketmq_endpoints", "rocketmq_broker_addr"):
             addresses = [a.strip() for a in values[field].split(";") if a.strip()]

@@ -19,6 +19,7 @@ from service.core.errors import (
     BrokerUnavailable,
     DatabaseUnavailable,
     FormSubmitted,
+    PublishUncertain,
     StaleVersion,
     StoreUnavailable,
 )
@@ -162,6 +163,44 @@ class InMemoryPublisher:
     async def ping(self) -> None:
         if self.down:
             raise BrokerUnavailable("broker unavailable (in-memory fake set down)")
+
+
+@dataclass
+class InMemoryHalf:
+    """``HalfMessage`` of ``InMemoryHalfPublisher``: ``state`` is half, committed or rolled back."""
+
+    record: FormRecord
+    owner: InMemoryHalfPublisher
+    state: str = "half"
+
+    async def commit(self) -> None:
+        if self.owner.down:
+            raise PublishUncertain("broker unavailable (in-memory fake set down)")
+        self.state = "committed"
+
+    async def rollback(self) -> None:
+        if not self.owner.down:
+            self.state = "rolled back"
+
+
+@dataclass
+class InMemoryHalfPublisher:
+    """``HalfPublisher``: every half message sent, in order, with its state; ``published``
+    are those consumers would get (committed)."""
+
+    down: bool = False
+    halves: list[InMemoryHalf] = field(default_factory=list)
+
+    async def publish_half(self, record: FormRecord) -> InMemoryHalf:
+        if self.down:
+            raise BrokerUnavailable("broker unavailable (in-memory fake set down)")
+        half = InMemoryHalf(record, self)
+        self.halves.append(half)
+        return half
+
+    @property
+    def published(self) -> list[FormRecord]:
+        return [h.record for h in self.halves if h.state == "committed"]
 
 
 @dataclass

@@ -24,8 +24,17 @@ from service.core.errors import (
     ValidationFailed,
     WindowClosed,
 )
-from service.core.ports import Database, FormCache, Missing, Publisher, Replay
+from service.core.ports import (
+    Database,
+    FormCache,
+    HalfMessage,
+    HalfPublisher,
+    Missing,
+    Publisher,
+    Replay,
+)
 from service.core.read_through import read_through
+from service.forms.transactions import committed
 from service.forms.windows import BatchWindows
 
 log = logging.getLogger(__name__)
@@ -67,11 +76,14 @@ class Forms:
         batches: BatchWindows,
         catalogue: ChoiceCheck | None = None,
         observe: Callable[[str, float], None] | None = None,
+        halves: HalfPublisher | None = None,
     ) -> None:
         """``observe(step, seconds)`` is told how long each step of a save took: ``stage``,
-        ``publish`` (until the broker's confirm) and ``commit``."""
+        ``publish`` (until the broker's confirm) and ``commit``. With ``halves`` saves go as
+        transactional half messages instead of through ``publisher``."""
         self._cache = cache
         self._publisher = publisher
+        self._halves = halves
         self._db = db
         self._batches = batches
         self._catalogue = catalogue
@@ -90,6 +102,7 @@ class Forms:
         A failure before the confirm leaves nothing visible. After the confirm the save is
         durable: if the commit then fails, consumers still write MySQL and the reconciler
         brings Redis up to date, but the client is told to retry (it was not visible yet).
+        With transactional half messages a failed commit rolls the message back instead.
         """
         payload = payload_of(form)
         fingerprint = hashlib.sha256(payload).hexdigest()[:32]
@@ -126,25 +139,61 @@ class Forms:
             payload,
             origin,
         )
-        saved = Saved(record.version, record.updated_us)
+        stored = f"done {fingerprint} {record.version} {record.updated_us}"
+        await self.deliver(record, idem, stored)
+        return Saved(record.version, record.updated_us)
+
+    async def deliver(self, record: FormRecord, idem: str | None, stored: str) -> None:
+        """The save protocol after staging: publish ``record`` and await the broker's confirm,
+        then commit it in Redis (``stored`` is the idempotency record to keep).
+
+        With half messages (RocketMQ transactions) the confirm is the half message's, and it
+        is committed after the Redis commit; a refused Redis commit rolls it back, so nothing
+        of the save appears later (unless Redis holds it after all: then it is committed)."""
+        started = time.perf_counter()
+        half: HalfMessage | None = None
         try:
-            await self._publisher.publish(record)
+            if self._halves is None:
+                await self._publisher.publish(record)
+            else:
+                half = await self._halves.publish_half(record)
         except PublishUncertain:
             # The message may be persisted and applied later: keep the key's pending marker,
             # so that a retry with it gets 503 (in progress) instead of saving a second time.
             raise
         except Unavailable:
             if idem:
-                await self._forget(key, idem)
+                await self._forget(record.key, idem)
             raise
         confirmed_at = time.perf_counter()
-        self._observe("publish", confirmed_at - staged_at)
-        stored = f"done {fingerprint} {saved.version} {saved.updated_us}"
+        self._observe("publish", confirmed_at - started)
         # Not applied means a concurrent save with a newer version committed first: this save
         # is ordered before it, which is the outcome its version says.
-        await self._cache.commit(record, idem, stored)
+        try:
+            await self._cache.commit(record, idem, stored)
+        except StoreUnavailable:
+            if half is None or not await self._settle_refused(record, idem, half):
+                raise
+        else:
+            if half is not None:
+                await half.commit()
         self._observe("commit", time.perf_counter() - confirmed_at)
-        return saved
+
+    async def _settle_refused(
+        self, record: FormRecord, idem: str | None, half: HalfMessage
+    ) -> bool:
+        """The Redis commit of a half message's save failed: commit the half message when the
+        commit happened after all (True: the save is done), roll it back when it did not, and
+        leave it to the broker's check-back when Redis cannot tell (False for both)."""
+        outcome = await committed(self._cache, self._db, record)
+        if outcome:
+            await half.commit()
+            return True
+        if outcome is False:
+            await half.rollback()
+            if idem:
+                await self._forget(record.key, idem)
+        return False
 
     async def _floor(self, key: FormKey) -> int:
         """The version MySQL holds for a form Redis does not have: a new version must exceed

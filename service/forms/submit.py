@@ -9,18 +9,15 @@ from datetime import datetime
 
 from schemas.records import STATUS_SUBMITTED, FormKey, FormRecord, Origin
 from service.core.errors import NotFound, StaleVersion
-from service.core.ports import FormCache, Missing, Publisher, Replay
+from service.core.ports import FormCache, Missing, Replay
 from service.forms.save import Forms, Saved
 from service.forms.windows import BatchWindows
 
 
 class Submissions:
-    def __init__(
-        self, forms: Forms, cache: FormCache, publisher: Publisher, batches: BatchWindows
-    ) -> None:
+    def __init__(self, forms: Forms, cache: FormCache, batches: BatchWindows) -> None:
         self._forms = forms
         self._cache = cache
-        self._publisher = publisher
         self._batches = batches
 
     async def submit(
@@ -57,6 +54,5 @@ class Submissions:
             current.payload,
             origin,
         )
-        await self._publisher.publish(record)
-        await self._cache.commit(record, None, "")
+        await self._forms.deliver(record, None, "")
         return Saved(record.version, record.updated_us), True

@@ -9,12 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import (
-    AbstractAsyncContextManager,
-    AsyncExitStack,
-    asynccontextmanager,
-    nullcontext,
-)
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -43,7 +38,14 @@ from service.core.local_cache import LocalCache
 from service.core.metrics import Metrics
 from service.core.names import Names, names_of
 from service.core.passwords import Passwords
-from service.core.ports import Batch, Database, FormCache, LoginAttempts, Publisher
+from service.core.ports import (
+    Batch,
+    Database,
+    FormCache,
+    HalfPublisher,
+    LoginAttempts,
+    Publisher,
+)
 from service.core.revocation import GenerationCache, GenerationTable, Revocations
 from service.core.settings import Settings
 from service.core.shard_guard import ShardGuard
@@ -53,6 +55,7 @@ from service.filing.progress import Progress, ProgressTables
 from service.forms.group_commit import open_save_publisher
 from service.forms.save import Forms
 from service.forms.submit import Submissions
+from service.forms.transactions import committed
 from service.forms.windows import BatchWindows
 from service.hot.aggregate import Aggregator, HotStore, HotTotals
 from service.hot.broker import HotBroker
@@ -168,6 +171,8 @@ class Adapters:
     filing: FilingPorts | None = None
     queue_counts: QueueCounts | None = None
     last_reconcile: LastReconcile | None = None
+    # RocketMQ's transactional half messages, when saves go that way (rocketmq_transactions).
+    halves: HalfPublisher | None = None
 
 
 @asynccontextmanager
@@ -189,7 +194,9 @@ async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapt
     to the form broker ``VOLREG_BROKER`` names; the broadcast stays on RabbitMQ."""
     async with (
         _open_servers(settings, names) as (cache, db, broker),
-        open_form_broker(settings, names, broker) as forms_broker,
+        open_form_broker(
+            settings, names, broker, lambda record: committed(cache, db, record)
+        ) as forms_broker,
     ):
 
         def broadcast(
@@ -205,11 +212,10 @@ async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapt
 
         yield Adapters(
             form_cache=cache,
-            # Group commit batches RabbitMQ messages; the RocketMQ adapter sends each save alone.
-            open_publisher=lambda metrics: (
-                nullcontext(forms_broker)
-                if settings.broker == "rocketmq"
-                else open_save_publisher(settings, broker, names, metrics)
+            # Group commit (VOLREG_GROUP_COMMIT) on either broker; transactional saves go as
+            # half messages of one save each instead (``halves``).
+            open_publisher=lambda metrics: open_save_publisher(
+                settings, forms_broker, names, metrics
             ),
             database=db,
             open_naive_store=lambda: open_naive_store(settings),
@@ -235,7 +241,17 @@ async def open_adapters(settings: Settings, names: Names) -> AsyncIterator[Adapt
                 settings.broker_timeout_s,
             ),
             last_reconcile=ConsoleTables(db).last_reconcile,
+            halves=_halves(settings, forms_broker),
         )
+
+
+def _halves(settings: Settings, broker: FormBroker) -> HalfPublisher | None:
+    if not settings.rocketmq_transactions:
+        return None
+    from service.storage.rocket import RocketBroker
+
+    assert isinstance(broker, RocketBroker)  # settings_rules: transactions need RocketMQ
+    return broker
 
 
 @asynccontextmanager
@@ -352,7 +368,13 @@ async def _services(
                 settings.hot_key_ttl_s,
             )
         forms = Forms(
-            a.form_cache, publisher, a.database, batches, catalogue, observe=_stage_timer(app)
+            a.form_cache,
+            publisher,
+            a.database,
+            batches,
+            catalogue,
+            observe=_stage_timer(app),
+            halves=a.halves,
         )
         yield Services(
             forms=forms,
@@ -377,7 +399,7 @@ async def _services(
             hot_view=hot_view,
             progress=None if a.filing is None else Progress(a.filing),
             history=None if a.filing is None else History(a.filing),
-            submissions=Submissions(forms, a.form_cache, publisher, batches),
+            submissions=Submissions(forms, a.form_cache, batches),
             pipeline=_pipeline(settings, a),
         )
 

@@ -6,9 +6,9 @@ The catalogue's invalidation broadcast stays on RabbitMQ either way (README: "Br
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 from schemas.records import FormRecord
 from service.core import settings_rules
@@ -25,6 +25,8 @@ class FormBroker(Protocol):
 
     async def publish(self, record: FormRecord) -> None: ...
 
+    async def publish_batch(self, records: Sequence[FormRecord]) -> None: ...
+
     async def ping(self) -> None: ...
 
     async def consume(self, handler: Callable[[Inbound], Awaitable[None]]) -> None: ...
@@ -37,14 +39,18 @@ def check(settings: Settings) -> None:
 
 @asynccontextmanager
 async def open_form_broker(
-    settings: Settings, names: Names, rabbit_broker: rabbit.RabbitBroker | None = None
+    settings: Settings,
+    names: Names,
+    rabbit_broker: rabbit.RabbitBroker | None = None,
+    committed: Callable[[FormRecord], Coroutine[Any, Any, bool | None]] | None = None,
 ) -> AsyncIterator[FormBroker]:
-    """The form broker; on RabbitMQ an already open ``rabbit_broker`` is reused."""
+    """The form broker; on RabbitMQ an already open ``rabbit_broker`` is reused. On RocketMQ
+    with transactions, ``committed`` answers the broker's check-backs (the API's broker)."""
     check(settings)
     if settings.broker == "rocketmq":
         from service.storage import rocket
 
-        async with rocket.open_broker(settings, names) as rocket_broker:
+        async with rocket.open_broker(settings, names, committed) as rocket_broker:
             yield rocket_broker
     elif rabbit_broker is not None:
         yield rabbit_broker

@@ -154,46 +154,54 @@ class RabbitBroker:
         return link
 
     async def publish(self, record: FormRecord) -> None:
-        """Returns once the broker confirmed; raises BrokerUnavailable otherwise."""
-        link = self._ready_link()
-        headers, body = messages.encode(record, self._names.queue_index(record.candidate_id))
+        """Returns once the broker confirmed; raises BrokerUnavailable when nothing was sent and
+        PublishUncertain when it was sent without a confirm."""
+        index = self._names.queue_index(record.candidate_id)
+        headers, body = messages.encode(record, index)
         rid = logs.request_id.get()
         if rid != "-":  # the API request being served: the consumer's logs name it too
             headers[HEADER_REQUEST_ID] = rid
-        message = aio_pika.Message(
+        await self._send_form(
+            index,
+            headers,
             body,
-            headers=headers,
-            content_type=messages.CONTENT_TYPE,
-            content_encoding=messages.CONTENT_ENCODING,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=messages.message_id(record),
+            messages.message_id(record),
+            messages.CONTENT_TYPE,
+            messages.CONTENT_ENCODING,
         )
-        routing_key = str(self._names.queue_index(record.candidate_id))
-        try:
-            await self._confirmed(link.exchange.publish(message, routing_key=routing_key))
-        except BrokerUnavailable as exc:
-            # Sent, or perhaps sent: without the confirm nobody knows whether a majority
-            # persisted it (a consumer may still apply it).
-            raise PublishUncertain from exc.__cause__
 
     async def publish_batch(self, records: Sequence[FormRecord]) -> None:
-        """One message (batch format) for ``records``, all of one queue; returns once the
-        broker confirmed it, raises BrokerUnavailable when nothing was sent and
-        PublishUncertain when it was sent without a confirm."""
-        link = self._ready_link()
+        """One message (batch format) for ``records``, all of one queue; returns and raises
+        as ``publish``."""
         headers, body = messages.encode_batch(records)
+        index = self._names.queue_index(records[0].candidate_id)
+        message_id = messages.batch_message_id(records)
+        await self._send_form(index, headers, body, message_id, messages.BATCH_CONTENT_TYPE)
+
+    async def _send_form(
+        self,
+        index: int,
+        headers: dict[str, Any],
+        body: bytes,
+        message_id: str,
+        content_type: str,
+        content_encoding: str | None = None,
+    ) -> None:
+        """Send one encoded form message to queue ``index`` and await its confirm."""
+        link = self._ready_link()
         message = aio_pika.Message(
             body,
             headers=headers,
-            content_type=messages.BATCH_CONTENT_TYPE,
+            content_type=content_type,
+            content_encoding=content_encoding,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=messages.batch_message_id(records),
+            message_id=message_id,
         )
-        routing_key = str(self._names.queue_index(records[0].candidate_id))
         try:
-            await self._confirmed(link.exchange.publish(message, routing_key=routing_key))
+            await self._confirmed(link.exchange.publish(message, routing_key=str(index)))
         except BrokerUnavailable as exc:
-            # As for one record: without the confirm, every save in it may yet apply.
+            # Sent, or perhaps sent: without the confirm nobody knows whether a majority
+            # persisted it (a consumer may still apply it, every save of a batch included).
             raise PublishUncertain from exc.__cause__
 
     async def dead_letter(self, incoming: AbstractIncomingMessage, reason: str) -> None:

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import Future
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -34,12 +34,20 @@ from rocketmq import (
     Message,
     Producer,
     SimpleConsumer,
+    TransactionChecker,
 )
-from rocketmq.grpc_protocol import Code, QueryRouteRequest
+from rocketmq.grpc_protocol import (
+    Code,
+    EndTransactionRequest,
+    QueryRouteRequest,
+    TransactionResolution,
+    TransactionSource,
+)
+from rocketmq.v5.model import SendReceipt
 
 from schemas import messages
 from schemas.records import FormRecord
-from service.core.errors import BrokerUnavailable
+from service.core.errors import BrokerUnavailable, PublishUncertain
 from service.core.names import Names
 from service.core.ports import Inbound
 from service.core.settings import Settings
@@ -55,7 +63,12 @@ _MONITOR_S = 0.5
 _RECEIVE_BATCH = 32
 _RECEIVE_WAIT_S = 2
 _RETRY_SOON_S = 1
+# Transactional half messages are sent with the client's blocking call, one thread each.
+_HALF_SENDERS = 32
 T = TypeVar("T")
+# Whether a save's Redis commit happened: True, False, or None when nobody can tell yet
+# (service.forms.transactions.committed).
+Committed = Callable[[FormRecord], Coroutine[Any, Any, bool | None]]
 
 
 def topic(names: Names, index: int) -> str:
@@ -74,12 +87,17 @@ def consumer_group(names: Names) -> str:
     return f"{names.queue_prefix}_consumers"
 
 
+def form_message_type(settings: Settings) -> str:
+    """A topic takes one message type: transactional saves need TRANSACTION topics."""
+    return "TRANSACTION" if settings.rocketmq_transactions else "NORMAL"
+
+
 async def create_topology(settings: Settings, names: Names) -> None:
     """The topics this prefix needs (idempotent: the broker updates an existing topic)."""
     timeout = settings.broker_timeout_s
-
+    kind = form_message_type(settings)
     for name in all_topics(names):
-        await rocket_admin.create_topic(settings.rocketmq_broker_addr, name, "NORMAL", timeout)
+        await rocket_admin.create_topic(settings.rocketmq_broker_addr, name, kind, timeout)
     await rocket_admin.create_topic(
         settings.rocketmq_broker_addr, dead_topic(names), "NORMAL", timeout
     )
@@ -118,12 +136,25 @@ class _Clients:
 
 
 class RocketBroker:
-    """Publisher and consumer on RocketMQ 5 through the proxy's gRPC endpoint."""
+    """Publisher and consumer on RocketMQ 5 through the proxy's gRPC endpoint.
 
-    def __init__(self, settings: Settings, names: Names) -> None:
+    With ``rocketmq_transactions`` saves go as half messages (``publish_half``) and
+    ``committed`` answers the broker's check-backs; a broker without it (the consumer's)
+    publishes dead letters only and registers no form topic, so the proxy never asks it."""
+
+    def __init__(
+        self, settings: Settings, names: Names, committed: Committed | None = None
+    ) -> None:
         self._settings = settings
         self._names = names
         self._topics = all_topics(names)
+        self._committed = committed
+        self._transactions = settings.rocketmq_transactions
+        # The proxy sends a check-back to a producer that named the topic (its producer group).
+        self._sends_to = (
+            [dead_topic(names)] if self._transactions and committed is None else self._topics
+        )
+        self._half_senders: ThreadPoolExecutor | None = None
         self._clients: _Clients | None = None
         self._up = False
         self._connected = asyncio.Event()
@@ -164,6 +195,16 @@ class RocketBroker:
         clients, self._clients = self._clients, None
         if clients is not None:
             await asyncio.to_thread(_shutdown, clients)
+        if self._half_senders is not None:
+            self._half_senders.shutdown(wait=False, cancel_futures=True)
+
+    def _new_producer(self) -> Producer:
+        if not self._transactions or self._committed is None:
+            return Producer(self._config(), self._sends_to)
+        assert self._loop is not None
+        self._half_senders = ThreadPoolExecutor(_HALF_SENDERS, thread_name_prefix="rocketmq-half")
+        checker = _Checker(self._loop, self._committed, self._settings.rocketmq_check_timeout_s)
+        return Producer(self._config(), self._sends_to, checker=checker)
 
     def _config(self) -> ClientConfiguration:
         timeout = max(1, int(self._settings.broker_timeout_s))
@@ -176,7 +217,7 @@ class RocketBroker:
         while self._clients is None:
             try:
                 await create_topology(self._settings, self._names)
-                producer = Producer(self._config(), self._topics)
+                producer = self._new_producer()
                 await asyncio.to_thread(producer.startup)
                 self._clients = _Clients(producer)
             except (rocket_admin.AdminError, Exception) as exc:
@@ -196,7 +237,7 @@ class RocketBroker:
                 # Routes the client failed to fetch at startup are fetched on demand, in a
                 # blocking call: fetch them here, off the event loop, before the first send.
                 producer = self._clients.producer
-                for name in self._topics:
+                for name in self._sends_to:
                     await asyncio.to_thread(producer._retrieve_topic_route_data, name)
             self._up = up
             if up:
@@ -248,59 +289,99 @@ class RocketBroker:
 
     # --- publishing ------------------------------------------------------------------------
 
-    def _message(self, record: FormRecord) -> Message:
-        index = self._names.queue_index(record.candidate_id)
-        headers, body = messages.encode(record, index)
+    def _form_message(
+        self, index: int, headers: Mapping[str, Any], body: bytes, key: str
+    ) -> Message:
         message = Message()
         message.topic = topic(self._names, index)
         message.body = body
-        message.keys = messages.message_id(record)
+        message.keys = key
         for name, value in properties_of(headers).items():
             message.add_property(name, value)
         return message
 
+    def _record_message(self, record: FormRecord) -> Message:
+        index = self._names.queue_index(record.candidate_id)
+        headers, body = messages.encode(record, index)
+        return self._form_message(index, headers, body, messages.message_id(record))
+
     async def publish(self, record: FormRecord) -> None:
         """Returns once the broker answered with a SendReceipt (SYNC_FLUSH: on disk)."""
-        producer = self._producer()
-        message = self._message(record)
-        try:
-            future = producer.send_async(message)
-        except Exception as exc:  # no route, client stopped, refused message type
-            raise BrokerUnavailable from exc
-        await self._bridge(future, self._settings.broker_timeout_s)
+        await self._send(self._record_message(record))
 
     async def publish_batch(self, records: Sequence[FormRecord]) -> None:
         """One message (batch format) for ``records``, all of one topic; returns once the
         broker answered with a SendReceipt (SYNC_FLUSH: on disk)."""
         index = self._names.queue_index(records[0].candidate_id)
         headers, body = messages.encode_batch(records)
-        message = Message()
-        message.topic = topic(self._names, index)
-        message.body = body
-        message.keys = messages.batch_message_id(records)
-        for name, value in properties_of(headers).items():
-            message.add_property(name, value)
+        await self._send(
+            self._form_message(index, headers, body, messages.batch_message_id(records))
+        )
+
+    async def _send(self, message: Message) -> None:
+        """Send and await the SendReceipt: BrokerUnavailable when the client refused the
+        message (nothing sent), PublishUncertain when no receipt came (it may be stored)."""
         try:
             future = self._producer().send_async(message)
+        except BrokerUnavailable:
+            raise
         except Exception as exc:  # no route, client stopped, refused message type
             raise BrokerUnavailable from exc
-        await self._bridge(future, self._settings.broker_timeout_s)
+        try:
+            await self._bridge(future, self._settings.broker_timeout_s)
+        except BrokerUnavailable as exc:
+            raise PublishUncertain from exc.__cause__
+
+    async def publish_half(self, record: FormRecord) -> HalfMessage:
+        """Send ``record`` as a half message: stored (SYNC_FLUSH) but kept from consumers
+        until committed. Raises BrokerUnavailable when it was not stored, or may have been
+        stored without a receipt: such a half message is never committed by this process,
+        and the check-back rolls it back, since the save's Redis commit never happens."""
+        producer = self._producer()
+        if self._half_senders is None:
+            raise BrokerUnavailable("this process sends no transactional messages")
+        message = self._record_message(record)
+        try:
+            transaction = producer.begin_transaction()
+            sending = asyncio.get_running_loop().run_in_executor(
+                self._half_senders, producer.send, message, transaction
+            )
+            async with asyncio.timeout(self._settings.broker_timeout_s):
+                receipt = await sending
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise BrokerUnavailable from exc
+        return HalfMessage(self, message, receipt)
+
+    async def end_transaction(
+        self, message: Message, receipt: SendReceipt, resolution: TransactionResolution
+    ) -> None:
+        """Commit or roll back a half message; BrokerUnavailable without the broker's OK."""
+        producer = self._producer()
+        request = EndTransactionRequest()
+        request.topic.name = message.topic
+        request.topic.resource_namespace = producer.client_configuration.namespace
+        request.message_id = receipt.message_id
+        request.transaction_id = receipt.transaction_id
+        request.resolution = resolution
+        request.source = TransactionSource.SOURCE_CLIENT
+        try:
+            future = producer.rpc_client.end_transaction_async(
+                receipt.message_queue.endpoints,
+                request,
+                metadata=producer.sign(),
+                timeout=self._settings.broker_timeout_s,
+            )
+        except Exception as exc:
+            raise BrokerUnavailable from exc
+        answer = await self._bridge(future, self._settings.broker_timeout_s)
+        if answer.status.code != Code.OK:
+            raise BrokerUnavailable(f"end transaction refused: {answer.status.message}")
 
     async def dead_letter(self, message: Message, reason: str) -> None:
         """Park a message that can never be applied, with the reason, then ack the original."""
-        producer = self._producer()
-        parked = Message()
-        parked.topic = dead_topic(self._names)
-        parked.body = message.body
-        for name, value in (message.properties or {}).items():
-            parked.add_property(name, value)
-        parked.add_property(REASON_PROPERTY, reason[:1000])
-        parked.add_property("x-volreg-topic", message.topic or "")
-        try:
-            future = producer.send_async(parked)
-        except Exception as exc:
-            raise BrokerUnavailable from exc
-        await self._bridge(future, self._settings.broker_timeout_s)
+        await self._park(message, message.properties or {}, bytes(message.body or b""), reason)
         await self.ack(message)
 
     async def park_part(
@@ -308,18 +389,19 @@ class RocketBroker:
     ) -> None:
         """Park one record of a batch message as a message of its own, with the reason; the
         original is acked by the consumer once all its records are settled."""
+        await self._park(message, properties_of(headers), body, reason)
+
+    async def _park(
+        self, message: Message, properties: Mapping[str, str], body: bytes, reason: str
+    ) -> None:
         parked = Message()
         parked.topic = dead_topic(self._names)
         parked.body = body
-        for name, value in properties_of(headers).items():
+        for name, value in properties.items():
             parked.add_property(name, value)
         parked.add_property(REASON_PROPERTY, reason[:1000])
         parked.add_property("x-volreg-topic", message.topic or "")
-        try:
-            future = self._producer().send_async(parked)
-        except Exception as exc:
-            raise BrokerUnavailable from exc
-        await self._bridge(future, self._settings.broker_timeout_s)
+        await self._send(parked)
 
     async def dead_letters(self, count: int, timeout: float) -> list[dict[str, Any]]:
         """Read (and ack) up to ``count`` parked messages' properties, waiting at most
@@ -465,6 +547,72 @@ class RocketBroker:
         self._in_flight.release()
 
 
+@dataclass(frozen=True, slots=True)
+class HalfMessage:
+    """A stored half message of one save, invisible to consumers until committed."""
+
+    broker: RocketBroker
+    message: Message
+    receipt: SendReceipt
+
+    async def commit(self) -> None:
+        """Let consumers have it. PublishUncertain when the broker's answer did not come: the
+        check-back commits it later if the save's Redis commit happened."""
+        try:
+            await self.broker.end_transaction(
+                self.message, self.receipt, TransactionResolution.COMMIT
+            )
+        except BrokerUnavailable as exc:
+            raise PublishUncertain from exc
+
+    async def rollback(self) -> None:
+        """Discard it. Without the broker's answer the check-back decides, as it would."""
+        try:
+            await self.broker.end_transaction(
+                self.message, self.receipt, TransactionResolution.ROLLBACK
+            )
+        except BrokerUnavailable as exc:
+            log.warning("rollback of %s unanswered; the check-back settles it", self.message.keys)
+            log.debug("rollback failure", exc_info=exc)
+
+
+class _Checker(TransactionChecker):  # type: ignore[misc]  # the client ships no type hints
+    """The broker's check-back about a half message left undecided (the API process died
+    between the send and the commit, or the commit's answer was lost): COMMIT when the save's
+    Redis commit happened, ROLLBACK when it did not. Runs on the client's check thread, and
+    asks ``committed`` on the service's event loop."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, committed: Committed, timeout_s: float
+    ) -> None:
+        self._loop = loop
+        self._committed = committed
+        self._timeout_s = timeout_s
+
+    def check(self, message: Message) -> TransactionResolution:
+        try:
+            record = messages.decode(
+                headers_of(message.properties or {}), bytes(message.body or b"")
+            )
+        except messages.MessageFormatError:
+            log.warning("check-back about a message not ours (%s): rolled back", message.keys)
+            return TransactionResolution.ROLLBACK
+        asking = asyncio.run_coroutine_threadsafe(self._committed(record), self._loop)
+        try:
+            outcome = asking.result(self._timeout_s)
+        except Exception as exc:
+            asking.cancel()
+            outcome = None
+            log.warning("check-back about %s: no answer (%r)", messages.message_id(record), exc)
+        if outcome is None:
+            # No answer to the broker: it asks again at its next check interval.
+            raise BrokerUnavailable(f"cannot tell yet whether {record.key} was committed")
+        log.info(
+            "check-back: %s %s", messages.message_id(record), "commit" if outcome else "roll back"
+        )
+        return TransactionResolution.COMMIT if outcome else TransactionResolution.ROLLBACK
+
+
 async def _park(delivery: _Delivery, reason: str) -> None:
     try:
         await delivery.dead_letter(reason)
@@ -523,8 +671,10 @@ class _Delivery:
 
 
 @asynccontextmanager
-async def open_broker(settings: Settings, names: Names) -> AsyncIterator[RocketBroker]:
-    broker = RocketBroker(settings, names)
+async def open_broker(
+    settings: Settings, names: Names, committed: Committed | None = None
+) -> AsyncIterator[RocketBroker]:
+    broker = RocketBroker(settings, names, committed)
     await broker.start()
     try:
         yield broker
