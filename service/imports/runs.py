@@ -8,7 +8,10 @@ costs disk reads and writes. Measured on a 1M-row file: see docs/import.md.
 from __future__ import annotations
 
 import heapq
+import os
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -52,6 +55,44 @@ class SortedRuns:
         return heapq.merge(*files)
 
 
+_PREFIX = "volreg-import-"
+# A directory is left behind only by an import killed before it could clean up (SIGKILL, a
+# crash). Removed by the next import, once its process is gone and it has not changed for
+# this long (a process of another PID namespace sharing the directory is still working).
+ORPHAN_AGE_S = 600.0
+
+
 def run_directory(stack: ExitStack) -> Path:
-    """A private temporary directory, removed when ``stack`` closes."""
-    return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="volreg-import-")))
+    """A private temporary directory, removed when ``stack`` closes. Directories that
+    killed imports left behind are removed first."""
+    remove_orphans(Path(tempfile.gettempdir()))
+    prefix = f"{_PREFIX}{os.getpid()}-"
+    return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+
+
+def remove_orphans(root: Path, min_age_s: float = ORPHAN_AGE_S) -> list[Path]:
+    """Remove ``volreg-import-<pid>-*`` directories under ``root`` whose process has ended
+    and which have not changed for ``min_age_s``; returns what was removed."""
+    removed: list[Path] = []
+    now = time.time()
+    for path in root.glob(f"{_PREFIX}*-*"):
+        pid = path.name[len(_PREFIX) :].partition("-")[0]
+        try:
+            young = now - path.stat().st_mtime < min_age_s
+        except OSError:
+            continue  # removed meanwhile
+        if not pid.isdigit() or young or _alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
