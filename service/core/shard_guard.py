@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
+from service.core.background import running
 from service.core.errors import DatabaseUnavailable
 from service.core.settings_rules import SettingsError
 
@@ -53,10 +54,5 @@ class ShardGuard:
                 log.info("shard count verified")
                 return
 
-        task = asyncio.create_task(later(), name="shard-count-check")
-        try:
+        async with running(later(), name="shard-count-check"):
             yield
-        finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 from aiohttp import web
 
 from schemas import urls
+from service.core.background import running
 from service.core.errors import Unavailable
 from service.core.metrics import ConsumerMetrics, exposition
 from service.core.token_keys import is_metrics_token
@@ -97,10 +98,5 @@ async def sampling(
                 log.exception("%s failed", name)
             await asyncio.sleep(interval_s)
 
-    task = asyncio.create_task(loop(), name=name)
-    try:
+    async with running(loop(), name=name):
         yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task

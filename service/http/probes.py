@@ -12,8 +12,10 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+
+from service.core.background import running
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +116,5 @@ class Readiness:
                 # readiness waits for it.
                 await asyncio.sleep(interval_s if self._connected_or_late() else _FIRST_S)
 
-        task = asyncio.create_task(loop(), name="dependency-probe")
-        try:
+        async with running(loop(), name="dependency-probe"):
             yield
-        finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
