@@ -63,6 +63,20 @@ TEST_MIGRATE_PASSWORD = os.environ.get(
 )
 
 
+def volreg_bare(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``volreg ARGS`` with no VOLREG_* setting but ``env``'s and no env file: the command
+    line as a bare machine sees it."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("VOLREG_")}
+    return subprocess.run(
+        [sys.executable, "-m", "service.main.cli", *args],
+        env={**clean, "VOLREG_ENV_FILE": "/nonexistent", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+
+
 def make_settings(**overrides: Any) -> Settings:
     """Settings isolated to this test run: own database, key prefix and queue names."""
     database = f"{TEST_MYSQL}/volreg_test_{RUN}"

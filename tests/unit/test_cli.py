@@ -4,28 +4,13 @@ effect (never a password), exit codes; `--version`; settings validated before he
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 
 import pytest
 
 from service.core.settings import Settings
 from service.main.cli import parser
 from service.main.cli_help import COMMANDS, masked, version
-from tests.support import ROOT
-
-
-def _volreg(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("VOLREG_")}
-    return subprocess.run(
-        [sys.executable, "-m", "service.main.cli", *args],
-        env={**clean, "VOLREG_ENV_FILE": "/nonexistent", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+from tests.support import volreg_bare
 
 
 def test_every_subcommand_documents_itself() -> None:
@@ -45,7 +30,7 @@ def test_every_subcommand_documents_itself() -> None:
 
 
 def test_help_shows_values_in_effect_without_secrets() -> None:
-    done = _volreg(
+    done = volreg_bare(
         "serve",
         "--help",
         VOLREG_HTTP_PORT="9123",
@@ -64,14 +49,14 @@ def test_help_shows_values_in_effect_without_secrets() -> None:
 
 
 def test_help_does_not_bypass_validation() -> None:
-    done = _volreg("serve", "--help", VOLREG_HTTP_PORT="99999")
+    done = volreg_bare("serve", "--help", VOLREG_HTTP_PORT="99999")
     assert done.returncode == 2
     assert "VOLREG_HTTP_PORT=99999: must be between 1 and 65535" in done.stderr
     assert done.stdout == ""
 
 
 def test_version() -> None:
-    done = _volreg("--version")
+    done = volreg_bare("--version")
     assert done.returncode == 0
     assert done.stdout.strip() == f"volreg {version()}"
     assert version() != "unknown"

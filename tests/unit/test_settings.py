@@ -4,16 +4,13 @@ from the command line (pure logic: no server)."""
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
 
 import pytest
 
 from service.core.settings import Settings
 from service.core.settings_rules import BOUNDS, SettingsError
 from service.storage.mysql_migrate import as_owner
-from tests.support import ROOT
+from tests.support import volreg_bare
 
 
 @pytest.mark.parametrize(
@@ -91,24 +88,12 @@ def test_every_numeric_setting_has_a_bound_and_every_bound_a_setting() -> None:
     assert set(BOUNDS) - numeric == set(), "bounds of settings that do not exist"
 
 
-def _volreg(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("VOLREG_")}
-    return subprocess.run(
-        [sys.executable, "-m", "service.main.cli", *args],
-        env={**clean, "VOLREG_ENV_FILE": "/nonexistent", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
-
-
 @pytest.mark.parametrize(
     "env",
     [{"VOLREG_LOG_LEVEL": "LOUD"}, {"VOLREG_SHRADS": "64"}, {"VOLREG_REDIS_URL": "htp://x"}],
 )
 def test_the_command_line_says_what_is_wrong_and_exits_2(env: dict[str, str]) -> None:
-    done = _volreg("migrate", **env)
+    done = volreg_bare("migrate", **env)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     [name] = env
